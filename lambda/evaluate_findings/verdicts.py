@@ -1,0 +1,258 @@
+"""Pure decision logic of evaluate_findings: the finding policy, finding tallies and per-object verdicts.
+
+No AWS calls here. Everything a verdict depends on is passed in, so every combination can be tested.
+Precedence: CORRUPT > DENY > REVIEW > CLEAN. Every reason that applies is reported, also when a
+stronger one decides the verdict, and reasons never quote finding samples or object contents.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pipeline_common.constants import (
+    ALLOW,
+    CLEAN,
+    CORRUPT,
+    DENY,
+    INTEGRITY_RESULTS,
+    POLICY_ACTIONS,
+    REVIEW,
+    SEVERITIES,
+    UNCHECKED,
+)
+from pipeline_common.errors import InvalidInputError
+
+# Analysis status of one object, from Macie's sensitive data discovery results.
+COMPLETE, PARTIAL, SKIPPED, MISSING = "COMPLETE", "PARTIAL", "SKIPPED", "MISSING"
+ANALYSIS_STATUSES = (COMPLETE, PARTIAL, SKIPPED, MISSING)
+
+VERDICT_RANK = {CLEAN: 0, REVIEW: 1, DENY: 2, CORRUPT: 3}
+SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3}
+# What an unknown or missing severity counts as: fail closed.
+FALLBACK_SEVERITY = "HIGH"
+
+DEFAULT_FINDING_POLICY = {"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": REVIEW}
+DEFAULT_UNKNOWN_FORMAT_POLICY = REVIEW
+
+MAX_REASON_DETAIL = 200
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What to do with findings of each severity, and with objects whose format could not be checked."""
+
+    findings: Mapping[str, str]
+    unknown_format: str = DEFAULT_UNKNOWN_FORMAT_POLICY
+
+    def action_for(self, severity: str) -> str:
+        return self.findings[severity]
+
+
+def parse_finding_policy(text: str | None) -> dict[str, str]:
+    """Parse FINDING_POLICY (JSON ``{"LOW": action, "MEDIUM": action, "HIGH": action}``).
+
+    Unset or empty means every severity needs review. Keys and actions are case-insensitive; a
+    severity left out keeps its default (REVIEW). Anything else raises InvalidInputError.
+    """
+    if text is None or not text.strip():
+        return dict(DEFAULT_FINDING_POLICY)
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise InvalidInputError(f"FINDING_POLICY is not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(
+            'FINDING_POLICY must be a JSON object like {"LOW": "ALLOW", "MEDIUM": "REVIEW", "HIGH": "DENY"}'
+        )
+    policy = dict(DEFAULT_FINDING_POLICY)
+    problems = []
+    for severity, action in raw.items():
+        sev = str(severity).strip().upper()
+        act = action.strip().upper() if isinstance(action, str) else action
+        if sev not in SEVERITIES:
+            problems.append(f"unknown severity {severity!r} (expected one of {', '.join(SEVERITIES)})")
+        elif act not in POLICY_ACTIONS:
+            problems.append(f"unknown action {action!r} for {sev} (expected one of {', '.join(POLICY_ACTIONS)})")
+        else:
+            policy[sev] = act
+    if problems:
+        raise InvalidInputError("FINDING_POLICY: " + "; ".join(problems))
+    return policy
+
+
+def parse_unknown_format_policy(text: str | None) -> str:
+    """Parse UNKNOWN_FORMAT_POLICY (ALLOW|REVIEW|DENY); unset means REVIEW."""
+    if text is None or not text.strip():
+        return DEFAULT_UNKNOWN_FORMAT_POLICY
+    action = text.strip().upper()
+    if action not in POLICY_ACTIONS:
+        raise InvalidInputError(
+            f"UNKNOWN_FORMAT_POLICY must be one of {', '.join(POLICY_ACTIONS)}, got {text!r}"
+        )
+    return action
+
+
+def load_policy(env: Mapping[str, str]) -> Policy:
+    return Policy(
+        findings=parse_finding_policy(env.get("FINDING_POLICY")),
+        unknown_format=parse_unknown_format_policy(env.get("UNKNOWN_FORMAT_POLICY")),
+    )
+
+
+def normalise_severity(severity: Any) -> str | None:
+    """``finding.severity`` ({"description": "High", ...}) -> "HIGH"; None when missing or unknown."""
+    description = severity.get("description") if isinstance(severity, Mapping) else None
+    if not isinstance(description, str):
+        return None
+    value = description.strip().upper()
+    return value if value in SEVERITIES else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def detection_counts(finding: Mapping[str, Any]) -> dict[str, int]:
+    """Detection type -> occurrences in one finding.
+
+    Managed identifiers are named by ``detections[].type`` (e.g. CREDIT_CARD_NUMBER), custom data
+    identifiers by their name. A finding without any detection detail counts once under its finding type.
+    """
+    counts: dict[str, int] = {}
+    result = ((finding.get("classificationDetails") or {}).get("result")) or {}
+    for item in result.get("sensitiveData") or []:
+        for detection in (item or {}).get("detections") or []:
+            name = (detection or {}).get("type")
+            if isinstance(name, str) and name:
+                counts[name] = counts.get(name, 0) + _count(detection.get("count"))
+    for detection in (result.get("customDataIdentifiers") or {}).get("detections") or []:
+        name = (detection or {}).get("name")
+        if isinstance(name, str) and name:
+            counts[name] = counts.get(name, 0) + _count(detection.get("count"))
+    if not counts:
+        finding_type = finding.get("type")
+        counts[finding_type if isinstance(finding_type, str) and finding_type else "UNKNOWN"] = 1
+    return counts
+
+
+@dataclass
+class FindingTally:
+    """The findings attributed to one object: counts per severity and per detection type."""
+
+    count: int = 0
+    by_severity: dict[str, int] = field(default_factory=dict)
+    unknown_severity: int = 0
+    types: dict[str, int] = field(default_factory=dict)
+
+    def add(self, finding: Mapping[str, Any]) -> None:
+        severity = normalise_severity(finding.get("severity"))
+        if severity is None:
+            self.unknown_severity += 1
+            severity = FALLBACK_SEVERITY
+        self.count += 1
+        self.by_severity[severity] = self.by_severity.get(severity, 0) + 1
+        for name, occurrences in detection_counts(finding).items():
+            self.types[name] = self.types.get(name, 0) + occurrences
+
+    @property
+    def max_severity(self) -> str | None:
+        present = [s for s, n in self.by_severity.items() if n]
+        return max(present, key=SEVERITY_RANK.__getitem__) if present else None
+
+    def summary(self) -> dict[str, Any]:
+        return {"count": self.count, "types": dict(sorted(self.types.items())), "maxSeverity": self.max_severity}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """How the Macie job ended, for every object of the scan."""
+
+    scan_complete: bool = True
+    job_status: str | None = "COMPLETE"
+    job_error: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    reasons: list[str]
+
+
+def _detail(text: Any) -> str:
+    value = " ".join(str(text).split()) if text else ""
+    return value if len(value) <= MAX_REASON_DETAIL else value[: MAX_REASON_DETAIL - 3] + "..."
+
+
+def decide(
+    *,
+    integrity_status: str,
+    findings: FindingTally,
+    analysis: str,
+    policy: Policy,
+    job: JobState,
+    integrity_reason: str | None = None,
+    analysis_reason: str | None = None,
+) -> Verdict:
+    """The verdict for one object, with every reason that contributed to it."""
+    if integrity_status not in INTEGRITY_RESULTS:
+        raise InvalidInputError(f"unknown integrity status {integrity_status!r}")
+    if analysis not in ANALYSIS_STATUSES:
+        raise InvalidInputError(f"unknown analysis status {analysis!r}")
+
+    verdict = CLEAN
+    reasons: list[str] = []
+
+    def at_least(level: str, reason: str) -> None:
+        nonlocal verdict
+        reasons.append(reason)
+        if VERDICT_RANK[level] > VERDICT_RANK[verdict]:
+            verdict = level
+
+    detail = _detail(integrity_reason)
+    if integrity_status == CORRUPT:
+        at_least(CORRUPT, "integrity check failed: the object is empty or cannot be parsed" + (f" ({detail})" if detail else ""))
+    elif integrity_status == UNCHECKED:
+        action = policy.unknown_format
+        text = "the file format is not recognised, so its integrity could not be checked"
+        if action == ALLOW:
+            reasons.append(text + "; allowed by the unknown-format policy")
+        elif action == REVIEW:
+            at_least(REVIEW, text + "; the unknown-format policy requires review")
+        else:
+            at_least(DENY, text + "; the unknown-format policy denies such objects")
+
+    if findings.unknown_severity:
+        reasons.append(
+            f"{findings.unknown_severity} finding(s) had no recognised severity and were treated as {FALLBACK_SEVERITY}"
+        )
+    for severity in sorted(findings.by_severity, key=SEVERITY_RANK.__getitem__, reverse=True):
+        number = findings.by_severity[severity]
+        if not number:
+            continue
+        action = policy.action_for(severity)
+        text = f"{number} {severity}-severity Macie finding(s)"
+        if action == DENY:
+            at_least(DENY, text + "; the finding policy denies them")
+        elif action == REVIEW:
+            at_least(REVIEW, text + "; the finding policy requires review")
+        else:
+            reasons.append(text + "; allowed by the finding policy")
+
+    detail = _detail(analysis_reason)
+    suffix = f" (reason: {detail})" if detail else ""
+    if analysis == MISSING:
+        at_least(REVIEW, "no Macie sensitive data discovery result was found for the object, so it may not have been analysed")
+    elif analysis == PARTIAL:
+        at_least(REVIEW, "Macie analysed only part of the object" + suffix)
+    elif analysis == SKIPPED:
+        at_least(REVIEW, "Macie skipped the object and did not analyse it" + suffix)
+
+    if not job.scan_complete:
+        status = f" (job status {job.job_status})" if job.job_status else ""
+        at_least(REVIEW, f"the Macie classification job did not complete{status}")
+    if job.job_error:
+        at_least(REVIEW, "the Macie classification job reported errors while analysing objects")
+
+    return Verdict(verdict, reasons)

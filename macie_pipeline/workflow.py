@@ -1,0 +1,741 @@
+"""The scan workflow as a Standard state machine, one small function per step.
+
+Read :meth:`ScanWorkflow.definition` first: it chains the steps in the order of the diagram in the
+README. Every task gets a Retry for transient errors and a Catch to a fail-closed path: the object
+stays where it is safe (ingress, quarantine or review), a result event and a notification say so,
+and the execution fails so that the alarms fire. Nothing reaches the vault without a CLEAN verdict
+from a completed scan or a reviewer's APPROVE.
+
+State names are a contract: the tests, the README and the offline engine refer to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+# EventBridge result events (documented in the README).
+EVENT_SOURCE = "sensitive-data-scan-pipeline"
+EVENT_DETAIL_TYPE = "Sensitive Data Scan Result"
+
+TAG_SCAN_ID = "macie-pipeline:scan-id"
+TAG_VERDICT = "macie-pipeline:verdict"
+TAG_FINDINGS = "macie-pipeline:findings"
+TAG_OUTCOME = "macie-pipeline:outcome"
+
+# Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
+HANDLER_TRANSIENT_ERRORS = ["TransientError"]
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+MACIE_THROTTLING_ERRORS = ["Macie2.ThrottlingException"]
+MACIE_TRANSIENT_ERRORS = ["Macie2.InternalServerException", "Macie2.Macie2Exception", "Macie2.SdkClientException"]
+JOB_WAITING_STATUSES = ("RUNNING", "IDLE", "PAUSED", "USER_PAUSED")
+
+
+@dataclass
+class WorkflowResources:
+    """What the workflow calls; the construct creates these and hands them over."""
+
+    prepare_scan: lambda_.IFunction
+    transfer: lambda_.IFunction
+    integrity_check: lambda_.IFunction
+    evaluate_findings: lambda_.IFunction
+    request_review: lambda_.IFunction
+    ingress_bucket: s3.IBucket
+    quarantine_bucket: s3.IBucket
+    review_bucket: s3.IBucket
+    vault_bucket: s3.IBucket
+    topic: sns.ITopic
+    event_bus: events.IEventBus
+    custom_data_identifier_ids: Sequence[str]
+    allow_list_ids: Sequence[str]
+    custom_data_identifier_arns: Sequence[str]
+    allow_list_arns: Sequence[str]
+
+
+@dataclass
+class WorkflowSettings:
+    managed_data_identifier_selector: str
+    managed_data_identifier_ids: Sequence[str]
+    poll_interval: Duration
+    max_scan_wait: Duration
+    approval_timeout: Duration
+    approval_heartbeat: Optional[Duration]
+    deny_policy: str
+    stage_concurrency: int = 10
+
+
+class ScanWorkflow(Construct):
+    """Builds the state machine definition. ``definition`` is the chain to hand to the state machine."""
+
+    def __init__(self, scope: Construct, id: str, *, resources: WorkflowResources, settings: WorkflowSettings) -> None:
+        super().__init__(scope, id)
+        self._r = resources
+        self._s = settings
+        stack = Stack.of(self)
+        self._account = stack.account
+        self._partition = stack.partition
+        self._region = stack.region
+        self.definition = self._build()
+
+    # ------------------------------------------------------------------ the whole path
+    def _build(self) -> sfn.IChainable:
+        scan_failed = self._scan_failed()
+        prepare = self._prepare_scan(self._invalid_input())
+        stage = self._stage_and_check(scan_failed)
+        start_job = self._start_macie_job(scan_failed)
+        wait_for_job, evaluate = self._wait_for_macie_job(scan_failed)
+        route = self._route(scan_failed)
+        report = self._report_summary(scan_failed)
+
+        nothing_to_scan = sfn.Succeed(self, "Nothing to scan", comment="Every object was a duplicate or filtered out")
+        anything = (
+            sfn.Choice(self, "Anything to scan?")
+            .when(sfn.Condition.number_greater_than("$.objectCount", 0), stage)
+            .otherwise(nothing_to_scan)
+        )
+        stage.next(start_job)
+        start_job.next(wait_for_job)
+        evaluate.next(route).next(report).next(sfn.Succeed(self, "Scan finished"))
+        return prepare.next(anything)
+
+    # ------------------------------------------------------------------ steps
+    def _prepare_scan(self, invalid_input: sfn.IChainable) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            "Prepare scan",
+            lambda_function=self._r.prepare_scan,
+            payload=sfn.TaskInput.from_object({"event.$": "$", "executionName.$": "$$.Execution.Name"}),
+            result_selector={
+                "scanId.$": "$.Payload.scanId",
+                "trigger.$": "$.Payload.trigger",
+                "objects.$": "$.Payload.objects",
+                "objectCount.$": "$.Payload.objectCount",
+                "skipped.$": "$.Payload.skipped",
+            },
+            result_path="$",
+            comment="Validate the event, claim each object version once, derive the scan id",
+        )
+        self._lambda_retry(task)
+        task.add_catch(invalid_input, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    def _stage_and_check(self, scan_failed: sfn.IChainable) -> sfn.Map:
+        """Per object: copy the exact version to quarantine with the scan-id tag, then check integrity."""
+        stage_map = sfn.Map(
+            self,
+            "Stage objects",
+            items_path="$.objects",
+            item_selector={"source.$": "$$.Map.Item.Value", "scanId.$": "$.scanId"},
+            max_concurrency=self._s.stage_concurrency,
+            result_path="$.items",
+            comment="Copy each object version to quarantine and check its integrity",
+        )
+        copy = self._transfer(
+            "Copy to quarantine",
+            {
+                "operation": "copy",
+                "source.$": "$.source",
+                "destination": {
+                    "bucket": self._r.quarantine_bucket.bucket_name,
+                    "key.$": "States.Format('scans/{}/{}', $.scanId, $.source.key)",
+                },
+                "tags": {TAG_SCAN_ID + ".$": "$.scanId", TAG_OUTCOME: "SCANNING"},
+            },
+            result_path="$.staged",
+        )
+        check = tasks.LambdaInvoke(
+            self,
+            "Check integrity",
+            lambda_function=self._r.integrity_check,
+            payload=sfn.TaskInput.from_object({"object.$": "$.staged", "originalKey.$": "$.source.key"}),
+            result_selector={
+                "status.$": "$.Payload.status",
+                "format.$": "$.Payload.format",
+                "reason.$": "$.Payload.reason",
+                "checksum.$": "$.Payload.checksum",
+            },
+            result_path="$.integrity",
+            comment="Parse the staged copy in bounded memory; verify the uploader's checksum",
+        )
+        self._lambda_retry(check)
+        item_failed = self._object_failed("Staging failed", "$.source", "INGRESS")
+        for task in (copy, check):
+            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
+        keep = sfn.Pass(
+            self,
+            "Staged",
+            parameters={
+                "source.$": "$.source",
+                "staged.$": "$.staged",
+                "integrity.$": "$.integrity",
+            },
+        )
+        stage_map.item_processor(copy.next(check).next(keep))
+        stage_map.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        return stage_map
+
+    def _start_macie_job(self, scan_failed: sfn.IChainable) -> tasks.CallAwsService:
+        parameters = {
+            "ClientToken.$": "$.scanId",
+            "JobType": "ONE_TIME",
+            "Name.$": "States.Format('sensitive-data-scan-{}', $.scanId)",
+            "Description": "One-time scan of objects staged by SensitiveDataScanPipeline",
+            "SamplingPercentage": 100,
+            "ManagedDataIdentifierSelector": self._s.managed_data_identifier_selector,
+            "S3JobDefinition": {
+                "BucketDefinitions": [{"AccountId": self._account, "Buckets": [self._r.quarantine_bucket.bucket_name]}],
+                "Scoping": {
+                    "Includes": {
+                        "And": [
+                            {
+                                "TagScopeTerm": {
+                                    "Comparator": "EQ",
+                                    "Key": "TAG",
+                                    "TagValues": [{"Key": TAG_SCAN_ID, "Value.$": "$.scanId"}],
+                                    "Target": "S3_OBJECT",
+                                }
+                            }
+                        ]
+                    }
+                },
+            },
+        }
+        if self._s.managed_data_identifier_ids:
+            parameters["ManagedDataIdentifierIds"] = list(self._s.managed_data_identifier_ids)
+        if self._r.custom_data_identifier_ids:
+            parameters["CustomDataIdentifierIds"] = list(self._r.custom_data_identifier_ids)
+        if self._r.allow_list_ids:
+            parameters["AllowListIds"] = list(self._r.allow_list_ids)
+        task = tasks.CallAwsService(
+            self,
+            "Start Macie job",
+            service="macie2",
+            action="createClassificationJob",
+            parameters=parameters,
+            iam_action="macie2:CreateClassificationJob",
+            iam_resources=[self._job_arn_pattern(), *self._r.custom_data_identifier_arns, *self._r.allow_list_arns],
+            result_selector={"jobId.$": "$.JobId"},
+            result_path="$.job",
+            comment="One job for the batch, scoped by the scan-id tag; the client token makes retries create no second job",
+        )
+        # CreateClassificationJob is limited to about 0.1 requests per second: back off generously.
+        task.add_retry(
+            errors=MACIE_THROTTLING_ERRORS,
+            interval=Duration.seconds(15),
+            max_attempts=8,
+            backoff_rate=2,
+            max_delay=Duration.minutes(5),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        self._sdk_retry(task, MACIE_TRANSIENT_ERRORS)
+        task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    def _wait_for_macie_job(self, scan_failed: sfn.IChainable) -> tuple[sfn.IChainable, sfn.IChainable]:
+        """Bounded poll loop. Returns (entry state, evaluate state)."""
+        poll_seconds = int(self._s.poll_interval.to_seconds())
+        max_polls = max(1, -(-int(self._s.max_scan_wait.to_seconds()) // poll_seconds))
+        start = sfn.Pass(self, "Start polling", result=sfn.Result.from_object({"count": 0}), result_path="$.poll")
+        wait = sfn.Wait(self, "Wait for Macie job", time=sfn.WaitTime.duration(self._s.poll_interval))
+        describe = tasks.CallAwsService(
+            self,
+            "Describe Macie job",
+            service="macie2",
+            action="describeClassificationJob",
+            parameters={"JobId.$": "$.job.jobId"},
+            iam_action="macie2:DescribeClassificationJob",
+            iam_resources=[self._job_arn_pattern()],
+            result_selector={
+                "jobId.$": "$.JobId",
+                "jobStatus.$": "$.JobStatus",
+                "lastRunErrorStatus.$": "$.LastRunErrorStatus.Code",
+            },
+            result_path="$.job",
+        )
+        self._sdk_retry(describe, MACIE_THROTTLING_ERRORS + MACIE_TRANSIENT_ERRORS)
+        describe.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        count = sfn.Pass(
+            self,
+            "Count poll",
+            parameters={"count.$": "States.MathAdd($.poll.count, 1)"},
+            result_path="$.poll",
+        )
+        evaluate = self._evaluate_findings(scan_failed)
+        complete = sfn.Pass(self, "Scan complete", result=sfn.Result.from_boolean(True), result_path="$.scanComplete")
+        incomplete = sfn.Pass(
+            self,
+            "Scan incomplete",
+            result=sfn.Result.from_boolean(False),
+            result_path="$.scanComplete",
+            comment="Cancelled, timed out or unknown status: every object is at least REVIEW",
+        )
+        cancel = tasks.CallAwsService(
+            self,
+            "Cancel Macie job",
+            service="macie2",
+            action="updateClassificationJob",
+            parameters={"JobId.$": "$.job.jobId", "JobStatus": "CANCELLED"},
+            iam_action="macie2:UpdateClassificationJob",
+            iam_resources=[self._job_arn_pattern()],
+            result_path=sfn.JsonPath.DISCARD,
+            comment="The scan took longer than max_scan_wait: stop paying for it",
+        )
+        self._sdk_retry(cancel, MACIE_THROTTLING_ERRORS + MACIE_TRANSIENT_ERRORS)
+        # A job that cannot be cancelled changes nothing for the objects: they go to review anyway.
+        cancel.add_catch(incomplete, errors=["States.ALL"], result_path="$.cancelError")
+        cancel.next(incomplete)
+        status = (
+            sfn.Choice(self, "Macie job status?")
+            .when(sfn.Condition.string_equals("$.job.jobStatus", "COMPLETE"), complete)
+            .when(sfn.Condition.string_equals("$.job.jobStatus", "CANCELLED"), incomplete)
+            .when(sfn.Condition.number_greater_than_equals("$.poll.count", max_polls), cancel)
+            .when(
+                sfn.Condition.or_(*[sfn.Condition.string_equals("$.job.jobStatus", s) for s in JOB_WAITING_STATUSES]),
+                wait,
+            )
+            .otherwise(incomplete)
+        )
+        complete.next(evaluate)
+        incomplete.next(evaluate)
+        start.next(wait).next(describe).next(count).next(status)
+        return start, evaluate
+
+    def _evaluate_findings(self, scan_failed: sfn.IChainable) -> sfn.IChainable:
+        task = tasks.LambdaInvoke(
+            self,
+            "Evaluate findings",
+            lambda_function=self._r.evaluate_findings,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "scanId.$": "$.scanId",
+                    "job.$": "$.job",
+                    "scanComplete.$": "$.scanComplete",
+                    "objects.$": "$.items",
+                }
+            ),
+            result_selector={
+                "items.$": "$.Payload.objects",
+                "summary.$": "$.Payload.summary",
+                "reviewRequired.$": "$.Payload.reviewRequired",
+            },
+            result_path="$.evaluation",
+            comment="Every finding of the job and Macie's discovery results -> one verdict per object",
+        )
+        self._lambda_retry(task)
+        task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        keep = sfn.Pass(
+            self,
+            "Keep verdicts",
+            parameters={
+                "scanId.$": "$.scanId",
+                "trigger.$": "$.trigger",
+                "objects.$": "$.objects",
+                "job.$": "$.job",
+                "items.$": "$.evaluation.items",
+                "summary.$": "$.evaluation.summary",
+                "reviewRequired.$": "$.evaluation.reviewRequired",
+            },
+        )
+        return task.next(keep)
+
+    def _route(self, scan_failed: sfn.IChainable) -> sfn.Parallel:
+        route = sfn.Parallel(
+            self,
+            "Route objects",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Remove the scanned versions from ingress while each object goes to its zone",
+        )
+        route.branch(self._remove_from_ingress())
+        route.branch(self._route_each_object())
+        route.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        return route
+
+    def _remove_from_ingress(self) -> sfn.IChainable:
+        remove = sfn.Map(
+            self,
+            "Remove from ingress",
+            items_path="$.objects",
+            max_concurrency=self._s.stage_concurrency,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        delete = tasks.CallAwsService(
+            self,
+            "Delete ingress version",
+            service="s3",
+            action="deleteObject",
+            parameters={"Bucket.$": "$.bucket", "Key.$": "$.key", "VersionId.$": "$.versionId"},
+            iam_action="s3:DeleteObjectVersion",
+            iam_resources=[self._r.ingress_bucket.arn_for_objects("*")],
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Only the scanned version: a newer upload of the same key stays for its own scan",
+        )
+        self._sdk_retry(delete, ["S3.S3Exception", "S3.SdkClientException"])
+        delete.add_catch(
+            sfn.Fail(self, "Ingress cleanup failed", cause="A scanned version could not be removed from ingress"),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        remove.item_processor(delete)
+        return remove
+
+    def _route_each_object(self) -> sfn.IChainable:
+        routing = sfn.Map(
+            self,
+            "Route by verdict",
+            items_path="$.items",
+            item_selector={"item.$": "$$.Map.Item.Value", "scanId.$": "$.scanId"},
+            max_concurrency=self._s.stage_concurrency,
+            result_path="$.routed",
+        )
+        item_failed = self._object_failed("Routing failed", "$.item.source", "QUARANTINE")
+        tags = self._verdict_tags
+
+        promote = self._transfer(
+            "Promote to vault",
+            {
+                "operation": "move",
+                "source.$": "$.item.staged",
+                "destination": {"bucket": self._r.vault_bucket.bucket_name, "key.$": "$.item.source.key"},
+                "tags": tags("VAULT"),
+            },
+            result_path="$.location",
+        )
+        hold = self._transfer(
+            "Hold for review",
+            {
+                "operation": "move",
+                "source.$": "$.item.staged",
+                "destination": {
+                    "bucket": self._r.review_bucket.bucket_name,
+                    "key.$": "States.Format('{}/{}', $.scanId, $.item.source.key)",
+                },
+                "tags": tags("REVIEW_PENDING"),
+            },
+            result_path="$.location",
+        )
+        quarantine = self._transfer(
+            "Keep in quarantine",
+            {"operation": "tag", "source.$": "$.item.staged", "tags": tags("QUARANTINED")},
+            result_path="$.location",
+        )
+        for task in (promote, hold, quarantine):
+            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
+        promote.next(self._report_object("Report promoted", "VAULT"))
+        hold.next(self._report_object("Report held for review", "REVIEW_PENDING"))
+        quarantine.next(self._report_object("Report quarantined", "QUARANTINED"))
+
+        verdict = (
+            sfn.Choice(self, "Verdict?")
+            .when(sfn.Condition.string_equals("$.item.verdict", "CLEAN"), promote)
+            .when(sfn.Condition.string_equals("$.item.verdict", "REVIEW"), hold)
+            .when(
+                sfn.Condition.or_(
+                    sfn.Condition.string_equals("$.item.verdict", "DENY"),
+                    sfn.Condition.string_equals("$.item.verdict", "CORRUPT"),
+                ),
+                quarantine,
+            )
+            .otherwise(sfn.Fail(self, "Unknown verdict", cause="The verdict is not CLEAN, REVIEW, DENY or CORRUPT"))
+        )
+        routing.item_processor(verdict)
+
+        review_needed = (
+            sfn.Choice(self, "Review needed?")
+            .when(sfn.Condition.boolean_equals("$.reviewRequired", True), self._review())
+            .otherwise(sfn.Succeed(self, "No review needed"))
+        )
+        return routing.next(review_needed)
+
+    def _review(self) -> sfn.IChainable:
+        ask = tasks.LambdaInvoke(
+            self,
+            "Wait for reviewer",
+            lambda_function=self._r.request_review,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "taskToken": sfn.JsonPath.task_token,
+                    "scanId.$": "$.scanId",
+                    "executionArn.$": "$$.Execution.Id",
+                    "objects.$": "$.items",
+                }
+            ),
+            task_timeout=sfn.Timeout.duration(self._s.approval_timeout),
+            heartbeat_timeout=(
+                sfn.Timeout.duration(self._s.approval_heartbeat) if self._s.approval_heartbeat is not None else None
+            ),
+            result_path="$.review",
+            comment="Store the task token server side and send the reviewer a single-use link",
+        )
+        self._lambda_retry(ask)
+        timed_out = sfn.Pass(
+            self,
+            "Review timed out",
+            parameters={"decision": "DENY", "reviewer": "timeout", "decidedAt.$": "$$.State.EnteredTime"},
+            result_path="$.review",
+            comment="No answer in time is a denial",
+        )
+        ask.add_catch(timed_out, errors=["States.Timeout", "States.HeartbeatTimeout"], result_path="$.reviewError")
+        ask.add_catch(
+            sfn.Fail(self, "Review request failed", cause="The review could not be requested; objects stay in the review bucket"),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+
+        decide = sfn.Map(
+            self,
+            "Apply decision",
+            items_path="$.routed",
+            item_selector={
+                "item.$": "$$.Map.Item.Value.item",
+                "location.$": "$$.Map.Item.Value.location",
+                "scanId.$": "$.scanId",
+                "review.$": "$.review",
+            },
+            max_concurrency=self._s.stage_concurrency,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        item_failed = self._object_failed("Decision failed", "$.item.source", "REVIEW")
+        tags = self._verdict_tags
+        approve = self._transfer(
+            "Promote approved object",
+            {
+                "operation": "move",
+                "source.$": "$.location",
+                "destination": {"bucket": self._r.vault_bucket.bucket_name, "key.$": "$.item.source.key"},
+                "tags": tags("APPROVED"),
+            },
+            result_path="$.location",
+        )
+        approve.next(self._report_object("Report approved", "APPROVED"))
+        if self._s.deny_policy == "DELETE":
+            deny = self._transfer(
+                "Delete denied object",
+                {"operation": "delete", "source.$": "$.location"},
+                result_path="$.location",
+            )
+            deny.next(self._report_object("Report deleted", "DELETED"))
+        else:
+            deny = self._transfer(
+                "Return to quarantine",
+                {
+                    "operation": "move",
+                    "source.$": "$.location",
+                    "destination": {
+                        "bucket": self._r.quarantine_bucket.bucket_name,
+                        "key.$": "States.Format('denied/{}/{}', $.scanId, $.item.source.key)",
+                    },
+                    "tags": tags("DENIED"),
+                },
+                result_path="$.location",
+            )
+            deny.next(self._report_object("Report denied", "DENIED"))
+        for task in (approve, deny):
+            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
+        choice = (
+            sfn.Choice(self, "Decision?")
+            .when(sfn.Condition.not_(sfn.Condition.string_equals("$.item.verdict", "REVIEW")), sfn.Pass(self, "Not under review"))
+            .when(sfn.Condition.string_equals("$.review.decision", "APPROVE"), approve)
+            .otherwise(deny)
+        )
+        decide.item_processor(choice)
+        timed_out.next(decide)
+        return ask.next(decide)
+
+    def _report_summary(self, scan_failed: sfn.IChainable) -> tasks.SnsPublish:
+        task = tasks.SnsPublish(
+            self,
+            "Notify scan summary",
+            topic=self._r.topic,
+            subject="Sensitive data scan finished",
+            message=sfn.TaskInput.from_object(
+                {
+                    "event": "SCAN_FINISHED",
+                    "scanId.$": "$.scanId",
+                    "executionArn.$": "$$.Execution.Id",
+                    "summary.$": "$.summary",
+                }
+            ),
+            message_attributes={"event": tasks.MessageAttribute(value="SCAN_FINISHED")},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._sdk_retry(task, ["States.TaskFailed"])
+        task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    # ------------------------------------------------------------------ fail-closed paths
+    def _invalid_input(self) -> sfn.IChainable:
+        notify = self._notify_failure("Notify invalid input", "INVALID_INPUT")
+        fail = sfn.Fail(self, "Invalid input", cause="The execution input is not a usable S3 or schedule event; nothing was moved")
+        notify.add_catch(fail, errors=["States.ALL"], result_path="$.notifyError")
+        return notify.next(fail)
+
+    def _scan_failed(self) -> sfn.IChainable:
+        """After a failure: a FAILED result event per object, a notification, and a failed execution."""
+        fail = sfn.Fail(
+            self,
+            "Scan failed",
+            cause="A step failed; every object stays in ingress, quarantine or review. See the notification.",
+        )
+        report = sfn.Map(
+            self,
+            "Report failed objects",
+            items_path="$.objects",
+            item_selector={
+                "source.$": "$$.Map.Item.Value",
+                "scanId.$": "$.scanId",
+                "error.$": "$.error",
+            },
+            max_concurrency=self._s.stage_concurrency,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        put = self._put_event(
+            "Report failed object",
+            {
+                "scanId.$": "$.scanId",
+                "executionArn.$": "$$.Execution.Id",
+                "outcome": "FAILED",
+                "object.$": "$.source",
+                "error.$": "$.error.Error",
+            },
+        )
+        report.item_processor(put)
+        notify = self._notify_failure("Notify scan failure", "SCAN_FAILED")
+        report.add_catch(notify, errors=["States.ALL"], result_path="$.reportError")
+        notify.add_catch(fail, errors=["States.ALL"], result_path="$.notifyError")
+        report.next(notify).next(fail)
+        return report
+
+    def _object_failed(self, name: str, object_path: str, where: str) -> sfn.IChainable:
+        """Inside a Map iteration: a FAILED event for this object, then fail the iteration (and so the Map)."""
+        fail = sfn.Fail(self, name, cause=f"The object was left in place ({where.lower()} zone)")
+        put = self._put_event(
+            f"Report {name.lower()}",
+            {
+                "scanId.$": "$.scanId",
+                "executionArn.$": "$$.Execution.Id",
+                "outcome": "FAILED",
+                "heldIn": where,
+                "object.$": object_path,
+                "error.$": "$.error.Error",
+            },
+        )
+        put.add_catch(fail, errors=["States.ALL"], result_path="$.reportError")
+        return put.next(fail)
+
+    # ------------------------------------------------------------------ building blocks
+    def _transfer(self, name: str, payload: dict, *, result_path: str) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self._r.transfer,
+            payload=sfn.TaskInput.from_object(payload),
+            result_selector={
+                "bucket.$": "$.Payload.bucket",
+                "key.$": "$.Payload.key",
+                "versionId.$": "$.Payload.versionId",
+            },
+            result_path=result_path,
+        )
+        self._lambda_retry(task)
+        return task
+
+    def _verdict_tags(self, outcome: str) -> dict:
+        return {
+            TAG_SCAN_ID + ".$": "$.scanId",
+            TAG_VERDICT + ".$": "$.item.verdict",
+            TAG_FINDINGS + ".$": "$.item.findings.tagValue",
+            TAG_OUTCOME: outcome,
+        }
+
+    def _report_object(self, name: str, outcome: str) -> tasks.EventBridgePutEvents:
+        detail = {
+            "scanId.$": "$.scanId",
+            "executionArn.$": "$$.Execution.Id",
+            "outcome": outcome,
+            "verdict.$": "$.item.verdict",
+            "object.$": "$.item.source",
+            "location.$": "$.location",
+            "integrity.$": "$.item.integrity",
+            "findings.$": "$.item.findings",
+            "reasons.$": "$.item.reasons",
+        }
+        if outcome in ("APPROVED", "DENIED", "DELETED"):
+            detail["review.$"] = "$.review"
+        task = self._put_event(name, detail)
+        task.add_catch(
+            sfn.Fail(self, f"{name} failed", cause="The object is in place but its result event could not be sent"),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        return task
+
+    def _put_event(self, name: str, detail: dict) -> tasks.EventBridgePutEvents:
+        task = tasks.EventBridgePutEvents(
+            self,
+            name,
+            entries=[
+                tasks.EventBridgePutEventsEntry(
+                    event_bus=self._r.event_bus,
+                    source=EVENT_SOURCE,
+                    detail_type=EVENT_DETAIL_TYPE,
+                    detail=sfn.TaskInput.from_object(detail),
+                )
+            ],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._sdk_retry(task, ["EventBridge.EventBridgeException", "States.TaskFailed"])
+        return task
+
+    def _notify_failure(self, name: str, event: str) -> tasks.SnsPublish:
+        task = tasks.SnsPublish(
+            self,
+            name,
+            topic=self._r.topic,
+            subject="Sensitive data scan FAILED: objects held, action needed",
+            message=sfn.TaskInput.from_object(
+                {"event": event, "executionArn.$": "$$.Execution.Id", "error.$": "$.error"}
+            ),
+            message_attributes={"event": tasks.MessageAttribute(value=event)},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._sdk_retry(task, ["States.TaskFailed"])
+        return task
+
+    def _lambda_retry(self, task: tasks.LambdaInvoke) -> None:
+        task.add_retry(
+            errors=HANDLER_TRANSIENT_ERRORS,
+            interval=Duration.seconds(5),
+            max_attempts=5,
+            backoff_rate=2,
+            max_delay=Duration.minutes(2),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+
+    def _sdk_retry(self, task: sfn.TaskStateBase, errors: Sequence[str]) -> None:
+        task.add_retry(
+            errors=list(errors),
+            interval=Duration.seconds(5),
+            max_attempts=4,
+            backoff_rate=2,
+            max_delay=Duration.minutes(1),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+
+    def _job_arn_pattern(self) -> str:
+        return f"arn:{self._partition}:macie2:{self._region}:{self._account}:classification-job/*"

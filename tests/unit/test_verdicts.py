@@ -1,0 +1,202 @@
+"""The pure verdict logic of evaluate_findings: finding policy, severities, tallies and every verdict combination."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pipeline_common.constants import ALLOW, CLEAN, CORRUPT, DENY, REVIEW, UNCHECKED, VALID
+from pipeline_common.errors import InvalidInputError
+from verdicts import (
+    COMPLETE,
+    MISSING,
+    PARTIAL,
+    SKIPPED,
+    FindingTally,
+    JobState,
+    Policy,
+    decide,
+    detection_counts,
+    load_policy,
+    normalise_severity,
+    parse_finding_policy,
+    parse_unknown_format_policy,
+)
+
+ORDER = [CLEAN, REVIEW, DENY, CORRUPT]
+ACTION_VERDICT = {ALLOW: CLEAN, REVIEW: REVIEW, DENY: DENY}
+# One severity per action, so every subset of severities is every combination of finding actions.
+MIXED_POLICY = {"LOW": ALLOW, "MEDIUM": REVIEW, "HIGH": DENY}
+
+
+def finding(severity: str | None = "High", *, managed=(("CREDIT_CARD_NUMBER", 3),), custom=(("EmployeeId", 2),)) -> dict:
+    """A realistic Macie sensitive data finding (GetFindings shape)."""
+    result = {
+        "status": {"code": "COMPLETE"},
+        "sensitiveData": [
+            {"category": "FINANCIAL_INFORMATION", "detections": [{"type": t, "count": n} for t, n in managed], "totalCount": sum(n for _, n in managed)}
+        ],
+        "customDataIdentifiers": {
+            "detections": [{"name": name, "arn": f"arn:aws:macie2:us-east-1:123456789012:custom-data-identifier/{name}", "count": n} for name, n in custom],
+            "totalCount": sum(n for _, n in custom),
+        },
+    }
+    value = {
+        "id": "f-1",
+        "type": "SensitiveData:S3Object/Multiple",
+        "category": "CLASSIFICATION",
+        "classificationDetails": {"jobId": "job-1", "result": result},
+        "resourcesAffected": {"s3Bucket": {"name": "quarantine"}, "s3Object": {"key": "a.csv"}},
+    }
+    if severity is not None:
+        value["severity"] = {"description": severity, "score": 3}
+    return value
+
+
+def tally_of(*severities: str | None) -> FindingTally:
+    tally = FindingTally()
+    for severity in severities:
+        tally.add(finding(severity))
+    return tally
+
+
+@pytest.mark.parametrize("integrity", [VALID, CORRUPT, UNCHECKED])
+@pytest.mark.parametrize("unknown_format", [ALLOW, REVIEW, DENY])
+def test_every_combination_follows_precedence_and_reports_every_reason(integrity: str, unknown_format: str) -> None:
+    policy = Policy(findings=MIXED_POLICY, unknown_format=unknown_format)
+    severity_sets = [s for r in range(4) for s in itertools.combinations(["LOW", "MEDIUM", "HIGH"], r)]
+    mismatches = []
+    cases = 0
+    for severities, analysis, scan_complete, job_error in itertools.product(
+        severity_sets, [COMPLETE, PARTIAL, SKIPPED, MISSING], [True, False], [False, True]
+    ):
+        contributions = [CLEAN]
+        if integrity == CORRUPT:
+            contributions.append(CORRUPT)
+        if integrity == UNCHECKED:
+            contributions.append(ACTION_VERDICT[unknown_format])
+        contributions += [ACTION_VERDICT[MIXED_POLICY[s]] for s in severities]
+        if analysis != COMPLETE:
+            contributions.append(REVIEW)
+        if not scan_complete or job_error:
+            contributions.append(REVIEW)
+        expected = max(contributions, key=ORDER.index)
+        # One reason per factor that was looked at and is not plainly fine.
+        expected_reasons = (integrity != VALID) + len(severities) + (analysis != COMPLETE) + (not scan_complete) + job_error
+
+        result = decide(
+            integrity_status=integrity,
+            findings=tally_of(*(s.title() for s in severities)),
+            analysis=analysis,
+            policy=policy,
+            job=JobState(scan_complete=scan_complete, job_status="COMPLETE" if scan_complete else "CANCELLED", job_error=job_error),
+        )
+        cases += 1
+        if result.verdict != expected or len(result.reasons) != expected_reasons:
+            mismatches.append((severities, analysis, scan_complete, job_error, result))
+    assert cases == 8 * 4 * 2 * 2
+    assert mismatches == []
+
+
+def test_reasons_name_each_cause_in_plain_words() -> None:
+    result = decide(
+        integrity_status=CORRUPT,
+        integrity_reason="unparsable CSV\nat row 3",
+        findings=tally_of("High", None),
+        analysis=PARTIAL,
+        analysis_reason="EXCEEDS_SIZE_QUOTA",
+        policy=Policy(findings={"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": DENY}),
+        job=JobState(scan_complete=False, job_status="CANCELLED", job_error=True),
+    )
+    assert result.verdict == CORRUPT
+    assert result.reasons == [
+        "integrity check failed: the object is empty or cannot be parsed (unparsable CSV at row 3)",
+        "1 finding(s) had no recognised severity and were treated as HIGH",
+        "2 HIGH-severity Macie finding(s); the finding policy denies them",
+        "Macie analysed only part of the object (reason: EXCEEDS_SIZE_QUOTA)",
+        "the Macie classification job did not complete (job status CANCELLED)",
+        "the Macie classification job reported errors while analysing objects",
+    ]
+
+
+def test_clean_object_has_no_reasons_and_allowed_findings_are_still_reported() -> None:
+    policy = Policy(findings={"LOW": ALLOW, "MEDIUM": REVIEW, "HIGH": DENY}, unknown_format=ALLOW)
+    clean = decide(integrity_status=VALID, findings=FindingTally(), analysis=COMPLETE, policy=policy, job=JobState())
+    assert clean.verdict == CLEAN and clean.reasons == []
+    allowed = decide(integrity_status=UNCHECKED, findings=tally_of("Low"), analysis=COMPLETE, policy=policy, job=JobState())
+    assert allowed.verdict == CLEAN
+    assert allowed.reasons == [
+        "the file format is not recognised, so its integrity could not be checked; allowed by the unknown-format policy",
+        "1 LOW-severity Macie finding(s); allowed by the finding policy",
+    ]
+
+
+def test_unknown_status_values_are_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="integrity status 'BROKEN'"):
+        decide(integrity_status="BROKEN", findings=FindingTally(), analysis=COMPLETE, policy=Policy(findings=MIXED_POLICY), job=JobState())
+    with pytest.raises(InvalidInputError, match="analysis status 'DONE'"):
+        decide(integrity_status=VALID, findings=FindingTally(), analysis="DONE", policy=Policy(findings=MIXED_POLICY), job=JobState())
+
+
+def test_finding_policy_parsing() -> None:
+    assert parse_finding_policy(None) == {"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": REVIEW}
+    assert parse_finding_policy("  ") == {"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": REVIEW}
+    assert parse_finding_policy('{"low": "allow", "HIGH": " Deny "}') == {"LOW": ALLOW, "MEDIUM": REVIEW, "HIGH": DENY}
+    for text, message in [
+        ('{"CRITICAL": "DENY"}', "unknown severity 'CRITICAL'"),
+        ('{"HIGH": "BLOCK"}', "unknown action 'BLOCK' for HIGH"),
+        ('{"HIGH": 1}', "unknown action 1 for HIGH"),
+        ('["HIGH"]', "must be a JSON object"),
+        ("{HIGH: DENY}", "not valid JSON"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            parse_finding_policy(text)
+
+
+def test_unknown_format_policy_and_load_policy() -> None:
+    assert parse_unknown_format_policy(None) == REVIEW
+    assert parse_unknown_format_policy("deny") == DENY
+    with pytest.raises(InvalidInputError, match="UNKNOWN_FORMAT_POLICY must be one of ALLOW, REVIEW, DENY, got 'QUARANTINE'"):
+        parse_unknown_format_policy("QUARANTINE")
+    policy = load_policy({"FINDING_POLICY": '{"HIGH": "DENY"}', "UNKNOWN_FORMAT_POLICY": "ALLOW"})
+    assert policy == Policy(findings={"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": DENY}, unknown_format=ALLOW)
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        ({"description": "High", "score": 3}, "HIGH"),
+        ({"description": " medium "}, "MEDIUM"),
+        ({"description": "LOW"}, "LOW"),
+        ({"description": "Critical"}, None),
+        ({"score": 3}, None),
+        (None, None),
+        ("High", None),
+    ],
+)
+def test_normalise_severity(severity, expected) -> None:
+    assert normalise_severity(severity) == expected
+
+
+def test_tally_sums_managed_and_custom_detections_and_fails_closed_on_unknown_severity() -> None:
+    tally = FindingTally()
+    tally.add(finding("Low", managed=[("CREDIT_CARD_NUMBER", 3), ("AWS_CREDENTIALS", 1)], custom=[("EmployeeId", 2)]))
+    tally.add(finding("Medium", managed=[("CREDIT_CARD_NUMBER", 4)], custom=[]))
+    assert tally.summary() == {
+        "count": 2,
+        "types": {"AWS_CREDENTIALS": 1, "CREDIT_CARD_NUMBER": 7, "EmployeeId": 2},
+        "maxSeverity": "MEDIUM",
+    }
+    tally.add(finding("Critical", managed=[], custom=[]))
+    assert tally.max_severity == "HIGH"
+    assert tally.unknown_severity == 1
+    # A finding without detection detail still shows up under its finding type.
+    assert tally.types["SensitiveData:S3Object/Multiple"] == 1
+    assert FindingTally().summary() == {"count": 0, "types": {}, "maxSeverity": None}
+
+
+def test_detection_counts_ignore_malformed_counts() -> None:
+    value = finding("High", managed=[("CREDIT_CARD_NUMBER", 3)], custom=[])
+    value["classificationDetails"]["result"]["sensitiveData"][0]["detections"].append({"type": "PHONE_NUMBER", "count": "7"})
+    assert detection_counts(value) == {"CREDIT_CARD_NUMBER": 3, "PHONE_NUMBER": 0}
