@@ -21,6 +21,7 @@ MAX_IGNORE_WORDS = 10
 MAX_WORD_LENGTH = 90
 MIN_WORD_LENGTH = 3
 MAX_MATCH_DISTANCE = 300
+MAX_BATCH_OBJECTS = 200
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9 _.-]{1,128}$")
 
 
@@ -132,7 +133,7 @@ class Trigger:
     prefix: Optional[str] = None
     suffix: Optional[str] = None
     schedule: Optional[events.Schedule] = None
-    max_batch_objects: int = 1000
+    max_batch_objects: int = 100
 
     @staticmethod
     def on_object_created(*, prefix: Optional[str] = None, suffix: Optional[str] = None) -> "Trigger":
@@ -145,14 +146,14 @@ class Trigger:
 
     @staticmethod
     def on_schedule(
-        schedule: Optional[events.Schedule] = None, *, prefix: Optional[str] = None, max_batch_objects: int = 1000
+        schedule: Optional[events.Schedule] = None, *, prefix: Optional[str] = None, max_batch_objects: int = 100
     ) -> "Trigger":
         """Scan everything in the ingress bucket as one batch with one Macie job.
 
         :param schedule: Default: every 6 hours.
         :param prefix: only keys starting with this. Default: every key.
         :param max_batch_objects: at most this many objects per batch (the rest wait for the next
-            run). Default: 1000.
+            run). Default: 100, at most 200 (the batch travels in the workflow's state).
         """
         return Trigger(
             kind="schedule",
@@ -268,8 +269,10 @@ def validate_settings(
 
     if not isinstance(trigger, Trigger) or trigger.kind not in ("object-created", "schedule"):
         problems.append("trigger must be Trigger.on_object_created(...) or Trigger.on_schedule(...)")
-    elif trigger.kind == "schedule" and not 1 <= trigger.max_batch_objects <= 10000:
-        problems.append("trigger max_batch_objects must be from 1 to 10000")
+    elif trigger.kind == "schedule" and not 1 <= trigger.max_batch_objects <= MAX_BATCH_OBJECTS:
+        # The batch travels in the execution's state (256 KiB at most): a Distributed Map over an
+        # S3 manifest is what would lift this limit.
+        problems.append(f"trigger max_batch_objects must be from 1 to {MAX_BATCH_OBJECTS}")
 
     poll = poll_interval.to_seconds()
     wait = max_scan_wait.to_seconds()

@@ -7,6 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_DIR = ROOT / "lambda"
 
+sys.path.insert(0, str(ROOT))
 for folder in sorted(LAMBDA_DIR.iterdir()):
     if folder.is_dir():
         sys.path.insert(0, str(folder))

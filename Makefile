@@ -1,0 +1,38 @@
+# Two entry points: `make synth` and `make test`. Each installs what it needs, idempotently:
+# a Python virtualenv in .venv and the CDK CLI + asl-validator in a local node_modules.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+# jsii (the bridge between Python and the CDK's JavaScript) prints a banner on Node 20.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := true
+export CDK_CLI_NOTICES := false
+
+.PHONY: synth test deps clean
+
+deps: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Synthesize the sample stack into cdk.out/ (cdk-nag AwsSolutions: any finding fails).
+synth: deps
+	$(CDK) synth --quiet --no-notices --no-version-reporting
+	@echo "Template written: cdk.out/SensitiveDataScanPipelineSample.template.json"
+
+## Run every test (handlers, template, cdk-nag, cfn-lint, ASL, props).
+test: deps
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,271 @@
+"""Copy, move, tag or delete one pinned object version (see docs/CONTRACTS.md, transfer).
+
+Copies use boto3's managed copy (multipart above ``MULTIPART_THRESHOLD``), carry the source's metadata,
+content headers and tags, are verified against the source, and only then (for a move) is the source
+version deleted. Every copy records its source version and ETag in its metadata, which makes a retry
+after a partial move find the finished copy instead of failing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping, NoReturn
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import S3CopyFailedError
+
+from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
+from pipeline_common.log import get_logger
+from pipeline_common.objects import normalise_etag
+from pipeline_common.transient import error_code, is_transient
+
+import transfer_core
+from transfer_core import TransferRequest
+
+logger = get_logger("transfer")
+
+# Objects of at least this size are copied with UploadPartCopy (CopyObject's limit is 5 GiB).
+MULTIPART_THRESHOLD = 5 * 1024**3
+MULTIPART_CHUNKSIZE = 256 * 1024**2
+MAX_CONCURRENCY = 8
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=120,
+    max_pool_connections=MAX_CONCURRENCY + 2,
+)
+_CLIENTS: dict[str, Any] = {}
+
+
+def _s3() -> Any:
+    if "s3" not in _CLIENTS:
+        _CLIENTS["s3"] = boto3.client("s3", config=_CONFIG)
+    return _CLIENTS["s3"]
+
+
+def _fail(error: Exception, action: str, *, on_source: bool) -> NoReturn:
+    """Raise TransientError or SourceChangedError for the errors the workflow understands, else ``error``."""
+    if isinstance(error, BotoCoreError):
+        if is_transient(error):
+            raise TransientError(f"{action}: {type(error).__name__}; retry") from error
+        raise error
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        kind = transfer_core.classify_error(code, status, on_source=on_source)
+        if kind == "transient" or is_transient(error):
+            raise TransientError(f"{action} failed with {code}; retry") from error
+        if kind == "source-changed":
+            raise SourceChangedError(f"{action}: the source version is gone or changed ({code})") from error
+    raise error
+
+
+def _is_gone(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return transfer_core.classify_error(error_code(error), status, on_source=True) == "source-changed"
+
+
+def _head_version(source: Mapping[str, Any]) -> dict[str, Any] | None:
+    """HeadObject of the pinned source version (with checksums), or None when that version is gone."""
+    try:
+        return _s3().head_object(
+            Bucket=source["bucket"], Key=source["key"], VersionId=source["versionId"], ChecksumMode="ENABLED"
+        )
+    except ClientError as error:
+        if _is_gone(error):
+            return None
+        _fail(error, "HeadObject (source)", on_source=True)
+    except BotoCoreError as error:
+        _fail(error, "HeadObject (source)", on_source=True)
+
+
+def _head_latest(bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject of the current version of a destination key, or None when there is none."""
+    try:
+        return _s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as error:
+        if _is_gone(error):
+            return None
+        _fail(error, "HeadObject (destination)", on_source=False)
+    except BotoCoreError as error:
+        _fail(error, "HeadObject (destination)", on_source=False)
+
+
+def _merged_tags(source: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, str]:
+    try:
+        response = _s3().get_object_tagging(Bucket=source["bucket"], Key=source["key"], VersionId=source["versionId"])
+    except (ClientError, BotoCoreError) as error:
+        _fail(error, "GetObjectTagging (source)", on_source=True)
+    merged, dropped = transfer_core.merge_tags(response.get("TagSet", []), tags)
+    if dropped:
+        logger.warning("source tags dropped to stay within the S3 tag limit", extra={"droppedTagKeys": dropped})
+    return merged
+
+
+def _put_tags(bucket: str, key: str, version_id: str, tags: Mapping[str, str], *, on_source: bool) -> None:
+    try:
+        _s3().put_object_tagging(
+            Bucket=bucket, Key=key, VersionId=version_id, Tagging={"TagSet": transfer_core.tag_set(tags)}
+        )
+    except (ClientError, BotoCoreError) as error:
+        _fail(error, "PutObjectTagging", on_source=on_source)
+
+
+def _managed_copy(request: TransferRequest, source_head: Mapping[str, Any], tags: Mapping[str, str], multipart: bool) -> str | None:
+    """Copy the pinned version; returns the new destination version id (None if S3 did not report one)."""
+    s3 = _s3()
+    captured: list[str] = []
+
+    def capture(parsed: Any = None, **_: Any) -> None:
+        if isinstance(parsed, dict) and parsed.get("VersionId"):
+            captured.append(parsed["VersionId"])
+
+    token = uuid.uuid4().hex
+    events = ("after-call.s3.CopyObject", "after-call.s3.CompleteMultipartUpload")
+    for name in events:
+        s3.meta.events.register(name, capture, unique_id=f"transfer-{token}-{name}")
+    source = request.source
+    try:
+        s3.copy(
+            CopySource={"Bucket": source["bucket"], "Key": source["key"], "VersionId": source["versionId"]},
+            Bucket=request.destination_bucket,
+            Key=request.destination_key,
+            ExtraArgs=transfer_core.copy_extra_args(source_head, tags, multipart),
+            Config=TransferConfig(
+                multipart_threshold=MULTIPART_THRESHOLD,
+                multipart_chunksize=MULTIPART_CHUNKSIZE,
+                max_concurrency=MAX_CONCURRENCY,
+            ),
+        )
+    except S3CopyFailedError as error:
+        if "did not match expected ETag" in str(error):
+            raise SourceChangedError(f"the source's ETag changed during the copy: {error}") from error
+        raise
+    except (ClientError, BotoCoreError) as error:
+        _fail(error, "copy", on_source=True)
+    finally:
+        for name in events:
+            s3.meta.events.unregister(name, unique_id=f"transfer-{token}-{name}")
+    return captured[-1] if captured else None
+
+
+def _delete_version(bucket: str, key: str, version_id: str, *, action: str) -> None:
+    """Delete one version; an already absent version counts as deleted."""
+    try:
+        _s3().delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+    except ClientError as error:
+        if _is_gone(error):
+            return
+        _fail(error, action, on_source=False)
+    except BotoCoreError as error:
+        _fail(error, action, on_source=False)
+
+
+def _result(request: TransferRequest, dest_head: Mapping[str, Any], method: str, note: str | None) -> dict[str, Any]:
+    ref = transfer_core.object_ref_from_head(request.destination_bucket, request.destination_key, dest_head)
+    ref["verification"] = method
+    if note:
+        ref["verificationNote"] = note
+    return ref
+
+
+def _finished_earlier(request: TransferRequest) -> dict[str, Any]:
+    """The source version is gone: for a move whose copy was already made (a retry), return that copy."""
+    if request.operation == "move":
+        existing = _head_latest(request.destination_bucket, request.destination_key)
+        if existing is not None and transfer_core.is_copy_of(existing, request.source):
+            logger.info("source already moved by an earlier attempt",
+                        extra={"key": request.destination_key, "versionId": existing.get("VersionId")})
+            return _result(request, existing, transfer_core.VERIFIED_BY_SIZE,
+                           "source version already deleted by an earlier attempt; copy found by its "
+                           "source-version metadata")
+    source = request.source
+    raise SourceChangedError(f"s3://{source['bucket']}/{source['key']} version {source['versionId']} no longer exists")
+
+
+def _copy(request: TransferRequest) -> dict[str, Any]:
+    source = request.source
+    source_head = _head_version(source)
+    if source_head is None:
+        return _finished_earlier(request)
+    transfer_core.check_source(source_head, source)
+    pinned = {**source, "etag": normalise_etag(source_head.get("ETag")),
+              "size": source_head.get("ContentLength")}
+    size = int(source_head.get("ContentLength", 0))
+    multipart = size >= MULTIPART_THRESHOLD
+    tags = _merged_tags(source, request.tags)
+
+    dest_bucket, dest_key = request.destination_bucket, request.destination_key
+    existing = _head_latest(dest_bucket, dest_key)
+    if existing is not None and transfer_core.is_copy_of(existing, pinned):
+        dest_version = existing.get("VersionId")
+        multipart = multipart or transfer_core.is_multipart_etag(existing.get("ETag"))
+        logger.info("destination already holds this version; reusing it",
+                    extra={"key": dest_key, "versionId": dest_version})
+    else:
+        logger.info("copying", extra={"sourceKey": source["key"], "sourceVersionId": source["versionId"],
+                                      "size": size, "multipart": multipart, "destinationKey": dest_key})
+        dest_version = _managed_copy(request, source_head, tags, multipart)
+        if dest_version is None:
+            latest = _head_latest(dest_bucket, dest_key)
+            if latest is None or not transfer_core.is_copy_of(latest, pinned):
+                raise VerificationError(f"the copy to s3://{dest_bucket}/{dest_key} cannot be found")
+            dest_version = latest.get("VersionId")
+
+    if dest_version and tags:
+        _put_tags(dest_bucket, dest_key, dest_version, tags, on_source=False)
+
+    try:
+        dest_head = _s3().head_object(
+            Bucket=dest_bucket, Key=dest_key, ChecksumMode="ENABLED", **({"VersionId": dest_version} if dest_version else {})
+        )
+    except (ClientError, BotoCoreError) as error:
+        _fail(error, "HeadObject (copy)", on_source=False)
+    try:
+        method, note = transfer_core.verify_copy(source_head, dest_head, multipart)
+    except VerificationError:
+        logger.error("copy failed verification; removing it", extra={"key": dest_key, "versionId": dest_version})
+        if dest_version:
+            _delete_version(dest_bucket, dest_key, dest_version, action="DeleteObject (unverified copy)")
+        raise
+    if note:
+        logger.warning("copy verified by size only", extra={"key": dest_key, "note": note})
+
+    if request.operation == "move":
+        _delete_version(source["bucket"], source["key"], source["versionId"], action="DeleteObject (source)")
+        logger.info("source version deleted", extra={"key": source["key"], "versionId": source["versionId"]})
+    return _result(request, dest_head, method, note)
+
+
+def _tag(request: TransferRequest) -> dict[str, Any]:
+    source = request.source
+    head = _head_version(source)
+    if head is None:
+        raise SourceChangedError(f"s3://{source['bucket']}/{source['key']} version {source['versionId']} no longer exists")
+    transfer_core.check_source(head, source)
+    tags = _merged_tags(source, request.tags)
+    _put_tags(source["bucket"], source["key"], source["versionId"], tags, on_source=True)
+    logger.info("tagged", extra={"key": source["key"], "versionId": source["versionId"], "tagKeys": sorted(tags)})
+    return transfer_core.object_ref_from_head(source["bucket"], source["key"], head)
+
+
+def _delete(request: TransferRequest) -> dict[str, Any]:
+    source = request.source
+    _delete_version(source["bucket"], source["key"], source["versionId"], action="DeleteObject")
+    logger.info("deleted", extra={"key": source["key"], "versionId": source["versionId"]})
+    return {"deleted": True, **source}
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    request = transfer_core.parse_request(event)
+    if request.operation in transfer_core.COPYING_OPERATIONS:
+        return _copy(request)
+    if request.operation == "tag":
+        return _tag(request)
+    if request.operation == "delete":
+        return _delete(request)
+    raise InvalidInputError(f"unknown operation {request.operation!r}")  # parse_request rejects it first

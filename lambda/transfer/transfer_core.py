@@ -1,0 +1,272 @@
+"""Pure logic of transfer: request parsing, tag merging, copy arguments and copy verification (no AWS calls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote, urlencode
+
+from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, S3_MAX_KEY_BYTES, S3_MAX_TAGS
+from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError
+from pipeline_common.objects import normalise_etag, object_ref
+
+OPERATIONS = ("copy", "move", "tag", "delete")
+COPYING_OPERATIONS = ("copy", "move")
+
+VERIFIED_BY_ETAG = "etag"
+VERIFIED_BY_CHECKSUM = "checksum"
+VERIFIED_BY_SIZE = "size"
+
+# Content headers carried over explicitly (MetadataDirective REPLACE), so single-part and multipart
+# copies produce the same object.
+CONTENT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+
+# HeadObject members holding a checksum, by algorithm.
+CHECKSUM_MEMBERS = {
+    "CRC64NVME": "ChecksumCRC64NVME",
+    "CRC32": "ChecksumCRC32",
+    "CRC32C": "ChecksumCRC32C",
+    "SHA1": "ChecksumSHA1",
+    "SHA256": "ChecksumSHA256",
+}
+
+# Error codes meaning "the pinned source version (or its ETag) is no longer there".
+SOURCE_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "405", "MethodNotAllowed"})
+PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable", "RequestTimeout",
+     "RequestTimeoutException", "503", "500"}
+)
+
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    operation: str
+    source: dict[str, Any]
+    destination_bucket: str | None = None
+    destination_key: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def parse_request(event: Any) -> TransferRequest:
+    """Validate the task input; every problem raises InvalidInputError naming the field."""
+    if not isinstance(event, Mapping):
+        raise InvalidInputError(f"input must be an object, got {type(event).__name__}")
+    operation = event.get("operation")
+    if operation not in OPERATIONS:
+        raise InvalidInputError(f"operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
+    source = object_ref(event.get("source"), field="source")
+    tags = parse_tags(event.get("tags"))
+    if operation not in COPYING_OPERATIONS:
+        return TransferRequest(operation=operation, source=source, tags=tags)
+
+    destination = event.get("destination")
+    if not isinstance(destination, Mapping):
+        raise InvalidInputError(f"destination {{bucket, key}} is required for {operation}")
+    bucket, key = destination.get("bucket"), destination.get("key")
+    if not isinstance(bucket, str) or not bucket:
+        raise InvalidInputError("destination.bucket must be a non-empty string")
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError("destination.key must be a non-empty string")
+    size = len(key.encode("utf-8"))
+    if size > S3_MAX_KEY_BYTES:
+        raise InvalidInputError(f"destination.key is {size} bytes in UTF-8, longer than S3's {S3_MAX_KEY_BYTES}")
+    if (bucket, key) == (source["bucket"], source["key"]):
+        raise InvalidInputError("destination must differ from the source (same bucket and key)")
+    return TransferRequest(operation, source, bucket, key, tags)
+
+
+def parse_tags(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"tags must be an object of string keys and values, got {type(value).__name__}")
+    tags: dict[str, str] = {}
+    for key, tag_value in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= TAG_KEY_MAX:
+            raise InvalidInputError(f"tag key {key!r} must be a string of 1 to {TAG_KEY_MAX} characters")
+        if not isinstance(tag_value, str) or len(tag_value) > TAG_VALUE_MAX:
+            raise InvalidInputError(f"tag {key!r} must have a string value of at most {TAG_VALUE_MAX} characters")
+        tags[key] = tag_value
+    if len(tags) > S3_MAX_TAGS:
+        raise InvalidInputError(f"{len(tags)} tags given; S3 allows {S3_MAX_TAGS} per object")
+    return tags
+
+
+def merge_tags(
+    source_tags: Iterable[Mapping[str, str]], pipeline_tags: Mapping[str, str], limit: int = S3_MAX_TAGS
+) -> tuple[dict[str, str], list[str]]:
+    """Source tags (an S3 ``TagSet``) overlaid with the pipeline's tags, within S3's tag limit.
+
+    Pipeline tags always win and are always kept; source tags fill the remaining slots in key order
+    (so retries give the same result). Returns the merged tags and the keys of the dropped source tags.
+    """
+    merged = dict(pipeline_tags)
+    dropped: list[str] = []
+    for tag in sorted(source_tags, key=lambda t: t["Key"]):
+        key = tag["Key"]
+        if key in merged:
+            continue
+        if len(merged) < limit:
+            merged[key] = tag["Value"]
+        else:
+            dropped.append(key)
+    return merged, dropped
+
+
+def tag_set(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def is_multipart_etag(etag: str | None) -> bool:
+    return "-" in (normalise_etag(etag) or "")
+
+
+def check_source(head: Mapping[str, Any], source: Mapping[str, Any]) -> None:
+    """Raise SourceChangedError when the version's ETag or size differs from what the scan saw."""
+    expected, actual = source.get("etag"), normalise_etag(head.get("ETag"))
+    if expected and expected != actual:
+        raise SourceChangedError(
+            f"s3://{source['bucket']}/{source['key']} version {source['versionId']} has ETag {actual}, expected {expected}"
+        )
+    size = source.get("size")
+    if size is not None and size != head.get("ContentLength"):
+        raise SourceChangedError(
+            f"s3://{source['bucket']}/{source['key']} version {source['versionId']} has "
+            f"{head.get('ContentLength')} bytes, expected {size}"
+        )
+
+
+def full_object_checksum(head: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(algorithm, value)`` of a checksum over the whole object, or None (absent or composite)."""
+    for algorithm, member in CHECKSUM_MEMBERS.items():
+        value = head.get(member)
+        if not value:
+            continue
+        checksum_type = head.get("ChecksumType")
+        if checksum_type == "COMPOSITE" or (checksum_type is None and "-" in value):
+            return None
+        return algorithm, value
+    return None
+
+
+def copy_checksum_algorithm(source_head: Mapping[str, Any], multipart: bool) -> str | None:
+    """The ChecksumAlgorithm to request on a multipart copy so the copy gets a comparable checksum.
+
+    Only CRC64NVME is a full-object checksum by default on multipart uploads; single-part copies keep
+    the source's algorithm by themselves.
+    """
+    found = full_object_checksum(source_head)
+    if multipart and found is not None and found[0] == "CRC64NVME":
+        return "CRC64NVME"
+    return None
+
+
+def copy_metadata(source_head: Mapping[str, Any]) -> dict[str, str]:
+    """The source's user metadata plus the pipeline's source-version and source-ETag markers."""
+    metadata = dict(source_head.get("Metadata") or {})
+    metadata[META_SOURCE_VERSION] = str(source_head["VersionId"])
+    metadata[META_SOURCE_ETAG] = normalise_etag(source_head.get("ETag")) or ""
+    return metadata
+
+
+def copy_extra_args(source_head: Mapping[str, Any], tags: Mapping[str, str], multipart: bool) -> dict[str, Any]:
+    """ExtraArgs for boto3's managed copy. No SSE arguments: the destination's default encryption applies."""
+    args: dict[str, Any] = {
+        "MetadataDirective": "REPLACE",
+        "Metadata": copy_metadata(source_head),
+        "TaggingDirective": "REPLACE",
+    }
+    for header in CONTENT_HEADERS:
+        if source_head.get(header):
+            args[header] = source_head[header]
+    if tags:
+        args["Tagging"] = urlencode(list(tags.items()), quote_via=quote)
+    etag = source_head.get("ETag")
+    if etag:
+        args["CopySourceIfMatch"] = '"' + normalise_etag(etag) + '"'
+    algorithm = copy_checksum_algorithm(source_head, multipart)
+    if algorithm:
+        args["ChecksumAlgorithm"] = algorithm
+    return args
+
+
+def is_copy_of(dest_head: Mapping[str, Any], source: Mapping[str, Any]) -> bool:
+    """True when ``dest_head`` describes a copy the pipeline made of exactly ``source`` (its version and ETag)."""
+    metadata = dest_head.get("Metadata") or {}
+    if metadata.get(META_SOURCE_VERSION) != source["versionId"]:
+        return False
+    if source.get("etag") and metadata.get(META_SOURCE_ETAG) != source["etag"]:
+        return False
+    if source.get("size") is not None and dest_head.get("ContentLength") != source["size"]:
+        return False
+    return True
+
+
+def _etag_is_md5(head: Mapping[str, Any]) -> bool:
+    """Only unencrypted and SSE-S3 objects have an MD5 ETag; SSE-KMS, DSSE-KMS and SSE-C do not."""
+    return head.get("ServerSideEncryption") in (None, "AES256") and not head.get("SSECustomerAlgorithm")
+
+
+def verify_copy(source_head: Mapping[str, Any], dest_head: Mapping[str, Any], multipart_copy: bool) -> tuple[str, str | None]:
+    """Compare a copy with its source. Returns ``(method, note)``; raises VerificationError on a mismatch.
+
+    Size always; full-object checksums when both have one of the same algorithm; the ETag when both
+    are MD5s of the same single-part content (a single-part source copied in one part, neither
+    encrypted with KMS or SSE-C). ``method`` is the strongest comparison made.
+    """
+    source_size, dest_size = source_head.get("ContentLength"), dest_head.get("ContentLength")
+    if source_size != dest_size:
+        raise VerificationError(f"copy has {dest_size} bytes, source has {source_size}")
+
+    checksum_compared = False
+    source_sum, dest_sum = full_object_checksum(source_head), full_object_checksum(dest_head)
+    if source_sum and dest_sum and source_sum[0] == dest_sum[0]:
+        if source_sum[1] != dest_sum[1]:
+            raise VerificationError(f"copy's {dest_sum[0]} checksum differs from the source's")
+        checksum_compared = True
+
+    source_etag, dest_etag = normalise_etag(source_head.get("ETag")), normalise_etag(dest_head.get("ETag"))
+    etag_comparable = (
+        not multipart_copy
+        and not is_multipart_etag(source_etag)
+        and _etag_is_md5(source_head)
+        and _etag_is_md5(dest_head)
+    )
+    if etag_comparable:
+        if source_etag != dest_etag:
+            raise VerificationError(f"copy's ETag {dest_etag} differs from the source's {source_etag}")
+        return VERIFIED_BY_ETAG, None
+    if checksum_compared:
+        return VERIFIED_BY_CHECKSUM, None
+    reasons = []
+    if multipart_copy or is_multipart_etag(source_etag):
+        reasons.append("multipart ETags differ by part layout")
+    if not (_etag_is_md5(source_head) and _etag_is_md5(dest_head)):
+        reasons.append("KMS or SSE-C ETags are not content digests")
+    reasons.append("no full-object checksum of the same algorithm on both objects")
+    return VERIFIED_BY_SIZE, "size only: " + "; ".join(reasons)
+
+
+def object_ref_from_head(bucket: str, key: str, head: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "bucket": bucket,
+        "key": key,
+        "versionId": head.get("VersionId") or "null",
+        "etag": normalise_etag(head.get("ETag")) or "",
+        "size": int(head.get("ContentLength", 0)),
+    }
+
+
+def classify_error(code: str, status: int | None, *, on_source: bool) -> str | None:
+    """``"transient"``, ``"source-changed"`` or None (re-raise as is) for an S3 error."""
+    if code in TRANSIENT_CODES or (status is not None and status >= 500):
+        return "transient"
+    if on_source and (code in SOURCE_GONE_CODES or code in PRECONDITION_CODES or status in (404, 405, 412)):
+        if code in ("NoSuchBucket", "NoSuchUpload"):
+            return None
+        return "source-changed"
+    return None

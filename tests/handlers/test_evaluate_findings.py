@@ -1,0 +1,434 @@
+"""evaluate_findings against a stubbed Macie (real macie2 model, enum-checked) and moto S3 discovery results."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+import evaluate_findings
+import macie_results
+from pipeline_common.errors import InvalidInputError, PipelineError, TransientError
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+JOB_ID = "3ce05dbb7ec5505def334104bf43bf6b"
+STAGED_BUCKET = "quarantine-bucket"
+SOURCE_BUCKET = "ingress-bucket"
+RESULTS_BUCKET = "macie-results-bucket"
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "evaluate-findings"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:evaluate-findings"
+    aws_request_id: str = "req-1"
+
+
+# ------------------------------------------------------------------------------ enum checking
+def enum_violations(shape: Any, value: Any, path: str = "") -> list[str]:
+    """Every enum-typed value under ``value`` that the macie2 model does not allow."""
+    if value is None or shape is None:
+        return []
+    kind = shape.type_name
+    found: list[str] = []
+    if kind == "structure" and isinstance(value, dict):
+        for name, member_value in value.items():
+            if name in shape.members:
+                found += enum_violations(shape.members[name], member_value, f"{path}.{name}")
+    elif kind == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            found += enum_violations(shape.member, item, f"{path}[{index}]")
+    elif kind == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            found += enum_violations(shape.key, key, f"{path}<key>")
+            found += enum_violations(shape.value, item, f"{path}.{key}")
+    elif kind == "string" and shape.enum and value not in shape.enum:
+        found.append(f"{path or '<root>'}={value!r} is not one of {shape.enum}")
+    return found
+
+
+class CheckedStubber(Stubber):
+    """A Stubber that also rejects enum values outside the model, in requests and in canned responses.
+
+    Plain Stubber already validates parameter names and types of both (botocore's ParamValidator), but
+    not enum membership.
+    """
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        client.meta.events.register(f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}", self._check_request)
+
+    @staticmethod
+    def _check_request(params: dict, model: Any, **_: Any) -> None:
+        problems = enum_violations(model.input_shape, params)
+        assert not problems, f"{model.name} request: {problems}"
+
+    def add_response(self, method: str, service_response: dict, expected_params: dict | None = None) -> None:
+        operation = self.client.meta.method_to_api_mapping[method]
+        shape = self.client.meta.service_model.operation_model(operation).output_shape
+        problems = enum_violations(shape, service_response)
+        assert not problems, f"{operation} response: {problems}"
+        super().add_response(method, service_response, expected_params)
+
+
+@pytest.fixture
+def macie() -> Iterator[tuple[Any, CheckedStubber]]:
+    client = boto3.client("macie2", region_name=REGION)
+    stubber = CheckedStubber(client)
+    with stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("FINDING_POLICY", "UNKNOWN_FORMAT_POLICY", "RESULTS_BUCKET", "RESULTS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=RESULTS_BUCKET)
+        yield client
+
+
+@pytest.fixture
+def run(macie, s3, monkeypatch: pytest.MonkeyPatch):
+    """Invoke the real handler with the stubbed Macie client and the moto S3 client."""
+    client, _ = macie
+    monkeypatch.setattr(evaluate_findings, "_CLIENTS", {"macie2": client, "s3": s3})
+    return lambda event: evaluate_findings.handler(event, FakeContext())
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(evaluate_findings.logger.registered_formatter)
+    underlying = logging.getLogger("evaluate_findings")
+    underlying.addHandler(handler)
+    yield stream
+    underlying.removeHandler(handler)
+
+
+# ---------------------------------------------------------------------------------- test data
+def obj(key: str, integrity: str = "VALID") -> dict:
+    return {
+        "source": {"bucket": SOURCE_BUCKET, "key": key, "versionId": "v-src", "etag": "e1", "size": 120},
+        "staged": {"bucket": STAGED_BUCKET, "key": f"scan-1/{key}", "versionId": "v-stg", "etag": "e1", "size": 120},
+        "integrity": {"status": integrity, "format": "csv", "reason": "", "rows": 2, "checksum": "ABSENT"},
+    }
+
+
+def event(objects: list[dict], *, status: str = "COMPLETE", error: str = "NONE", complete: bool = True) -> dict:
+    return {
+        "scanId": "scan-1",
+        "job": {"jobId": JOB_ID, "jobStatus": status, "lastRunErrorStatus": {"code": error}},
+        "scanComplete": complete,
+        "objects": objects,
+    }
+
+
+def finding(
+    finding_id: str, key: str, severity: str | None = "High", *, bucket: str = STAGED_BUCKET, finding_type: str = "SensitiveData:S3Object/Multiple"
+) -> dict:
+    """A realistic GetFindings item for an object of the staged bucket."""
+    value = {
+        "accountId": ACCOUNT,
+        "archived": False,
+        "category": "CLASSIFICATION",
+        "classificationDetails": {
+            "detailedResultsLocation": f"s3://{RESULTS_BUCKET}/macie/AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/d.jsonl.gz",
+            "jobArn": f"arn:aws:macie2:{REGION}:{ACCOUNT}:classification-job/{JOB_ID}",
+            "jobId": JOB_ID,
+            "originType": "SENSITIVE_DATA_DISCOVERY_JOB",
+            "result": {
+                "additionalOccurrences": False,
+                "mimeType": "text/csv",
+                "sizeClassified": 120,
+                "status": {"code": "COMPLETE"},
+                "sensitiveData": [
+                    {
+                        "category": "FINANCIAL_INFORMATION",
+                        "detections": [{"type": "CREDIT_CARD_NUMBER", "count": 3}],
+                        "totalCount": 3,
+                    }
+                ],
+                "customDataIdentifiers": {
+                    "detections": [
+                        {"name": "EmployeeId", "arn": f"arn:aws:macie2:{REGION}:{ACCOUNT}:custom-data-identifier/cdi-1", "count": 2}
+                    ],
+                    "totalCount": 2,
+                },
+            },
+        },
+        "count": 1,
+        "id": finding_id,
+        "partition": "aws",
+        "region": REGION,
+        "resourcesAffected": {
+            "s3Bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "s3Object": {
+                "key": key,
+                "versionId": "v-stg",
+                "eTag": "e1",
+                "path": f"{bucket}/{key}",
+                "extension": key.rsplit(".", 1)[-1],
+                "size": 120,
+                "storageClass": "STANDARD",
+            },
+        },
+        "sample": False,
+        "schemaVersion": "1.0",
+        "title": "The S3 object contains multiple categories of sensitive information.",
+        "type": finding_type,
+    }
+    if severity is not None:
+        value["severity"] = {"description": severity, "score": {"Low": 1, "Medium": 2, "High": 3}[severity]}
+    return value
+
+
+def record(key: str, code: str = "COMPLETE", reason: str | None = None, bucket: str = STAGED_BUCKET) -> dict:
+    """A sensitive data discovery result record (same structure as a finding)."""
+    status = {"code": code}
+    if reason:
+        status["reason"] = reason
+    return {
+        "classificationDetails": {
+            "jobId": JOB_ID,
+            "jobArn": f"arn:aws:macie2:{REGION}:{ACCOUNT}:classification-job/{JOB_ID}",
+            "result": {"status": status, "sizeClassified": 120, "mimeType": "text/csv", "sensitiveData": []},
+        },
+        "resourcesAffected": {"s3Bucket": {"name": bucket}, "s3Object": {"key": key, "versionId": "v-stg", "eTag": "e1"}},
+    }
+
+
+def put_results(s3: Any, key: str, lines: list[Any]) -> None:
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    s3.put_object(Bucket=RESULTS_BUCKET, Key=key, Body=gzip.compress(text.encode("utf-8")))
+
+
+def criteria() -> dict:
+    return {"findingCriteria": {"criterion": {"classificationDetails.jobId": {"eq": [JOB_ID]}}}, "maxResults": 50}
+
+
+def stub_findings(stubber: CheckedStubber, pages: list[list[dict]]) -> None:
+    """ListFindings returns ``pages`` of ids (with nextToken between them); GetFindings in groups of 50."""
+    all_findings = [f for page in pages for f in page]
+    for number, page in enumerate(pages):
+        response: dict = {"findingIds": [f["id"] for f in page]}
+        expected = criteria()
+        if number:
+            expected["nextToken"] = f"token-{number}"
+        if number < len(pages) - 1:
+            response["nextToken"] = f"token-{number + 1}"
+        stubber.add_response("list_findings", response, expected)
+    for start in range(0, len(all_findings), 50):
+        group = all_findings[start : start + 50]
+        stubber.add_response("get_findings", {"findings": group}, {"findingIds": [f["id"] for f in group]})
+
+
+def by_key(output: dict) -> dict[str, dict]:
+    return {item["source"]["key"]: item for item in output["objects"]}
+
+
+# -------------------------------------------------------------------------------------- tests
+def test_stubber_rejects_enum_values_outside_the_macie_model(macie) -> None:
+    """The local enum check is what makes the fake findings trustworthy: prove it can fail."""
+    client, stubber = macie
+    bad = finding("f-1", "scan-1/a.csv")
+    bad["severity"] = {"description": "Critical", "score": 4}
+    with pytest.raises(AssertionError, match=r"\.findings\[0\]\.severity\.description='Critical'"):
+        stubber.add_response("get_findings", {"findings": [bad]})
+    stubber.add_response("list_findings", {"findingIds": []})
+    with pytest.raises(AssertionError, match=r"\.sortCriteria\.orderBy='UP'"):
+        client.list_findings(sortCriteria={"attributeName": "createdAt", "orderBy": "UP"})
+    # A valid value passes (and uses up the queued response).
+    assert client.list_findings(sortCriteria={"attributeName": "createdAt", "orderBy": "ASC"})["findingIds"] == []
+
+
+def test_pages_findings_and_reads_discovery_results_with_default_policy(run, macie, s3, logs) -> None:
+    _, stubber = macie
+    special = ["high.csv", "clean.json", "missing.csv", "skipped.bin", "broken.csv", "nosev.csv"]
+    bulk = [f"bulk/{n:02d}.csv" for n in range(52)]
+    objects = [obj(key, "CORRUPT" if key == "broken.csv" else "VALID") for key in special + bulk]
+
+    findings = [
+        finding("f-high", "scan-1/high.csv", "High"),
+        finding("f-broken", "scan-1/broken.csv", "High"),
+        finding("f-nosev", "scan-1/nosev.csv", None),
+        # Same key but another bucket, and a key outside the scan: neither may be attributed.
+        finding("f-other-bucket", "scan-1/clean.json", "High", bucket=SOURCE_BUCKET),
+        finding("f-outside", "scan-1/not-in-scan.csv", "High"),
+    ] + [finding(f"f-bulk-{n:02d}", f"scan-1/bulk/{n:02d}.csv", "Low") for n in range(52)]
+    assert len(findings) == 57
+    stub_findings(stubber, [findings[:30], findings[30:]])
+    stubber.add_response(
+        "get_classification_export_configuration",
+        {"configuration": {"s3Destination": {"bucketName": RESULTS_BUCKET, "keyPrefix": "/macie//", "kmsKeyArn": KMS_KEY}}},
+        {},
+    )
+    prefix = f"macie/AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/"
+    put_results(
+        s3,
+        prefix + "part-1.jsonl.gz",
+        [record("scan-1/high.csv"), record("scan-1/clean.json"), "{not json", record("scan-1/skipped.bin", "SKIPPED", "UNSUPPORTED_FILE_TYPE")],
+    )
+    put_results(s3, prefix + "part-2.jsonl.gz", [record("scan-1/broken.csv"), record("scan-1/nosev.csv")] + [record(f"scan-1/{k}") for k in bulk])
+    # Neither another job's results, nor a file that is not JSON Lines, nor the wrong bucket count as proof.
+    put_results(s3, f"macie/AWSLogs/{ACCOUNT}/Macie/{REGION}/other-job/part-1.jsonl.gz", [record("scan-1/missing.csv")])
+    put_results(s3, prefix + "manifest.json", [record("scan-1/missing.csv")])
+    put_results(s3, prefix + "part-3.jsonl.gz", [record("scan-1/missing.csv", bucket=SOURCE_BUCKET)])
+
+    output = run(event(objects))
+    result = by_key(output)
+
+    high = result["high.csv"]
+    assert high["verdict"] == "REVIEW" and high["analysis"] == "COMPLETE"
+    assert high["findings"] == {"count": 1, "types": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "maxSeverity": "HIGH"}
+    assert high["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy requires review"]
+    assert high["source"] == objects[0]["source"] and high["integrity"] == objects[0]["integrity"]
+
+    clean = result["clean.json"]
+    assert (clean["verdict"], clean["analysis"], clean["reasons"]) == ("CLEAN", "COMPLETE", [])
+    assert clean["findings"] == {"count": 0, "types": {}, "maxSeverity": None}
+
+    missing = result["missing.csv"]
+    assert (missing["verdict"], missing["analysis"]) == ("REVIEW", "MISSING")
+    assert missing["reasons"] == ["no Macie sensitive data discovery result was found for the object, so it may not have been analysed"]
+
+    skipped = result["skipped.bin"]
+    assert (skipped["verdict"], skipped["analysis"]) == ("REVIEW", "SKIPPED")
+    assert skipped["reasons"] == ["Macie skipped the object and did not analyse it (reason: UNSUPPORTED_FILE_TYPE)"]
+
+    assert result["broken.csv"]["verdict"] == "CORRUPT"
+    assert result["broken.csv"]["findings"]["count"] == 1
+
+    nosev = result["nosev.csv"]
+    assert nosev["verdict"] == "REVIEW" and nosev["findings"]["maxSeverity"] == "HIGH"
+    assert "1 finding(s) had no recognised severity and were treated as HIGH" in nosev["reasons"]
+
+    assert {result[k]["verdict"] for k in bulk} == {"REVIEW"}
+    assert output["summary"] == {"CLEAN": 1, "REVIEW": 56, "DENY": 0, "CORRUPT": 1}
+    assert output["reviewRequired"] is True
+
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    ignored = [line for line in lines if line.get("ignoredFindings") == 2 and line["level"] == "WARNING"]
+    assert len(ignored) == 1
+    read = next(line for line in lines if line["message"] == "Read the discovery results")
+    assert (read["files"], read["badLines"], read["resultsPrefix"]) == (3, 1, prefix)
+    assert "sample" not in logs.getvalue() and "CREDIT_CARD_NUMBER" not in logs.getvalue()
+
+
+def test_policy_from_env_denies_high_and_allows_low(run, macie, s3, monkeypatch) -> None:
+    _, stubber = macie
+    monkeypatch.setenv("FINDING_POLICY", '{"LOW": "ALLOW", "MEDIUM": "REVIEW", "HIGH": "DENY"}')
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    monkeypatch.setenv("RESULTS_PREFIX", "custom/prefix/")
+    # No GetClassificationExportConfiguration stub: the env location must be used without asking Macie.
+    stub_findings(stubber, [[finding("f-1", "scan-1/secret.csv", "High", finding_type="SensitiveData:S3Object/Financial"),
+                             finding("f-2", "scan-1/low.csv", "Low", finding_type="SensitiveData:S3Object/Personal")]])
+    put_results(s3, f"custom/prefix/AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz", [record("scan-1/secret.csv"), record("scan-1/low.csv")])
+
+    output = run(event([obj("secret.csv"), obj("low.csv")]))
+
+    result = by_key(output)
+    assert result["secret.csv"]["verdict"] == "DENY"
+    assert result["secret.csv"]["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy denies them"]
+    assert result["low.csv"]["verdict"] == "CLEAN"
+    assert output["summary"] == {"CLEAN": 1, "REVIEW": 0, "DENY": 1, "CORRUPT": 0}
+    assert output["reviewRequired"] is False
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        ({"error": "ERROR"}, "the Macie classification job reported errors while analysing objects"),
+        ({"status": "CANCELLED", "complete": False}, "the Macie classification job did not complete (job status CANCELLED)"),
+    ],
+)
+def test_job_errors_or_incomplete_scan_need_review(run, macie, s3, monkeypatch, job, reason) -> None:
+    _, stubber = macie
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    stub_findings(stubber, [[]])
+    put_results(s3, f"AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz", [record("scan-1/fine.csv")])
+
+    output = run(event([obj("fine.csv")], **job))
+
+    (item,) = output["objects"]
+    assert (item["verdict"], item["analysis"], item["reasons"]) == ("REVIEW", "COMPLETE", [reason])
+
+
+def test_without_a_results_location_nothing_counts_as_analysed(run, macie) -> None:
+    _, stubber = macie
+    stub_findings(stubber, [[]])
+    stubber.add_response("get_classification_export_configuration", {}, {})
+
+    output = run(event([obj("a.csv"), obj("b.csv", "CORRUPT")]))
+
+    assert [(o["verdict"], o["analysis"]) for o in output["objects"]] == [("REVIEW", "MISSING"), ("CORRUPT", "MISSING")]
+
+
+def test_errors_map_to_the_contract(run, macie, monkeypatch) -> None:
+    _, stubber = macie
+    monkeypatch.setenv("FINDING_POLICY", '{"HIGH": "BLOCK"}')
+    with pytest.raises(InvalidInputError, match="FINDING_POLICY: unknown action 'BLOCK' for HIGH"):
+        run(event([obj("a.csv")]))  # no Macie call was stubbed: validation comes first
+    monkeypatch.delenv("FINDING_POLICY")
+
+    with pytest.raises(InvalidInputError, match=r"objects\[0\]\.integrity\.status is required"):
+        run(event([{**obj("a.csv"), "integrity": None}]))
+
+    stubber.add_client_error("list_findings", "ThrottlingException", "Rate exceeded", 429, expected_params=criteria())
+    with pytest.raises(TransientError, match="ListFindings failed with ThrottlingException"):
+        run(event([obj("a.csv")]))
+
+    stubber.add_response("list_findings", {"findingIds": ["f-1"]}, criteria())
+    stubber.add_client_error("get_findings", "InternalServerException", "oops", 500)
+    with pytest.raises(TransientError, match="GetFindings failed with InternalServerException"):
+        run(event([obj("a.csv")]))
+
+    for code in ("ServiceQuotaExceededException", "AccessDeniedException"):
+        stubber.add_client_error("list_findings", code, "no", 402 if code.startswith("Service") else 403)
+        with pytest.raises(PipelineError, match=f"failed with {code}") as caught:
+            run(event([obj("a.csv")]))
+        assert not isinstance(caught.value, TransientError)
+
+
+class TrickleBody:
+    """A stream that serves at most ``chunk`` bytes a read and refuses to be read whole."""
+
+    def __init__(self, data: bytes, chunk: int = 1000) -> None:
+        self.data, self.chunk, self.position, self.largest = data, chunk, 0, 0
+
+    def read(self, size: int = -1) -> bytes:
+        assert size is not None and size > 0, "the body must be streamed, not read whole"
+        size = min(size, self.chunk)
+        self.largest = max(self.largest, size)
+        piece = self.data[self.position : self.position + size]
+        self.position += len(piece)
+        return piece
+
+    def close(self) -> None:
+        pass
+
+
+def test_discovery_records_are_streamed_across_chunk_boundaries() -> None:
+    records = [record(f"scan-1/{'é' * 3000}-{n}.csv", "PARTIAL" if n % 2 else "COMPLETE") for n in range(60)]
+    data = gzip.compress(("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\nnot-json").encode("utf-8"))
+    assert len(gzip.decompress(data)) > 4 * 64 * 1024  # several decompressed chunks, lines and characters split across them
+    body = TrickleBody(data)
+
+    parsed = list(macie_results.iter_records(body))
+
+    assert parsed[:-1] == records and parsed[-1] is None
+    assert body.position == len(data) and body.largest <= 1000

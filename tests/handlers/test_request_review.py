@@ -1,0 +1,162 @@
+"""request_review against moto DynamoDB, SNS and an SQS queue subscribed to the topic."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+import request_review
+from pipeline_common.errors import InvalidInputError, TransientError
+
+REGION = "us-east-1"
+TABLE = "pipeline-state"
+TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token-" + "x" * 200
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "request-review"
+    memory_limit_in_mb: int = 128
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:request-review"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="review-requests")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        monkeypatch.setenv("STATE_TABLE", TABLE)
+        monkeypatch.setenv("TOPIC_ARN", topic)
+        monkeypatch.setenv("REVIEW_API_URL", "https://abc123.execute-api.us-east-1.amazonaws.com/prod/")
+        monkeypatch.setenv("REVIEW_TIMEOUT_SECONDS", "3600")
+        monkeypatch.setattr(request_review, "_RESOURCES", {})
+        table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+        yield {"table": table, "sqs": sqs, "queue": queue}
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(request_review.logger.registered_formatter)
+    logging.getLogger("request_review").addHandler(handler)
+    yield stream
+    logging.getLogger("request_review").removeHandler(handler)
+
+
+def evaluated(key: str, verdict: str, types: dict[str, int] | None = None, severity: str | None = None) -> dict:
+    return {
+        "source": {"bucket": "ingress", "key": key, "versionId": "v1", "etag": "e1", "size": 2048},
+        "staged": {"bucket": "quarantine", "key": f"scan-1/{key}", "versionId": "v2", "etag": "e1", "size": 2048},
+        "integrity": {"status": "VALID", "format": "csv", "reason": "", "rows": 10, "checksum": "ABSENT"},
+        "verdict": verdict,
+        "reasons": ["1 HIGH-severity Macie finding(s); the finding policy requires review"] if verdict == "REVIEW" else [],
+        "analysis": "COMPLETE",
+        "findings": {"count": 1 if types else 0, "types": types or {}, "maxSeverity": severity},
+    }
+
+
+def review_event(objects: list[dict]) -> dict:
+    return {
+        "taskToken": TOKEN,
+        "scanId": "scan-1",
+        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:pipeline:scan-1",
+        "objects": objects,
+    }
+
+
+def received(aws: dict) -> list[dict]:
+    messages = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.mark.parametrize("base_url", ["https://abc123.execute-api.us-east-1.amazonaws.com/prod/", "https://abc123.execute-api.us-east-1.amazonaws.com/prod"])
+def test_stores_a_hashed_review_and_publishes_the_link(aws, logs, monkeypatch, base_url) -> None:
+    monkeypatch.setenv("REVIEW_API_URL", base_url)
+    objects = [
+        evaluated("reports/<script>alert(1)</script>.csv", "REVIEW", {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "HIGH"),
+        evaluated("clean.csv", "CLEAN"),
+        evaluated("partial.pdf", "REVIEW"),
+    ]
+    before = time.time()
+
+    result = request_review.handler(review_event(objects), FakeContext())
+
+    assert result == {"reviewRequested": True, "objectCount": 2}
+    (envelope,) = received(aws)
+    assert envelope["Subject"] == "Macie pipeline: review needed for 2 object(s)"
+    assert envelope["MessageAttributes"]["event"] == {"Type": "String", "Value": "REVIEW_REQUESTED"}
+    body = envelope["Message"]
+    links = re.findall(r"https://\S+", body)
+    assert len(links) == 1
+    match = re.fullmatch(r"https://abc123\.execute-api\.us-east-1\.amazonaws\.com/prod/reviews/([A-Za-z0-9_-]{43})", links[0])
+    assert match, links[0]
+    review_id = match.group(1)
+    assert "reports/<script>alert(1)</script>.csv" in body and "CREDIT_CARD_NUMBER x3" in body and "EmployeeId x2" in body
+    assert "clean.csv" not in body
+
+    items = aws["table"].scan()["Items"]
+    assert len(items) == 1
+    item = items[0]
+    assert item["pk"] == "review#" + hashlib.sha256(review_id.encode()).hexdigest()
+    assert review_id not in json.dumps(item, default=str)
+    assert (item["taskToken"], item["scanId"], item["status"]) == (TOKEN, "scan-1", "PENDING")
+    assert item["executionArn"].endswith(":execution:pipeline:scan-1")
+    assert before + 3600 - 1 <= int(item["expiresAt"]) <= time.time() + 3600
+    deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(item["expiresAt"])))
+    assert f"Decide before {deadline}." in body
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", item["createdAt"])
+    assert [o["key"] for o in item["objects"]] == ["reports/<script>alert(1)</script>.csv", "partial.pdf"]
+    assert item["objects"][0] == {
+        "key": "reports/<script>alert(1)</script>.csv",
+        "size": 2048,
+        "reasons": ["1 HIGH-severity Macie finding(s); the finding policy requires review"],
+        "findingCount": 1,
+        "findingTypes": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2},
+        "maxSeverity": "HIGH",
+    }
+
+    logged = logs.getvalue()
+    assert "Review requested" in logged
+    assert review_id not in logged and TOKEN not in logged and "fake-task-token" not in logged
+
+
+def test_nothing_to_review_is_an_input_error_and_changes_nothing(aws) -> None:
+    with pytest.raises(InvalidInputError, match="no object has the REVIEW verdict"):
+        request_review.handler(review_event([evaluated("a.csv", "CLEAN"), evaluated("b.csv", "DENY")]), FakeContext())
+    with pytest.raises(InvalidInputError, match="taskToken must be a non-empty string"):
+        request_review.handler({**review_event([evaluated("a.csv", "REVIEW")]), "taskToken": ""}, FakeContext())
+    assert aws["table"].scan()["Items"] == [] and received(aws) == []
+
+
+def test_throttled_publish_is_transient(aws, monkeypatch) -> None:
+    sns = boto3.client("sns", region_name=REGION)
+    with Stubber(sns) as stubber:
+        stubber.add_client_error("publish", "Throttled", "Rate exceeded", 400)
+        with pytest.raises(TransientError, match="SNS Publish of the review request failed with Throttled"):
+            request_review.request_review(review_event([evaluated("a.csv", "REVIEW")]), env=dict(os.environ), sns=sns)
+        stubber.assert_no_pending_responses()

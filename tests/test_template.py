@@ -1,0 +1,318 @@
+"""The sample stack's template: what is deployed, checked resource by resource.
+
+Synthesized once per session. Every assertion names a property a security reviewer would check,
+and fails on an empty or broken template.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+import app as sample_app
+from support.asl import resolve_intrinsics, run_asl_validator
+from support.botocore_model import sdk_tasks_in_definition, validate_sdk_task
+from support.cfn_lint import errors_of, format_findings, lint_template
+from template_support import masked, synthesize, walk_states
+
+MACIE_SLR = "role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return synthesize(sample_app.build_app)
+
+
+@pytest.fixture(scope="module")
+def template(sample) -> Template:
+    return Template.from_json(sample.template)
+
+
+def _data_buckets(sample) -> dict:
+    return {k: v for k, v in sample.resources("AWS::S3::Bucket").items() if "LoggingConfiguration" in v["Properties"]}
+
+
+# ---------------------------------------------------------------------- cdk-nag, cfn-lint, ASL
+def test_cdk_nag_has_no_unacknowledged_findings(sample):
+    violations = [(v.rule_name, [r.construct_path for r in v.violating_resources]) for v in sample.nag_report.violations]
+    assert violations == []
+    assert sample.nag_report.success
+
+
+def test_every_acknowledgment_has_a_reason(sample):
+    acks = []
+    for construct in sample.stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry["type"] == "aws:cdk:acknowledged-rules" or "acknowledg" in entry["type"]:
+                acks.extend(entry["data"] if isinstance(entry["data"], list) else [entry["data"]])
+    assert len(acks) >= 10, "the sample must carry its cdk-nag acknowledgments"
+    for ack in acks:
+        assert ack["id"].startswith("AwsSolutions-"), ack
+        assert len(ack["reason"]) > 30, ack
+
+
+def test_cfn_lint_reports_no_errors(sample):
+    findings = lint_template(sample.template)
+    assert errors_of(findings) == [], format_findings(errors_of(findings))
+
+
+def test_asl_validator_accepts_the_state_machine(sample):
+    ok, output = run_asl_validator(sample.definition)
+    assert ok, output
+
+
+def test_every_sdk_task_matches_the_botocore_model(sample):
+    tasks = sdk_tasks_in_definition(sample.definition)
+    assert {(service, action) for _, service, action, _ in tasks} >= {
+        ("macie2", "createClassificationJob"),
+        ("macie2", "describeClassificationJob"),
+        ("macie2", "updateClassificationJob"),
+        ("s3", "deleteObject"),
+    }
+    problems = []
+    for path, service, action, parameters in tasks:
+        problems += [f"{path}: {p}" for p in validate_sdk_task(service, action, resolve_intrinsics(parameters, sample.template))]
+    assert problems == []
+
+
+# ---------------------------------------------------------------------- the workflow
+def test_every_task_retries_transient_errors_and_catches_everything(sample):
+    task_states = [(path, s) for path, _, s in walk_states(sample.definition["States"]) if s["Type"] == "Task"]
+    assert len(task_states) >= 20
+    for path, state in task_states:
+        assert state.get("Retry"), f"{path} has no Retry"
+        assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), f"{path} has no Catch for States.ALL"
+
+
+def test_state_names_are_the_documented_contract(sample):
+    names = {name for _, name, _ in walk_states(sample.definition["States"])}
+    assert {
+        "Prepare scan", "Stage objects", "Copy to quarantine", "Check integrity", "Start Macie job",
+        "Wait for Macie job", "Describe Macie job", "Macie job status?", "Cancel Macie job", "Evaluate findings",
+        "Route objects", "Remove from ingress", "Route by verdict", "Verdict?", "Promote to vault",
+        "Hold for review", "Keep in quarantine", "Wait for reviewer", "Review timed out", "Apply decision",
+        "Promote approved object", "Return to quarantine", "Scan failed", "Notify scan failure",
+    } <= names
+
+
+def test_only_two_states_write_to_the_vault_and_only_behind_clean_or_approve(sample):
+    """Fail closed, structurally: vault writes happen only after verdict CLEAN or decision APPROVE."""
+    vault_ref = sample.stack.node.find_child("Pipeline").vault_bucket.bucket_name
+    vault_name = resolve_intrinsics(sample.stack.resolve(vault_ref), sample.template)
+    writers = {}
+    for path, name, state in walk_states(sample.definition["States"]):
+        payload = state.get("Parameters", {}).get("Payload", {})
+        if payload.get("destination", {}).get("bucket") == vault_name:
+            writers[name] = path
+    assert set(writers) == {"Promote to vault", "Promote approved object"}
+
+    states = {name: state for _, name, state in walk_states(sample.definition["States"])}
+
+    def choices_leading_to(target):
+        return [
+            (choice_name, rule)
+            for choice_name, state in states.items()
+            if state["Type"] == "Choice"
+            for rule in state["Choices"]
+            if rule["Next"] == target
+        ]
+
+    [(choice, rule)] = choices_leading_to("Promote to vault")
+    assert (choice, rule) == ("Verdict?", {"Variable": "$.item.verdict", "StringEquals": "CLEAN", "Next": "Promote to vault"})
+    assert states["Verdict?"].get("Default") not in writers
+    [(choice, rule)] = choices_leading_to("Promote approved object")
+    assert choice == "Decision?" and rule["StringEquals"] == "APPROVE" and rule["Variable"] == "$.review.decision"
+    # A review that is not answered in time becomes a denial, never an approval.
+    assert states["Review timed out"]["Parameters"]["decision"] == "DENY"
+    assert states["Decision?"]["Default"] != "Promote approved object"
+
+
+def test_macie_job_is_scoped_by_scan_tag_and_idempotent(sample):
+    start = next(s for _, n, s in walk_states(sample.definition["States"]) if n == "Start Macie job")
+    params = start["Parameters"]
+    assert params["ClientToken.$"] == "$.scanId"
+    assert params["JobType"] == "ONE_TIME"
+    assert params["ManagedDataIdentifierSelector"] == "RECOMMENDED"
+    term = params["S3JobDefinition"]["Scoping"]["Includes"]["And"][0]["TagScopeTerm"]
+    assert term == {
+        "Comparator": "EQ",
+        "Key": "TAG",
+        "TagValues": [{"Key": "macie-pipeline:scan-id", "Value.$": "$.scanId"}],
+        "Target": "S3_OBJECT",
+    }
+    assert len(params["CustomDataIdentifierIds"]) == 1 and len(params["AllowListIds"]) == 1
+    throttle = next(r for r in start["Retry"] if r["ErrorEquals"] == ["Macie2.ThrottlingException"])
+    assert throttle["MaxAttempts"] >= 6 and throttle["BackoffRate"] >= 2 and throttle["JitterStrategy"] == "FULL"
+
+
+def test_poll_loop_is_bounded_and_handles_every_job_status(sample):
+    states = {n: s for _, n, s in walk_states(sample.definition["States"])}
+    status = states["Macie job status?"]
+    seen = json.dumps(status["Choices"])
+    for job_status in ("COMPLETE", "CANCELLED", "RUNNING", "IDLE", "PAUSED", "USER_PAUSED"):
+        assert f'"{job_status}"' in seen
+    bound = next(c for c in status["Choices"] if c.get("Variable") == "$.poll.count")
+    assert bound["NumericGreaterThanEquals"] == 360  # 6 h / 1 min
+    assert bound["Next"] == "Cancel Macie job"
+    assert status["Default"] == "Scan incomplete"
+    assert states["Scan incomplete"]["Result"] is False
+    assert states["Wait for Macie job"]["Seconds"] == 60
+
+
+def test_approval_waits_for_a_task_token_with_a_timeout(sample):
+    states = {n: s for _, n, s in walk_states(sample.definition["States"])}
+    ask = states["Wait for reviewer"]
+    assert ask["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert ask["TimeoutSeconds"] == 3 * 24 * 3600
+    assert ask["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    timeout_catch = ask["Catch"][0]
+    assert set(timeout_catch["ErrorEquals"]) == {"States.Timeout", "States.HeartbeatTimeout"}
+    assert timeout_catch["Next"] == "Review timed out"
+
+
+def test_state_machine_logs_without_execution_data_and_traces(template):
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "LoggingConfiguration": Match.object_like({"IncludeExecutionData": False, "Level": "ALL"}),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
+
+
+# ---------------------------------------------------------------------- data protection
+def test_every_data_bucket_is_encrypted_with_the_pipeline_key_and_locked_down(sample):
+    buckets = _data_buckets(sample)
+    assert len(buckets) == 5  # ingress, quarantine, review, vault, discovery results
+    for logical_id, bucket in buckets.items():
+        props = bucket["Properties"]
+        [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", logical_id
+        assert "Fn::GetAtt" in rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], logical_id
+        assert rule["BucketKeyEnabled"] is True, logical_id
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        }, logical_id
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}, logical_id
+        assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}, logical_id
+        assert "BucketName" not in props, f"{logical_id} has a fixed physical name"
+        assert bucket["DeletionPolicy"] == "Retain", logical_id
+
+
+def test_every_bucket_denies_plain_http_and_old_tls(sample):
+    policies = sample.resources("AWS::S3::BucketPolicy")
+    buckets = sample.resources("AWS::S3::Bucket")
+    covered = set()
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        deny_http = [s for s in statements if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"]
+        deny_tls = [s for s in statements if s["Effect"] == "Deny" and s.get("Condition", {}).get("NumericLessThan", {}).get("s3:TlsVersion") == 1.2]
+        if deny_http and deny_tls:
+            covered.add(policy["Properties"]["Bucket"]["Ref"])
+    assert covered == set(buckets)
+
+
+def test_keys_rotate_and_macie_may_decrypt_only_through_s3(sample):
+    keys = sample.resources("AWS::KMS::Key")
+    assert len(keys) == 2
+    assert all(k["Properties"]["EnableKeyRotation"] is True for k in keys.values())
+    macie = [
+        s
+        for k in keys.values()
+        for s in k["Properties"]["KeyPolicy"]["Statement"]
+        if MACIE_SLR in json.dumps(s.get("Principal", {}))
+    ]
+    assert len(macie) == 1
+    [statement] = macie
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+
+
+def test_no_role_can_delete_from_the_vault_or_write_to_ingress(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    vault = sample.stack.resolve(pipeline.vault_bucket.bucket_arn)
+    ingress = sample.stack.resolve(pipeline.ingress_bucket.bucket_arn)
+    for logical_id, policy in sample.resources("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = json.dumps(statement["Resource"])
+            if json.dumps(vault) in resources:
+                assert not [a for a in actions if "Delete" in a or a in ("s3:*", "*")], (logical_id, statement)
+            if json.dumps(ingress) in resources:
+                assert not [a for a in actions if a.startswith("s3:Put") or a in ("s3:*", "*")], (logical_id, statement)
+
+
+def test_review_table_and_topic_are_encrypted_with_the_customer_key(template):
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": Match.any_value()},
+            "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+
+
+def test_finding_policy_and_unknown_format_policy_reach_the_evaluator(sample):
+    env = next(
+        f["Properties"]["Environment"]["Variables"]
+        for f in sample.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "evaluate_findings.handler"
+    )
+    assert json.loads(env["FINDING_POLICY"]) == {"HIGH": "REVIEW", "LOW": "REVIEW", "MEDIUM": "REVIEW"}
+    assert env["UNKNOWN_FORMAT_POLICY"] == "REVIEW"
+    assert env["RESULTS_PREFIX"] == "macie-discovery-results"
+
+
+# ---------------------------------------------------------------------- trigger, API, alarms
+def test_object_created_rule_targets_the_state_machine_for_the_ingress_bucket(sample):
+    [rule] = sample.resources("AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": next(k for k in sample.resources("AWS::S3::Bucket") if k.startswith("PipelineIngress"))}]
+    [target] = rule["Properties"]["Targets"]
+    assert "StateMachine" in json.dumps(target["Arn"])
+    ingress = next(v for k, v in sample.resources("AWS::S3::Bucket").items() if k.startswith("PipelineIngress"))
+    assert ingress["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+
+def test_review_api_is_throttled_logged_and_traced(template):
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "TracingEnabled": True,
+            "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10, "DataTraceEnabled": False})],
+        },
+    )
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["GET", "POST"]
+
+
+def test_alarms_cover_failed_and_timed_out_executions_and_every_function(sample):
+    alarms = sample.resources("AWS::CloudWatch::Alarm").values()
+    metrics = sorted(a["Properties"]["MetricName"] for a in alarms)
+    assert metrics.count("Errors") == 6
+    assert {"ExecutionsFailed", "ExecutionsTimedOut"} <= set(metrics)
+    topic = next(iter(sample.resources("AWS::SNS::Topic")))
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic}] for a in alarms)
+
+
+def test_functions_are_traced_pinned_and_log_to_encrypted_groups(sample):
+    functions = {k: v for k, v in sample.resources("AWS::Lambda::Function").items() if v["Properties"].get("Handler", "").endswith(".handler") and "Layers" in v["Properties"]}
+    assert len(functions) == 6
+    groups = sample.resources("AWS::Logs::LogGroup")
+    for logical_id, fn in functions.items():
+        props = fn["Properties"]
+        assert props["Runtime"] == "python3.13" and props["Architectures"] == ["x86_64"], logical_id
+        assert props["TracingConfig"] == {"Mode": "Active"}, logical_id
+        group = groups[props["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert "KmsKeyId" in group["Properties"], logical_id
+
+
+def test_snapshot(sample, snapshot):
+    assert masked(sample.template) == snapshot
