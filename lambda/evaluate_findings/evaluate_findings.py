@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import boto3
 from botocore.config import Config
 
-from pipeline_common.constants import VERDICTS, REVIEW
+from pipeline_common.constants import INTEGRITY_RESULTS, REVIEW, VERDICTS
 from pipeline_common.errors import InvalidInputError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import object_ref
@@ -64,6 +64,10 @@ def _parse_event(event: Any) -> tuple[str, JobState, list[dict]]:
         integrity = item.get("integrity")
         if not isinstance(integrity, Mapping) or not isinstance(integrity.get("status"), str):
             raise InvalidInputError(f"objects[{index}].integrity.status is required")
+        if integrity["status"] not in INTEGRITY_RESULTS:
+            raise InvalidInputError(
+                f"objects[{index}].integrity.status must be one of {', '.join(INTEGRITY_RESULTS)}, got {integrity['status']!r}"
+            )
 
     error_status = job.get("lastRunErrorStatus")
     if isinstance(error_status, Mapping):  # DescribeClassificationJob shape: {"code": "NONE"|"ERROR"}

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from pipeline_common.objects import tag_value
 from pipeline_common.constants import (
     ALLOW,
     CLEAN,
@@ -162,7 +163,8 @@ class FindingTally:
         return max(present, key=SEVERITY_RANK.__getitem__) if present else None
 
     def summary(self) -> dict[str, Any]:
-        return {"count": self.count, "types": dict(sorted(self.types.items())), "maxSeverity": self.max_severity}
+        types = dict(sorted(self.types.items()))
+        return {"count": self.count, "types": types, "maxSeverity": self.max_severity, "tagValue": findings_tag_value(types)}
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,13 @@ class Verdict:
 def _detail(text: Any) -> str:
     value = " ".join(str(text).split()) if text else ""
     return value if len(value) <= MAX_REASON_DETAIL else value[: MAX_REASON_DETAIL - 3] + "..."
+
+
+def findings_tag_value(types: Mapping[str, int]) -> str:
+    """The ``macie-pipeline:findings`` object tag: ``TYPE:count`` pairs, or ``none``; a valid S3 tag value."""
+    if not types:
+        return "none"
+    return tag_value(" ".join(f"{name}:{count}" for name, count in types.items()))
 
 
 def decide(

@@ -317,7 +317,6 @@ def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
         lines=True,
         chunksize=chunk_rows,
         dtype=False,
-        convert_dates=False,
         encoding="utf-8",
         encoding_errors="strict",
         compression=None,

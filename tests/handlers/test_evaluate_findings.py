@@ -294,13 +294,13 @@ def test_pages_findings_and_reads_discovery_results_with_default_policy(run, mac
 
     high = result["high.csv"]
     assert high["verdict"] == "REVIEW" and high["analysis"] == "COMPLETE"
-    assert high["findings"] == {"count": 1, "types": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "maxSeverity": "HIGH"}
+    assert high["findings"] == {"count": 1, "types": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "maxSeverity": "HIGH", "tagValue": "CREDIT_CARD_NUMBER:3 EmployeeId:2"}
     assert high["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy requires review"]
     assert high["source"] == objects[0]["source"] and high["integrity"] == objects[0]["integrity"]
 
     clean = result["clean.json"]
     assert (clean["verdict"], clean["analysis"], clean["reasons"]) == ("CLEAN", "COMPLETE", [])
-    assert clean["findings"] == {"count": 0, "types": {}, "maxSeverity": None}
+    assert clean["findings"] == {"count": 0, "types": {}, "maxSeverity": None, "tagValue": "none"}
 
     missing = result["missing.csv"]
     assert (missing["verdict"], missing["analysis"]) == ("REVIEW", "MISSING")
@@ -387,6 +387,8 @@ def test_errors_map_to_the_contract(run, macie, monkeypatch) -> None:
 
     with pytest.raises(InvalidInputError, match=r"objects\[0\]\.integrity\.status is required"):
         run(event([{**obj("a.csv"), "integrity": None}]))
+    with pytest.raises(InvalidInputError, match=r"objects\[1\]\.integrity\.status must be one of VALID, CORRUPT, UNCHECKED, got 'ERROR'"):
+        run(event([obj("a.csv"), obj("b.csv", "ERROR")]))
 
     stubber.add_client_error("list_findings", "ThrottlingException", "Rate exceeded", 429, expected_params=criteria())
     with pytest.raises(TransientError, match="ListFindings failed with ThrottlingException"):

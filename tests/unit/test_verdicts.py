@@ -187,16 +187,26 @@ def test_tally_sums_managed_and_custom_detections_and_fails_closed_on_unknown_se
         "count": 2,
         "types": {"AWS_CREDENTIALS": 1, "CREDIT_CARD_NUMBER": 7, "EmployeeId": 2},
         "maxSeverity": "MEDIUM",
+        "tagValue": "AWS_CREDENTIALS:1 CREDIT_CARD_NUMBER:7 EmployeeId:2",
     }
     tally.add(finding("Critical", managed=[], custom=[]))
     assert tally.max_severity == "HIGH"
     assert tally.unknown_severity == 1
     # A finding without detection detail still shows up under its finding type.
     assert tally.types["SensitiveData:S3Object/Multiple"] == 1
-    assert FindingTally().summary() == {"count": 0, "types": {}, "maxSeverity": None}
+    assert FindingTally().summary() == {"count": 0, "types": {}, "maxSeverity": None, "tagValue": "none"}
 
 
 def test_detection_counts_ignore_malformed_counts() -> None:
     value = finding("High", managed=[("CREDIT_CARD_NUMBER", 3)], custom=[])
     value["classificationDetails"]["result"]["sensitiveData"][0]["detections"].append({"type": "PHONE_NUMBER", "count": "7"})
     assert detection_counts(value) == {"CREDIT_CARD_NUMBER": 3, "PHONE_NUMBER": 0}
+
+
+def test_findings_tag_value_is_a_valid_s3_tag_value():
+    from verdicts import findings_tag_value
+
+    assert findings_tag_value({}) == "none"
+    assert findings_tag_value({"CREDIT_CARD_NUMBER": 3, "Employee Id (custom)": 2}) == "CREDIT_CARD_NUMBER:3 Employee Id _custom_:2"
+    long = findings_tag_value({f"TYPE_{i:03d}": i for i in range(100)})
+    assert len(long) == 256 and long.endswith("...")

@@ -1,0 +1,274 @@
+"""transfer against moto: copy/move/tag/delete of pinned versions, multipart path, retries and error mapping."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+import transfer
+from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, TAG_FINDINGS, TAG_OUTCOME, TAG_SCAN_ID, TAG_VERDICT
+from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
+
+SRC = "ingress-bucket"
+DST = "clean-bucket"
+PIPELINE_TAGS = {TAG_SCAN_ID: "scan-1", TAG_VERDICT: "CLEAN"}
+HEADERS = {
+    "ContentType": "text/csv; charset=utf-8",
+    "ContentEncoding": "identity",
+    "ContentDisposition": 'attachment; filename="r.csv"',
+    "ContentLanguage": "en-GB",
+    "CacheControl": "no-store",
+}
+
+
+@pytest.fixture
+def s3():
+    transfer._CLIENTS.clear()
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in (SRC, DST):
+            client.create_bucket(Bucket=bucket)
+            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+    transfer._CLIENTS.clear()
+
+
+def put(s3, key: str, body: bytes, *, bucket: str = SRC, tagging: str | None = None, **kwargs) -> dict:
+    if tagging:
+        kwargs["Tagging"] = tagging
+    response = s3.put_object(Bucket=bucket, Key=key, Body=body, **kwargs)
+    return {"bucket": bucket, "key": key, "versionId": response["VersionId"], "etag": response["ETag"].strip('"'),
+            "size": len(body)}
+
+
+def request(operation: str, source: dict, dest_key: str | None = "out/report.csv", tags: dict | None = None) -> dict:
+    event = {"operation": operation, "source": source, "tags": PIPELINE_TAGS if tags is None else tags}
+    if dest_key is not None:
+        event["destination"] = {"bucket": DST, "key": dest_key}
+    return event
+
+
+def versions(s3, bucket: str, key: str | None = None) -> list[dict]:
+    listed = s3.list_object_versions(Bucket=bucket, **({"Prefix": key} if key else {}))
+    return [v for v in listed.get("Versions", []) if key is None or v["Key"] == key]
+
+
+def tags_of(s3, bucket: str, key: str, version_id: str) -> dict:
+    return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key, VersionId=version_id)["TagSet"]}
+
+
+def body_of(s3, bucket: str, key: str, version_id: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
+
+
+def assert_faithful_copy(s3, result: dict, source_body: bytes, source: dict, user_metadata: dict, expected_tags: dict):
+    head = s3.head_object(Bucket=DST, Key=result["key"], VersionId=result["versionId"])
+    assert head["Metadata"] == {**user_metadata, META_SOURCE_VERSION: source["versionId"], META_SOURCE_ETAG: source["etag"]}
+    for header, value in HEADERS.items():
+        assert head[header] == value, header
+    assert "ServerSideEncryption" not in head  # no SSE argument passed; this destination has no default key
+    assert tags_of(s3, DST, result["key"], result["versionId"]) == expected_tags
+    assert body_of(s3, DST, result["key"], result["versionId"]) == source_body
+    assert (result["etag"], result["size"]) == (head["ETag"].strip('"'), len(source_body))
+
+
+def test_move_preserves_everything_and_deletes_only_the_pinned_version(s3):
+    body = b"id,name\n1,alice\n"
+    source = put(s3, "in/report.csv", body, tagging="owner=alice&project=x%20y", Metadata={"origin": "upload"}, **HEADERS)
+    newer = put(s3, "in/report.csv", b"an overwrite that must stay")
+
+    result = transfer.handler(request("move", source, tags={**PIPELINE_TAGS, "owner": "pipeline"}), None)
+
+    assert result["bucket"] == DST and result["key"] == "out/report.csv" and result["verification"] == "etag"
+    assert_faithful_copy(s3, result, body, source, {"origin": "upload"},
+                         {**PIPELINE_TAGS, "owner": "pipeline", "project": "x y"})
+    remaining = versions(s3, SRC, "in/report.csv")
+    assert [v["VersionId"] for v in remaining] == [newer["versionId"]]
+    assert body_of(s3, SRC, "in/report.csv", newer["versionId"]) == b"an overwrite that must stay"
+
+
+def test_multipart_copy_preserves_everything_and_verifies(s3, monkeypatch):
+    monkeypatch.setattr(transfer, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    monkeypatch.setattr(transfer, "MULTIPART_CHUNKSIZE", 5 * 1024 * 1024)
+    body = os.urandom(6 * 1024 * 1024 + 17)
+    source = put(s3, "in/big.bin", body, tagging="owner=alice", Metadata={"origin": "upload"}, **HEADERS)
+
+    result = transfer.handler(request("move", source, dest_key="out/big.bin"), None)
+
+    assert result["etag"].endswith("-2")  # two UploadPartCopy parts: the multipart path ran
+    assert_faithful_copy(s3, result, body, source, {"origin": "upload"}, {**PIPELINE_TAGS, "owner": "alice"})
+    # moto gives multipart copies no checksum and their ETag depends on the part layout: size only.
+    assert result["verification"] == "size" and "multipart" in result["verificationNote"]
+    assert versions(s3, SRC, "in/big.bin") == []
+
+
+def test_zero_byte_object_copies(s3):
+    source = put(s3, "in/empty.csv", b"")
+    result = transfer.handler(request("copy", source, dest_key="out/empty.csv", tags={}), None)
+    assert (result["size"], result["etag"], result["verification"]) == (0, "d41d8cd98f00b204e9800998ecf8427e", "etag")
+    assert body_of(s3, DST, "out/empty.csv", result["versionId"]) == b""
+    assert len(versions(s3, SRC, "in/empty.csv")) == 1  # copy leaves the source in place
+
+
+def test_kms_destination_default_encryption_applies_and_checksum_verifies(s3):
+    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    s3.put_bucket_encryption(Bucket=DST, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id}}]})
+    source = put(s3, "in/k.csv", b"kms content")
+    result = transfer.handler(request("copy", source), None)
+    head = s3.head_object(Bucket=DST, Key=result["key"], VersionId=result["versionId"])
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"].endswith(key_id)
+    assert result["verification"] == "checksum"  # KMS ETags are not content digests
+
+
+def test_tag_merge_over_the_limit_keeps_pipeline_tags_and_logs_dropped_keys_only(s3, caplog):
+    source_tags = "&".join(f"s{i}=secret-value-{i}" for i in range(9)) + f"&{TAG_VERDICT}=OLD"
+    source = put(s3, "in/t.csv", b"t", tagging=source_tags.replace(":", "%3A"))
+    pipeline = {TAG_SCAN_ID: "scan-1", TAG_VERDICT: "CLEAN", TAG_FINDINGS: "0", TAG_OUTCOME: "released"}
+
+    result = transfer.handler(request("copy", source, tags=pipeline), None)
+
+    tags = tags_of(s3, DST, result["key"], result["versionId"])
+    assert tags == {**pipeline, **{f"s{i}": f"secret-value-{i}" for i in range(6)}}
+    dropped = [r for r in caplog.records if hasattr(r, "droppedTagKeys")]
+    assert [(r.levelname, r.droppedTagKeys) for r in dropped] == [("WARNING", ["s6", "s7", "s8"])]
+    assert all("secret-value" not in json.dumps(vars(r), default=str) for r in caplog.records)
+
+
+def test_source_version_is_not_what_the_scan_saw(s3):
+    source = put(s3, "in/r.csv", b"original")
+    put(s3, "in/r.csv", b"overwritten")
+    for changed, message in [
+        ({**source, "etag": "0" * 32}, "has ETag"),
+        ({**source, "size": 999}, "has 8 bytes, expected 999"),
+    ]:
+        with pytest.raises(SourceChangedError, match=message):
+            transfer.handler(request("move", changed), None)
+    s3.delete_object(Bucket=SRC, Key="in/r.csv", VersionId=source["versionId"])
+    with pytest.raises(SourceChangedError, match="no longer exists"):
+        transfer.handler(request("copy", source), None)
+    assert versions(s3, DST) == []
+
+
+def test_retry_of_a_move_finds_the_finished_copy(s3):
+    source = put(s3, "in/m.csv", b"move me", tagging="owner=alice")
+    first = transfer.handler(request("copy", source), None)      # a copy whose move then crashed
+    second = transfer.handler(request("move", source), None)     # the retry reuses it, then deletes the source
+    third = transfer.handler(request("move", source), None)      # a retry after the source was deleted
+    assert second["versionId"] == first["versionId"] == third["versionId"]
+    assert (third["etag"], third["size"]) == (source["etag"], source["size"])
+    assert third["verification"] == "size" and "earlier attempt" in third["verificationNote"]
+    assert len(versions(s3, DST, "out/report.csv")) == 1
+    assert versions(s3, SRC, "in/m.csv") == []
+
+    put(s3, "out/report.csv", b"somebody else's object", bucket=DST)
+    with pytest.raises(SourceChangedError, match="no longer exists"):
+        transfer.handler(request("move", source), None)
+    with pytest.raises(SourceChangedError):
+        transfer.handler(request("copy", source), None)  # only a move may find an earlier copy
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["with space/a b.csv", "unicodé/日本語 😀.txt", "plus+sign/a+b%2B.csv", "percent/100%25%20x%.txt",
+     "/".join(["deep"] * 150) + "/leaf.json"],
+    ids=["space", "unicode", "plus", "percent", "deep"],
+)
+def test_odd_keys_round_trip(s3, key):
+    source = put(s3, key, b"k")
+    result = transfer.handler(request("move", source, dest_key="staged/" + key), None)
+    assert result["key"] == "staged/" + key
+    assert [v["Key"] for v in versions(s3, DST)] == ["staged/" + key]
+    assert versions(s3, SRC) == []
+
+
+def test_destination_key_too_long_copies_nothing(s3):
+    source = put(s3, "in/x.csv", b"x")
+    with pytest.raises(InvalidInputError, match="1026 bytes in UTF-8"):
+        transfer.handler(request("move", source, dest_key="é" * 513), None)  # 513 characters, 1026 bytes
+    assert versions(s3, DST) == [] and len(versions(s3, SRC)) == 1
+
+
+def test_failed_verification_removes_the_copy_and_keeps_the_source(s3, monkeypatch):
+    source = put(s3, "in/v.csv", b"verify me")
+    client = transfer._s3()
+    real_head = client.head_object
+
+    def corrupt_destination_head(**kwargs):
+        response = real_head(**kwargs)
+        if kwargs["Bucket"] == DST:
+            response["ContentLength"] += 1
+        return response
+
+    monkeypatch.setattr(client, "head_object", corrupt_destination_head)
+    with pytest.raises(VerificationError, match="copy has 10 bytes, source has 9"):
+        transfer.handler(request("move", source), None)
+    assert versions(s3, DST) == []
+    assert [v["VersionId"] for v in versions(s3, SRC)] == [source["versionId"]]
+
+
+def test_tag_operation_tags_the_pinned_version_in_place(s3):
+    source = put(s3, "in/t.csv", b"old", tagging="owner=alice")
+    newer = put(s3, "in/t.csv", b"new")
+    result = transfer.handler(request("tag", source, dest_key=None), None)
+    assert result == source
+    assert tags_of(s3, SRC, "in/t.csv", source["versionId"]) == {**PIPELINE_TAGS, "owner": "alice"}
+    assert tags_of(s3, SRC, "in/t.csv", newer["versionId"]) == {}
+
+
+def test_delete_removes_exactly_the_pinned_version_and_is_idempotent(s3):
+    source = put(s3, "in/d.csv", b"old")
+    newer = put(s3, "in/d.csv", b"new")
+    event = request("delete", source, dest_key=None)
+    assert transfer.handler(event, None) == {"deleted": True, **source}
+    assert transfer.handler(event, None) == {"deleted": True, **source}  # already absent: still success
+    assert [v["VersionId"] for v in versions(s3, SRC)] == [newer["versionId"]]
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "boom"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "Op")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("SlowDown", 503, TransientError),
+        ("InternalError", 500, TransientError),
+        ("RequestTimeout", 400, TransientError),
+        ("PreconditionFailed", 412, SourceChangedError),
+        ("NoSuchVersion", 404, SourceChangedError),
+        ("AccessDenied", 403, ClientError),
+        ("NoSuchBucket", 404, ClientError),
+    ],
+)
+def test_copy_errors_are_mapped_and_the_source_stays(s3, monkeypatch, code, status, expected):
+    source = put(s3, "in/e.csv", b"e")
+    client = transfer._s3()
+
+    def fail(**_):
+        raise _client_error(code, status)
+
+    monkeypatch.setattr(client, "copy_object", fail)
+    with pytest.raises(expected) as raised:
+        transfer.handler(request("move", source), None)
+    assert type(raised.value) is expected
+    assert [v["VersionId"] for v in versions(s3, SRC)] == [source["versionId"]]
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), [("Throttling", 503, TransientError), ("AccessDenied", 403, ClientError)])
+def test_source_head_errors_are_mapped(s3, monkeypatch, code, status, expected):
+    source = put(s3, "in/h.csv", b"h")
+
+    def fail(**_):
+        raise _client_error(code, status)
+
+    monkeypatch.setattr(transfer._s3(), "head_object", fail)
+    with pytest.raises(expected) as raised:
+        transfer.handler(request("copy", source), None)
+    assert type(raised.value) is expected

@@ -1,0 +1,151 @@
+"""transfer_core without AWS: request parsing, tag merging, copy arguments, verification and error classes."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import pytest
+
+import transfer_core
+from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION
+from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError
+
+SOURCE = {"bucket": "in", "key": "a.csv", "versionId": "v1", "etag": "e1", "size": 3}
+
+
+def test_parse_request_copy_and_tag():
+    parsed = transfer_core.parse_request(
+        {"operation": "move", "source": {**SOURCE, "etag": '"e1"'}, "destination": {"bucket": "out", "key": "x"},
+         "tags": {"k": "v"}}
+    )
+    assert parsed == transfer_core.TransferRequest("move", SOURCE, "out", "x", {"k": "v"})
+    tag = transfer_core.parse_request({"operation": "tag", "source": SOURCE})
+    assert (tag.destination_bucket, tag.tags) == (None, {})
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"operation": "rename", "source": SOURCE}, "operation must be one of copy, move, tag, delete"),
+        ({"operation": "copy", "source": {**SOURCE, "versionId": "null"}}, "source.versionId is required"),
+        ({"operation": "copy", "source": SOURCE}, "destination {bucket, key} is required for copy"),
+        ({"operation": "move", "source": SOURCE, "destination": {"bucket": "out", "key": ""}}, "destination.key"),
+        ({"operation": "move", "source": SOURCE, "destination": {"bucket": "out", "key": "k" * 1025}},
+         "1025 bytes in UTF-8"),
+        ({"operation": "move", "source": SOURCE, "destination": {"bucket": "in", "key": "a.csv"}}, "must differ"),
+        ({"operation": "tag", "source": SOURCE, "tags": {"k": 1}}, "tag 'k' must have a string value"),
+        ({"operation": "tag", "source": SOURCE, "tags": {"": "v"}}, "tag key '' must be a string"),
+        ({"operation": "tag", "source": SOURCE, "tags": {f"k{i}": "v" for i in range(11)}}, "11 tags given"),
+    ],
+)
+def test_parse_request_rejects(event, message):
+    with pytest.raises(InvalidInputError, match=message):
+        transfer_core.parse_request(event)
+
+
+def test_destination_key_of_exactly_1024_bytes_is_accepted():
+    key = "é" * 512  # 1024 bytes
+    parsed = transfer_core.parse_request({"operation": "copy", "source": SOURCE, "destination": {"bucket": "o", "key": key}})
+    assert parsed.destination_key == key
+
+
+def test_merge_tags_pipeline_wins_and_limit_keeps_sorted_source_tags():
+    source = [{"Key": f"s{i}", "Value": str(i)} for i in (3, 1, 2)] + [{"Key": "verdict", "Value": "OLD"}]
+    merged, dropped = transfer_core.merge_tags(source, {"verdict": "CLEAN", "scan": "x"}, limit=4)
+    assert merged == {"verdict": "CLEAN", "scan": "x", "s1": "1", "s2": "2"}
+    assert dropped == ["s3"]
+    assert transfer_core.merge_tags([], {}, limit=10) == ({}, [])
+
+
+def test_copy_extra_args():
+    head = {
+        "VersionId": "v1", "ETag": '"e1"', "ContentLength": 3, "Metadata": {"origin": "x"},
+        "ContentType": "text/csv", "CacheControl": "no-store", "ContentEncoding": None,
+        "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "arn:key", "ChecksumCRC64NVME": "abc=",
+    }
+    tags = {"macie-pipeline:verdict": "CLEAN", "note": "a&b=c d é"}
+    args = transfer_core.copy_extra_args(head, tags, multipart=False)
+    assert args == {
+        "MetadataDirective": "REPLACE",
+        "Metadata": {"origin": "x", META_SOURCE_VERSION: "v1", META_SOURCE_ETAG: "e1"},
+        "TaggingDirective": "REPLACE",
+        "ContentType": "text/csv",
+        "CacheControl": "no-store",
+        "Tagging": args["Tagging"],
+        "CopySourceIfMatch": '"e1"',
+    }
+    assert dict(parse_qsl(args["Tagging"], keep_blank_values=True)) == tags
+    assert " " not in args["Tagging"] and "+" not in args["Tagging"]
+    assert transfer_core.copy_extra_args(head, tags, multipart=True)["ChecksumAlgorithm"] == "CRC64NVME"
+    crc32 = {**head, "ChecksumCRC64NVME": None, "ChecksumCRC32": "q="}
+    assert "ChecksumAlgorithm" not in transfer_core.copy_extra_args(crc32, {}, multipart=True)
+    assert "Tagging" not in transfer_core.copy_extra_args(head, {}, multipart=False)
+
+
+def _head(**fields):
+    return {"ContentLength": 3, "ETag": '"e1"', "VersionId": "v", **fields}
+
+
+@pytest.mark.parametrize(
+    ("source", "dest", "multipart", "expected"),
+    [
+        (_head(), _head(), False, "etag"),
+        (_head(ChecksumCRC32="c"), _head(ChecksumCRC32="c", ETag='"d"', ServerSideEncryption="aws:kms"), False, "checksum"),
+        (_head(ChecksumCRC32="c", ServerSideEncryption="AES256"), _head(ChecksumCRC32="c", ETag='"x-2"'), True, "checksum"),
+        (_head(), _head(ETag='"x-2"'), True, "size"),
+        (_head(ETag='"e-3"'), _head(ETag='"e-3"'), False, "size"),
+        (_head(ChecksumCRC32="c"), _head(ChecksumCRC32C="c", ETag='"d"', SSECustomerAlgorithm="AES256"), False, "size"),
+        (_head(ChecksumCRC32="c-2", ChecksumType="COMPOSITE"), _head(ChecksumCRC32="c-2", ETag='"x-2"'), True, "size"),
+    ],
+    ids=["md5-etag", "kms-checksum", "multipart-checksum", "multipart-size", "multipart-source", "other-algorithm",
+         "composite"],
+)
+def test_verify_copy_methods(source, dest, multipart, expected):
+    method, note = transfer_core.verify_copy(source, dest, multipart)
+    assert method == expected
+    assert (note is None) == (expected != "size")
+
+
+@pytest.mark.parametrize(
+    ("source", "dest", "message"),
+    [
+        (_head(), _head(ContentLength=4), "copy has 4 bytes, source has 3"),
+        (_head(), _head(ETag='"e2"'), "ETag e2 differs"),
+        (_head(ChecksumSHA256="a"), _head(ChecksumSHA256="b", ServerSideEncryption="aws:kms"), "SHA256 checksum differs"),
+    ],
+)
+def test_verify_copy_mismatches(source, dest, message):
+    with pytest.raises(VerificationError, match=message):
+        transfer_core.verify_copy(source, dest, multipart_copy=False)
+
+
+def test_check_source_and_is_copy_of():
+    transfer_core.check_source(_head(ETag='"e1"'), SOURCE)
+    transfer_core.check_source(_head(ETag='"zz"'), {**SOURCE, "etag": None, "size": None})
+    with pytest.raises(SourceChangedError, match="has ETag e2, expected e1"):
+        transfer_core.check_source(_head(ETag='"e2"'), SOURCE)
+    copy = _head(Metadata={META_SOURCE_VERSION: "v1", META_SOURCE_ETAG: "e1"})
+    assert transfer_core.is_copy_of(copy, SOURCE)
+    assert not transfer_core.is_copy_of(copy, {**SOURCE, "versionId": "v2"})
+    assert not transfer_core.is_copy_of(copy, {**SOURCE, "etag": "e9"})
+    assert not transfer_core.is_copy_of({**copy, "ContentLength": 4}, SOURCE)
+    assert not transfer_core.is_copy_of(_head(), SOURCE)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "on_source", "expected"),
+    [
+        ("SlowDown", 503, False, "transient"),
+        ("RequestTimeout", 400, True, "transient"),
+        ("Whatever", 502, False, "transient"),
+        ("NoSuchVersion", 404, True, "source-changed"),
+        ("404", 404, True, "source-changed"),
+        ("405", 405, True, "source-changed"),
+        ("PreconditionFailed", 412, True, "source-changed"),
+        ("NoSuchVersion", 404, False, None),
+        ("NoSuchBucket", 404, True, None),
+        ("AccessDenied", 403, True, None),
+    ],
+)
+def test_classify_error(code, status, on_source, expected):
+    assert transfer_core.classify_error(code, status, on_source=on_source) == expected
