@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NoReturn
 
 import boto3
 from botocore.config import Config
@@ -37,11 +37,11 @@ def _client(name: str) -> Any:
     return _CLIENTS[name]
 
 
-def _transient(error: Exception, action: str) -> Exception:
-    """A TransientError for retryable failures, else the original error (re-raised as is)."""
+def _reraise(error: Exception, action: str) -> NoReturn:
+    """Raise TransientError for retryable failures (throttling, 5xx, network), else ``error`` as is."""
     if is_transient(error) or error_code(error) in _EXTRA_TRANSIENT_CODES:
-        return TransientError(f"{action} failed with {error_code(error)}; retry")
-    return error
+        raise TransientError(f"{action} failed with {error_code(error)}; retry") from error
+    raise error
 
 
 def _claim(settings: Settings, ref: Mapping[str, Any], scan_id: str) -> str | None:
@@ -59,9 +59,9 @@ def _claim(settings: Settings, ref: Mapping[str, Any], scan_id: str) -> str | No
         if error_code(error) == "ConditionalCheckFailedException":
             holder = (error.response.get("Item") or {}).get("scanId", {}).get("S")
             return holder or "<unknown>"
-        raise _transient(error, "DynamoDB PutItem (claim)") from error
+        _reraise(error, "DynamoDB PutItem (claim)")
     except BotoCoreError as error:
-        raise _transient(error, "DynamoDB PutItem (claim)") from error
+        _reraise(error, "DynamoDB PutItem (claim)")
     return None
 
 
@@ -77,7 +77,7 @@ def _latest_versions(settings: Settings) -> Iterator[dict[str, Any]]:
                 if version.get("IsLatest"):
                     yield version
     except (ClientError, BotoCoreError) as error:
-        raise _transient(error, "S3 ListObjectVersions") from error
+        _reraise(error, "S3 ListObjectVersions")
 
 
 def _candidates(trigger: str, event: Mapping[str, Any], settings: Settings) -> Iterator[tuple[dict, str | None]]:

@@ -230,7 +230,10 @@ def _copy(request: TransferRequest) -> dict[str, Any]:
     except VerificationError:
         logger.error("copy failed verification; removing it", extra={"key": dest_key, "versionId": dest_version})
         if dest_version:
-            pass
+            try:
+                _delete_version(dest_bucket, dest_key, dest_version, action="DeleteObject (unverified copy)")
+            except Exception:  # noqa: BLE001 - the vault denies deletes by design; the error below is what matters
+                logger.exception("could not remove the unverified copy", extra={"bucket": dest_bucket, "key": dest_key})
         raise
     if note:
         logger.warning("copy verified by size only", extra={"key": dest_key, "note": note})

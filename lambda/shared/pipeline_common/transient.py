@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError, ConnectionError as BotoConnectionEr
 TRANSIENT_ERROR_CODES = frozenset(
     {
         "Throttling",
+        "RequestTimeout",
         "ThrottlingException",
         "ThrottledException",
         "Throttled",

@@ -1,0 +1,212 @@
+"""Lambda layers built with pip (no Docker): contents, size, caching, atomic concurrent builds, offline failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from macie_pipeline import layers
+
+ROOT = Path(__file__).resolve().parents[1]
+MB = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------- real builds (pip)
+@pytest.fixture(scope="module")
+def pandas_layer() -> Path:
+    return layers.build_pandas_layer()  # the shared cache: the construct's synth tests reuse it
+
+
+@pytest.fixture(scope="module")
+def runtime_layer() -> Path:
+    return layers.build_runtime_layer()
+
+
+@pytest.mark.slow
+def test_pandas_layer_contents_and_size(pandas_layer):
+    site = pandas_layer / "python"
+    for package in ("pandas", "numpy", "fastparquet"):
+        assert (site / package / "__init__.py").is_file(), package
+    assert not list(site.glob("pyarrow*")), "pyarrow must not be in the layer"
+    assert not (site / "pandas" / "tests").exists()
+    assert not list(site.rglob("__pycache__"))
+    assert not (site / "bin").exists()
+    # the runtime's botocore needs python-dateutil<3; the layer shadows it
+    assert [p.name for p in site.glob("python_dateutil-*.dist-info")][0].startswith("python_dateutil-2.")
+
+    size = layers.directory_size(pandas_layer)
+    info = layers.build_info(pandas_layer)
+    assert size == info["unzippedBytes"]
+    assert size < 200 * MB, f"pandas layer is {size / MB:.1f} MiB unzipped"
+    assert info["unzippedBytesBeforeTrim"] > size
+    print(f"\npandas layer: {info['unzippedBytesBeforeTrim'] / MB:.1f} MiB before trim, {size / MB:.1f} MiB after "
+          f"({', '.join(info['installed'])})")
+
+
+@pytest.mark.slow
+def test_runtime_layer_contents(runtime_layer):
+    site = runtime_layer / "python"
+    assert (site / "aws_lambda_powertools" / "__init__.py").is_file()
+    shared = layers.shared_code_dir()
+    copied = sorted(p.relative_to(site / "pipeline_common") for p in (site / "pipeline_common").rglob("*.py"))
+    assert copied == sorted(p.relative_to(shared) for p in shared.rglob("*.py"))
+    assert (site / "pipeline_common" / "errors.py").read_bytes() == (shared / "errors.py").read_bytes()
+    assert layers.directory_size(runtime_layer) + layers.directory_size(layers.build_pandas_layer()) < 250 * MB
+
+
+@pytest.mark.slow
+def test_second_call_returns_the_cached_layer(pandas_layer, runtime_layer, monkeypatch):
+    stamps = {p: (p.parent / layers.BUILD_INFO_FILE).stat().st_mtime_ns for p in (pandas_layer, runtime_layer)}
+
+    def no_pip(*args, **kwargs):
+        raise AssertionError("a cached layer must not be rebuilt")
+
+    monkeypatch.setattr(layers.subprocess, "run", no_pip)
+    assert layers.build_pandas_layer() == pandas_layer
+    assert layers.build_runtime_layer() == runtime_layer
+    assert {p: (p.parent / layers.BUILD_INFO_FILE).stat().st_mtime_ns for p in stamps} == stamps
+
+
+def _python312() -> str | None:
+    for candidate in (os.environ.get("LAMBDA_PYTHON"), "python3.12"):
+        exe = candidate and shutil.which(candidate)
+        if not exe:
+            continue
+        env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12")}
+        probe = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                               text=True, env=env)
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
+            return exe
+    return None
+
+
+@pytest.mark.slow
+def test_layers_work_on_python_312(pandas_layer, runtime_layer):
+    """The trimmed layers import and check objects on the Lambda runtime's Python (stdlib only besides them)."""
+    exe = _python312()
+    if exe is None:
+        pytest.skip("no Python 3.12 interpreter on this machine (set LAMBDA_PYTHON)")
+    script = textwrap.dedent(
+        """
+        import gzip, io, sys, warnings
+        sys.path[:0] = sys.argv[1:]
+        warnings.simplefilter("ignore")
+        import pandas, fastparquet, integrity_core
+        import pipeline_common.errors, pipeline_common.constants
+        from aws_lambda_powertools import Logger
+        assert "pyarrow" not in sys.modules
+        buffer = io.BytesIO()
+        pandas.DataFrame({"a": range(10)}).to_parquet(buffer, engine="fastparquet")
+        for key, data in (("a.parquet", buffer.getvalue()), ("a.csv.gz", gzip.compress(b"a,b\\n1,2\\n")),
+                          ("a.txt", b"id  n\\n1   x\\n"), ("a.jsonl", b'{"a": 1}\\n')):
+            result = integrity_core.check_object(io.BytesIO(data), key)
+            assert result["status"] == "VALID", result
+        print("ok", sys.version_info[:2])
+        """
+    )
+    paths = [str(pandas_layer / "python"), str(runtime_layer / "python"), str(ROOT / "lambda" / "integrity_check")]
+    env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12")}
+    completed = subprocess.run([exe, "-I", "-S", "-c", script, *paths], capture_output=True, text=True, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == "ok (3, 12)"
+
+
+# ---------------------------------------------------------------------------------------------- build logic (fake pip)
+@pytest.fixture
+def fake_pip(monkeypatch):
+    calls = []
+
+    def install(target: Path, requirements, constraints, label):
+        calls.append(label)
+        time.sleep(0.2)  # long enough for concurrent callers to overlap
+        for requirement in requirements:
+            package = requirement.split("==")[0].replace("-", "_")
+            (target / package).mkdir(parents=True, exist_ok=True)
+            (target / package / "__init__.py").write_text("")
+        (target / "pandas" / "tests").mkdir(parents=True, exist_ok=True)
+        (target / "pandas" / "tests" / "test_x.py").write_text("x" * 1000)
+        (target / "bin").mkdir(exist_ok=True)
+
+    monkeypatch.setattr(layers, "_pip_install", install)
+    return calls
+
+
+def test_concurrent_builds_share_one_complete_layer(tmp_path, fake_pip):
+    results, errors = [], []
+
+    def build():
+        try:
+            results.append(layers.build_pandas_layer(tmp_path))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(set(results)) == 1 and fake_pip == ["pandas"]
+    layer = results[0]
+    assert layer.name == "layer" and (layer / "python" / "pandas" / "__init__.py").is_file()
+    assert not (layer / "python" / "pandas" / "tests").exists()  # trimmed
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_cache_dir_from_the_environment(tmp_path, fake_pip, monkeypatch):
+    monkeypatch.setenv(layers.CACHE_ENV, str(tmp_path / "from-env"))
+    layer = layers.build_runtime_layer()
+    assert layer.is_relative_to(tmp_path / "from-env")
+    assert (layer / "python" / "pipeline_common" / "__init__.py").is_file()
+
+
+def test_shared_code_changes_give_a_new_runtime_layer(tmp_path, fake_pip, monkeypatch):
+    shared = tmp_path / "shared" / "pipeline_common"
+    shutil.copytree(layers.shared_code_dir(), shared, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(layers, "shared_code_dir", lambda: shared)
+    first = layers.build_runtime_layer(tmp_path / "cache")
+    assert layers.build_runtime_layer(tmp_path / "cache") == first
+    (shared / "constants.py").write_text((shared / "constants.py").read_text() + "\nNEW = 1\n")
+    second = layers.build_runtime_layer(tmp_path / "cache")
+    assert second != first
+    assert "NEW = 1" in (second / "python" / "pipeline_common" / "constants.py").read_text()
+    assert fake_pip == ["runtime", "runtime"]
+
+
+def test_pip_failure_asks_for_a_prebuilt_layer(tmp_path, monkeypatch):
+    def offline(command, **kwargs):
+        assert command[:4] == [sys.executable, "-m", "pip", "install"]
+        assert "--only-binary=:all:" in command and "manylinux_2_28_x86_64" in command
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: Could not find a version that satisfies pandas")
+
+    monkeypatch.setattr(layers.subprocess, "run", offline)
+    with pytest.raises(RuntimeError, match="prebuilt layer") as caught:
+        layers.build_pandas_layer(tmp_path)
+    assert "pandas_layer=" in str(caught.value) and "Could not find a version" in str(caught.value)
+    with pytest.raises(RuntimeError, match="runtime_layer="):
+        layers.build_runtime_layer(tmp_path)
+    assert [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []  # nothing half-built left
+
+
+def test_lambda_code_dir():
+    assert layers.LAMBDA_CODE_DIR == layers.lambda_code_dir() == ROOT / "lambda"
+    assert (layers.lambda_code_dir() / "integrity_check" / "integrity_check.py").is_file()
+    assert layers.shared_code_dir() == ROOT / "lambda" / "shared" / "pipeline_common"
+
+
+def test_lambda_code_dir_prefers_the_in_package_folder(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "macie_pipeline"
+    (package / "lambda").mkdir(parents=True)
+    monkeypatch.setattr(layers, "__file__", str(package / "layers.py"))
+    assert layers.lambda_code_dir() == package / "lambda"
+    shutil.rmtree(package / "lambda")
+    with pytest.raises(FileNotFoundError):
+        layers.lambda_code_dir()
