@@ -1,6 +1,6 @@
 """Lambda layers built without Docker, and where the functions' code lives.
 
-Two layers, both for the ``python3.12`` runtime on ``x86_64``:
+Two layers, both for the ``python3.13`` runtime on ``x86_64``:
 
 * :func:`build_runtime_layer`: Powertools for AWS Lambda plus the pipeline's shared package
   ``pipeline_common`` (every function uses it);
@@ -8,7 +8,7 @@ Two layers, both for the ``python3.12`` runtime on ``x86_64``:
   check only; no pyarrow (too large for a layer), then trimmed of test suites, type stubs and caches.
 
 Wheels are installed with ``pip install --target`` for the Lambda platform (manylinux_2_28 x86_64,
-CPython 3.12, binary wheels only), so no Docker and no compiler is needed, whatever the build machine.
+CPython 3.13, binary wheels only), so no Docker and no compiler is needed, whatever the build machine.
 
 Each layer is cached under ``cache_dir`` (default: ``$MACIE_PIPELINE_LAYER_CACHE``, else
 ``~/.cache/macie-pipeline/layers``) in a directory whose name holds a hash of everything that goes into
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 RUNTIME_REQUIREMENTS: tuple[str, ...] = ("aws-lambda-powertools==3.37.0",)
-PANDAS_REQUIREMENTS: tuple[str, ...] = ("pandas==3.1.1", "fastparquet==2026.9.0")
+PANDAS_REQUIREMENTS: tuple[str, ...] = ("pandas==3.1.1", "fastparquet==2026.9.0", "numpy==2.4.6")
 # The layer is on sys.path before the runtime's own boto3/botocore, which need python-dateutil<3:
 # never let pandas pull a newer python-dateutil into /opt/python where it would shadow the runtime's.
 PANDAS_CONSTRAINTS: tuple[str, ...] = ("python-dateutil>=2.8.2,<3",)
@@ -62,7 +62,7 @@ PIP_TARGET_OPTIONS: tuple[str, ...] = (
     "manylinux_2_28_x86_64",
     "--only-binary=:all:",
     "--python-version",
-    "3.12",
+    "3.13",
     "--implementation",
     "cp",
 )
@@ -199,13 +199,12 @@ def _pip_install(target: Path, requirements: Sequence[str], constraints: Sequenc
         try:
             completed = subprocess.run(command, capture_output=True, text=True, check=False)
         except OSError as exc:
-            completed = None
-            failure = f"could not run pip: {exc}"
-    if completed is not None:
-        if completed.returncode == 0:
-            return
-        tail = "\n".join((completed.stderr or completed.stdout or "").strip().splitlines()[-15:])
-        failure = f"pip exited with {completed.returncode}:\n{tail}"
+            failure = f"Could not run pip: {exc}"
+        else:
+            if completed.returncode == 0:
+                return
+            tail = "\n".join((completed.stderr or completed.stdout or "").strip().splitlines()[-15:])
+            failure = f"pip exited with {completed.returncode}:\n{tail}"
     raise RuntimeError(
         f"Could not build the {label} Lambda layer ({' '.join(requirements)}) with pip. {failure}\n"
         f"On a machine without access to a package index, build the layer elsewhere and pass it to the "
@@ -264,6 +263,7 @@ def _build(
                 builtAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
             (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.chmod(staging, 0o755)  # mkdtemp makes it private; the cache may be shared (CI)
             try:
                 os.rename(staging, final)
             except OSError:

@@ -75,25 +75,25 @@ def test_second_call_returns_the_cached_layer(pandas_layer, runtime_layer, monke
     assert {p: (p.parent / layers.BUILD_INFO_FILE).stat().st_mtime_ns for p in stamps} == stamps
 
 
-def _python312() -> str | None:
-    for candidate in (os.environ.get("LAMBDA_PYTHON"), "python3.12"):
+def _lambda_python() -> str | None:
+    for candidate in (os.environ.get("LAMBDA_PYTHON"), "python3.13"):
         exe = candidate and shutil.which(candidate)
         if not exe:
             continue
-        env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12")}
+        env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.13")}
         probe = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
                                text=True, env=env)
-        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 13)":
             return exe
     return None
 
 
 @pytest.mark.slow
-def test_layers_work_on_python_312(pandas_layer, runtime_layer):
+def test_layers_work_on_the_lambda_runtime_python(pandas_layer, runtime_layer):
     """The trimmed layers import and check objects on the Lambda runtime's Python (stdlib only besides them)."""
-    exe = _python312()
+    exe = _lambda_python()
     if exe is None:
-        pytest.skip("no Python 3.12 interpreter on this machine (set LAMBDA_PYTHON)")
+        pytest.skip("no Python 3.13 interpreter on this machine (set LAMBDA_PYTHON)")
     script = textwrap.dedent(
         """
         import gzip, io, sys, warnings
@@ -113,10 +113,11 @@ def test_layers_work_on_python_312(pandas_layer, runtime_layer):
         """
     )
     paths = [str(pandas_layer / "python"), str(runtime_layer / "python"), str(ROOT / "lambda" / "integrity_check")]
-    env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12")}
-    completed = subprocess.run([exe, "-I", "-S", "-c", script, *paths], capture_output=True, text=True, env=env)
+    env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.13")}
+    # -B: the cached layers are deployment assets, never write byte code into them
+    completed = subprocess.run([exe, "-I", "-S", "-B", "-c", script, *paths], capture_output=True, text=True, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.strip() == "ok (3, 12)"
+    assert completed.stdout.strip() == "ok (3, 13)"
 
 
 # ---------------------------------------------------------------------------------------------- build logic (fake pip)

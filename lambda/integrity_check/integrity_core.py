@@ -10,9 +10,10 @@ Memory stays bounded whatever the object's size:
   ``chunk_rows`` rows (plus pandas' read buffer) are in memory at a time; gzip is decompressed on the fly
   by :class:`gzip.GzipFile` over the stream.
 * A whole JSON document cannot be streamed by pandas: it is read up to ``max_json_bytes`` (decompressed)
-  and parsed with :mod:`json`; a larger document is UNCHECKED.
+  and parsed with :mod:`json`; a larger document (or one nested too deeply for the parser) is UNCHECKED.
 * Parquet needs random access: the object is spooled to a temporary file (if it fits in the free space
-  of ``tmp_dir``, else UNCHECKED) and read one row group at a time with fastparquet (no pyarrow).
+  of ``tmp_dir``, else UNCHECKED) and read one row group at a time with fastparquet (no pyarrow); a
+  file using a feature fastparquet cannot decode is UNCHECKED, any other read failure CORRUPT.
 
 Decisions (documented in the result's ``reason``):
 
@@ -29,7 +30,8 @@ Decisions (documented in the result's ``reason``):
 Checksums: when the object version has a *full-object* checksum that the standard library can compute
 (SHA256, SHA1 or CRC32), every raw byte read from the stream goes through :class:`HashingReader`; after
 parsing, the unread remainder is drained through the hash and the digest compared. A mismatch makes the
-object CORRUPT ("checksum mismatch") whatever the parser said. Composite multipart checksums (``-N``
+object CORRUPT ("checksum mismatch") whatever the parser said. Objects of unknown format and UNCHECKED
+ones are still streamed through the hash when there is a checksum to verify. Composite multipart checksums (``-N``
 values, ``ChecksumType: COMPOSITE``, or a multipart ``-N`` ETag without ``ChecksumType: FULL_OBJECT``) are
 not verified: the part boundaries are not known from HeadObject, so the result says ``ABSENT`` and the
 reason says why. Same for CRC32C/CRC64NVME, which need awscrt (not in the Lambda runtime).
@@ -371,7 +373,10 @@ def count_json_document_rows(binary: Any, *, max_bytes: int = DEFAULT_MAX_JSON_D
     data = read_bounded(binary, max_bytes)
     text = data.decode("utf-8-sig")
     del data
-    document = json.loads(text, parse_constant=_reject_constant)
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise UncheckableObject("JSON document nested too deeply to check") from None
     return len(document) if isinstance(document, list) else 1
 
 

@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tracemalloc
 import warnings
 import zlib
@@ -332,6 +331,11 @@ def test_parquet_feature_fastparquet_cannot_read_is_unchecked(monkeypatch):
     assert (result["status"], result["reason"]) == (UNCHECKED, "uses a Parquet feature fastparquet cannot read")
 
 
+def test_deeply_nested_json_is_unchecked():
+    result = run("deep.json", b"[" * 200_000 + b"]" * 200_000)
+    assert (result["status"], result["reason"]) == (UNCHECKED, "JSON document nested too deeply to check")
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         check_object(io.BytesIO(CSV), "a.csv", chunk_rows=0)
@@ -368,7 +372,7 @@ def test_unread_remainder_is_drained_through_the_hash():
     tampered = data[:-1] + b"\r"
     assert run("a.csv", tampered, checksum=sha256_of(data))["checksum"] == MISMATCH
     # unknown formats and refused JSON documents are hashed too
-    assert run("a.bin", data, checksum=sha256_of(data)) ["checksum"] == VERIFIED
+    assert run("a.bin", data, checksum=sha256_of(data))["checksum"] == VERIFIED
     big = run("a.json", JSON_ARRAY, checksum=sha256_of(JSON_ARRAY), max_json_bytes=10)
     assert (big["status"], big["checksum"]) == (UNCHECKED, VERIFIED)
 
