@@ -349,7 +349,7 @@ class SensitiveDataScanPipeline(Construct):
         self._allow(
             self.transfer_function,
             ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
-             "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
+             "s3:DeleteObject", "s3:DeleteObjectVersion"],
             [b.arn_for_objects("*") for b in readable],
         )
         self._allow(

@@ -295,7 +295,7 @@ def validate_settings(
             problems.append("vault_object_lock must be an ObjectLock")
         else:
             _check_enum(problems, "vault_object_lock.mode", vault_object_lock.mode, ObjectLockMode)
-            if vault_object_lock.retention.to_days() < 1:
+            if vault_object_lock.retention.to_seconds() < 86400:
                 problems.append("vault_object_lock.retention must be at least 1 day")
 
     for email in notification_emails:

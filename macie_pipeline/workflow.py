@@ -614,6 +614,12 @@ class ScanWorkflow(Construct):
                 "error.$": "$.error.Error",
             },
         )
+        # The notification below still goes out when a per-object event cannot be sent.
+        put.add_catch(
+            sfn.Pass(self, "Failure event not sent", result_path=sfn.JsonPath.DISCARD),
+            errors=["States.ALL"],
+            result_path="$.putError",
+        )
         report.item_processor(put)
         notify = self._notify_failure("Notify scan failure", "SCAN_FAILED")
         report.add_catch(notify, errors=["States.ALL"], result_path="$.reportError")
