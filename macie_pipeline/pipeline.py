@@ -613,7 +613,9 @@ class SensitiveDataScanPipeline(Construct):
                 request_validator=validator,
                 request_parameters={"method.request.path.reviewId": True},
             )
-            if not iam_auth:
+            if iam_auth:
+                _ack(m, "AwsSolutions-COG4", "The method requires IAM (SigV4) authorization instead of a Cognito user pool.")
+            else:
                 _ack(m, "AwsSolutions-APIG4", "The link is a capability: an unguessable (256-bit), single-use review id that expires with the approval; set review_api_iam_auth=True to require IAM as well.")
                 _ack(m, "AwsSolutions-COG4", "No Cognito user pool: see AwsSolutions-APIG4; IAM authorization is available through review_api_iam_auth.")
         _ack(api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",

@@ -1,0 +1,136 @@
+"""A second scenario: every non-default option, synthesized once, checked where it lands."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk.assertions import Annotations, Match
+
+from macie_pipeline import (
+    DenyPolicy,
+    FindingAction,
+    FindingPolicy,
+    ManagedDataIdentifierSelector,
+    ObjectLock,
+    ObjectLockMode,
+    SensitiveDataScanPipeline,
+    Trigger,
+    UnknownFormatPolicy,
+)
+from support.asl import run_asl_validator
+from template_support import masked, synthesize, walk_states
+
+
+def _build(app: cdk.App) -> cdk.Stack:
+    stack = cdk.Stack(app, "OptionsStack")
+    SensitiveDataScanPipeline(
+        stack,
+        "Gate",
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+        trigger=Trigger.on_schedule(events.Schedule.rate(Duration.hours(1)), prefix="incoming/", max_batch_objects=50),
+        managed_data_identifier_selector=ManagedDataIdentifierSelector.EXCLUDE,
+        managed_data_identifier_ids=["EMAIL_ADDRESS"],
+        finding_policy=FindingPolicy(low=FindingAction.ALLOW, medium=FindingAction.REVIEW, high=FindingAction.DENY),
+        unknown_format_policy=UnknownFormatPolicy.DENY,
+        deny_policy=DenyPolicy.DELETE,
+        poll_interval=Duration.minutes(2),
+        max_scan_wait=Duration.hours(1),
+        approval_timeout=Duration.hours(12),
+        approval_heartbeat=Duration.hours(1),
+        notification_emails=["security@example.com"],
+        vault_object_lock=ObjectLock(mode=ObjectLockMode.COMPLIANCE, retention=Duration.days(30)),
+        create_macie_session=True,
+        review_api_iam_auth=True,
+    )
+    return stack
+
+
+@pytest.fixture(scope="module")
+def options():
+    return synthesize(_build)
+
+
+def _states(options) -> dict:
+    return {name: state for _, name, state in walk_states(options.definition["States"])}
+
+
+def test_nag_passes_and_asl_is_valid_with_every_option(options):
+    assert [v.rule_name for v in options.nag_report.violations] == []
+    ok, output = run_asl_validator(options.definition)
+    assert ok, output
+
+
+def test_missing_discovery_results_location_is_a_synth_warning(options):
+    Annotations.from_stack(options.stack).has_warning(
+        "/OptionsStack/Gate", Match.string_like_regexp("cannot prove objects were analysed")
+    )
+
+
+def test_schedule_trigger_replaces_the_object_created_rule(options):
+    [rule] = options.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert "EventPattern" not in rule["Properties"]
+    env = next(
+        f["Properties"]["Environment"]["Variables"]
+        for f in options.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "prepare_scan.handler"
+    )
+    assert env["MAX_BATCH_OBJECTS"] == "50" and env["INGRESS_PREFIX"] == "incoming/"
+
+
+def test_policies_reach_the_evaluator_and_the_macie_job(options):
+    env = next(
+        f["Properties"]["Environment"]["Variables"]
+        for f in options.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "evaluate_findings.handler"
+    )
+    assert json.loads(env["FINDING_POLICY"]) == {"LOW": "ALLOW", "MEDIUM": "REVIEW", "HIGH": "DENY"}
+    assert env["UNKNOWN_FORMAT_POLICY"] == "DENY"
+    assert "RESULTS_BUCKET" not in env
+    params = _states(options)["Start Macie job"]["Parameters"]
+    assert params["ManagedDataIdentifierSelector"] == "EXCLUDE"
+    assert params["ManagedDataIdentifierIds"] == ["EMAIL_ADDRESS"]
+    assert "CustomDataIdentifierIds" not in params and "AllowListIds" not in params
+
+
+def test_deny_policy_delete_replaces_return_to_quarantine(options):
+    states = _states(options)
+    assert "Return to quarantine" not in states
+    assert states["Delete denied object"]["Parameters"]["Payload"] == {"operation": "delete", "source.$": "$.location"}
+    assert states["Decision?"]["Default"] == "Delete denied object"
+
+
+def test_timeouts_and_poll_bound_follow_the_settings(options):
+    states = _states(options)
+    assert states["Wait for reviewer"]["TimeoutSeconds"] == 12 * 3600
+    assert states["Wait for reviewer"]["HeartbeatSeconds"] == 3600
+    assert states["Wait for Macie job"]["Seconds"] == 120
+    bound = next(c for c in states["Macie job status?"]["Choices"] if c.get("Variable") == "$.poll.count")
+    assert bound["NumericGreaterThanEquals"] == 30
+
+
+def test_vault_object_lock_and_removal_policy(options):
+    vault = next(v for k, v in options.resources("AWS::S3::Bucket").items() if k.startswith("GateVault"))
+    assert vault["Properties"]["ObjectLockEnabled"] is True
+    assert vault["Properties"]["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}},
+    }
+    assert all(b["DeletionPolicy"] == "Delete" for b in options.resources("AWS::S3::Bucket").values())
+
+
+def test_iam_auth_on_review_api_and_email_subscription_and_macie_session(options):
+    methods = options.resources("AWS::ApiGateway::Method").values()
+    assert sorted(m["Properties"]["AuthorizationType"] for m in methods) == ["AWS_IAM", "AWS_IAM"]
+    [subscription] = options.resources("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    [session] = options.resources("AWS::Macie::Session").values()
+    assert session["Properties"]["Status"] == "ENABLED"
+
+
+def test_snapshot(options, snapshot):
+    assert masked(options.template) == snapshot
