@@ -316,3 +316,17 @@ def test_functions_are_traced_pinned_and_log_to_encrypted_groups(sample):
 
 def test_snapshot(sample, snapshot):
     assert masked(sample.template) == snapshot
+
+
+def test_sample_app_synth_fails_on_an_unacknowledged_finding():
+    """The registration in app.py is what makes `make synth` a cdk-nag gate: prove it bites."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    app = cdk.App()
+    stack = sample_app.build_app(app)
+    s3.Bucket(stack, "UnloggedBucket")  # no access logs, no TLS policy: AwsSolutions-S1 and S10
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(Exception, match="AwsSolutions-S1|Validation failed|ValidationFailed"):
+        app.synth()
