@@ -260,12 +260,9 @@ class ScanWorkflow(Construct):
             parameters={"JobId.$": "$.job.jobId"},
             iam_action="macie2:DescribeClassificationJob",
             iam_resources=[self._job_arn_pattern()],
-            result_selector={
-                "jobId.$": "$.JobId",
-                "jobStatus.$": "$.JobStatus",
-                "lastRunErrorStatus.$": "$.LastRunErrorStatus.Code",
-            },
-            result_path="$.job",
+            # The whole response: selecting an optional field (LastRunErrorStatus) that is absent
+            # would be an uncatchable States.Runtime error. The evaluator reads what it needs.
+            result_path="$.jobDescription",
         )
         self._sdk_retry(describe, MACIE_THROTTLING_ERRORS + MACIE_TRANSIENT_ERRORS)
         describe.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
@@ -301,11 +298,11 @@ class ScanWorkflow(Construct):
         cancel.next(incomplete)
         status = (
             sfn.Choice(self, "Macie job status?")
-            .when(sfn.Condition.string_equals("$.job.jobStatus", "COMPLETE"), complete)
-            .when(sfn.Condition.string_equals("$.job.jobStatus", "CANCELLED"), incomplete)
+            .when(sfn.Condition.string_equals("$.jobDescription.JobStatus", "COMPLETE"), complete)
+            .when(sfn.Condition.string_equals("$.jobDescription.JobStatus", "CANCELLED"), incomplete)
             .when(sfn.Condition.number_greater_than_equals("$.poll.count", max_polls), cancel)
             .when(
-                sfn.Condition.or_(*[sfn.Condition.string_equals("$.job.jobStatus", s) for s in JOB_WAITING_STATUSES]),
+                sfn.Condition.or_(*[sfn.Condition.string_equals("$.jobDescription.JobStatus", s) for s in JOB_WAITING_STATUSES]),
                 wait,
             )
             .otherwise(incomplete)
@@ -323,7 +320,7 @@ class ScanWorkflow(Construct):
             payload=sfn.TaskInput.from_object(
                 {
                     "scanId.$": "$.scanId",
-                    "job.$": "$.job",
+                    "job.$": "$.jobDescription",
                     "scanComplete.$": "$.scanComplete",
                     "objects.$": "$.items",
                 }

@@ -47,10 +47,27 @@ def _account_id(context: Any) -> str:
     return parts[4]
 
 
+def _job_fields(job: Any) -> Any:
+    """Accept the job as the contract names it, or as Step Functions returns DescribeClassificationJob.
+
+    The workflow passes the whole aws-sdk response (PascalCase: JobId, JobStatus, LastRunErrorStatus
+    {Code}) rather than selecting optional fields in the definition, where a missing field would be
+    an uncatchable States.Runtime error.
+    """
+    if not isinstance(job, Mapping) or "JobId" not in job:
+        return job
+    error = job.get("LastRunErrorStatus")
+    return {
+        "jobId": job.get("JobId"),
+        "jobStatus": job.get("JobStatus"),
+        "lastRunErrorStatus": error.get("Code") if isinstance(error, Mapping) else error,
+    }
+
+
 def _parse_event(event: Any) -> tuple[str, JobState, list[dict]]:
     if not isinstance(event, Mapping):
         raise InvalidInputError("the event must be an object with job, scanComplete and objects")
-    job = event.get("job")
+    job = _job_fields(event.get("job"))
     if not isinstance(job, Mapping) or not isinstance(job.get("jobId"), str) or not job.get("jobId"):
         raise InvalidInputError("job.jobId must be a non-empty string")
     objects = event.get("objects")

@@ -434,3 +434,21 @@ def test_discovery_records_are_streamed_across_chunk_boundaries() -> None:
 
     assert parsed[:-1] == records and parsed[-1] is None
     assert body.position == len(data) and body.largest <= 1000
+
+
+def test_job_as_step_functions_returns_it_is_understood():
+    """The workflow hands over the whole DescribeClassificationJob response in Step Functions' PascalCase."""
+    import evaluate_findings as handler_module
+
+    job_id, state, _ = handler_module._parse_event(
+        {
+            "job": {"JobId": "abc123", "JobStatus": "COMPLETE", "LastRunErrorStatus": {"Code": "ERROR"}, "Name": "x"},
+            "scanComplete": True,
+            "objects": [],
+        }
+    )
+    assert job_id == "abc123" and state.job_status == "COMPLETE" and state.job_error is True
+    _, cancelled, _ = handler_module._parse_event(
+        {"job": {"JobId": "abc123", "JobStatus": "CANCELLED"}, "scanComplete": True, "objects": []}
+    )
+    assert cancelled.scan_complete is False and cancelled.job_error is False
