@@ -446,6 +446,22 @@ class SensitiveDataScanPipeline(Construct):
             comment="SensitiveDataScanPipeline: stage, check integrity, Macie scan, route by verdict",
         )
         self.state_machine.grant_task_response(self.review_api_function)
+        # SnsPublish grants only sns:Publish; the topic is encrypted with the operations key.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.operations_key.key_arn])
+        )
+        # Defence in depth: only the transfer function may write to the vault, whatever else an
+        # account's identity policies allow. (Changing this policy is itself a visible act.)
+        self.vault_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyThePipelineWritesToTheVault",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
+                resources=[self.vault_bucket.arn_for_objects("*")],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": self.transfer_function.role.role_arn}},
+            )
+        )
 
         # ---------------------------------------------------------------- trigger
         self.trigger_rule = self._trigger(trigger)
@@ -595,7 +611,9 @@ class SensitiveDataScanPipeline(Construct):
                 ),
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
-                tracing_enabled=True,
+                # No X-Ray: API Gateway segments record the request URL, and the URL carries the
+                # review id, a bearer capability.
+                tracing_enabled=False,
                 throttling_rate_limit=5,
                 throttling_burst_limit=10,
             ),

@@ -21,7 +21,7 @@ MAX_IGNORE_WORDS = 10
 MAX_WORD_LENGTH = 90
 MIN_WORD_LENGTH = 3
 MAX_MATCH_DISTANCE = 300
-MAX_BATCH_OBJECTS = 200
+MAX_BATCH_OBJECTS = 50
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9 _.-]{1,128}$")
 
 
@@ -133,7 +133,7 @@ class Trigger:
     prefix: Optional[str] = None
     suffix: Optional[str] = None
     schedule: Optional[events.Schedule] = None
-    max_batch_objects: int = 100
+    max_batch_objects: int = 25
 
     @staticmethod
     def on_object_created(*, prefix: Optional[str] = None, suffix: Optional[str] = None) -> "Trigger":
@@ -146,14 +146,14 @@ class Trigger:
 
     @staticmethod
     def on_schedule(
-        schedule: Optional[events.Schedule] = None, *, prefix: Optional[str] = None, max_batch_objects: int = 100
+        schedule: Optional[events.Schedule] = None, *, prefix: Optional[str] = None, max_batch_objects: int = 25
     ) -> "Trigger":
         """Scan everything in the ingress bucket as one batch with one Macie job.
 
         :param schedule: Default: every 6 hours.
         :param prefix: only keys starting with this. Default: every key.
         :param max_batch_objects: at most this many objects per batch (the rest wait for the next
-            run). Default: 100, at most 200 (the batch travels in the workflow's state).
+            run). Default: 25, at most 50 (the batch travels in the workflow's state, 256 KiB at most).
         """
         return Trigger(
             kind="schedule",

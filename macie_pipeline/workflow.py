@@ -382,11 +382,23 @@ class ScanWorkflow(Construct):
             comment="Only the scanned version: a newer upload of the same key stays for its own scan",
         )
         self._sdk_retry(delete, ["S3.S3Exception", "S3.SdkClientException"])
-        delete.add_catch(
-            sfn.Fail(self, "Ingress cleanup failed", cause="A scanned version could not be removed from ingress"),
-            errors=["States.ALL"],
-            result_path="$.error",
+        # A version left in ingress is a duplicate, not a loss: report it and go on, so that this
+        # branch never aborts the other one while it waits for a reviewer.
+        report = self._put_event(
+            "Report ingress cleanup failed",
+            {
+                "executionArn.$": "$$.Execution.Id",
+                "outcome": "INGRESS_CLEANUP_FAILED",
+                "object": {"bucket.$": "$.bucket", "key.$": "$.key", "versionId.$": "$.versionId"},
+                "error.$": "$.error.Error",
+            },
         )
+        notify = self._notify_failure("Notify ingress cleanup failed", "INGRESS_CLEANUP_FAILED")
+        kept = sfn.Pass(self, "Ingress version kept")
+        report.add_catch(notify, errors=["States.ALL"], result_path="$.reportError")
+        notify.add_catch(kept, errors=["States.ALL"], result_path="$.notifyError")
+        report.next(notify).next(kept)
+        delete.add_catch(report, errors=["States.ALL"], result_path="$.error")
         remove.item_processor(delete)
         return remove
 
@@ -483,9 +495,9 @@ class ScanWorkflow(Construct):
         timed_out = sfn.Pass(
             self,
             "Review timed out",
-            parameters={"decision": "DENY", "reviewer": "timeout", "decidedAt.$": "$$.State.EnteredTime"},
+            parameters={"decision": "TIMEOUT", "reviewer": "timeout", "decidedAt.$": "$$.State.EnteredTime"},
             result_path="$.review",
-            comment="No answer in time is a denial",
+            comment="No answer in time: the object is denied and kept in quarantine, never deleted",
         )
         ask.add_catch(timed_out, errors=["States.Timeout", "States.HeartbeatTimeout"], result_path="$.reviewError")
         ask.add_catch(
@@ -520,36 +532,39 @@ class ScanWorkflow(Construct):
             result_path="$.location",
         )
         approve.next(self._report_object("Report approved", "APPROVED"))
-        if self._s.deny_policy == "DELETE":
-            deny = self._transfer(
-                "Delete denied object",
-                {"operation": "delete", "source.$": "$.location"},
-                result_path="$.location",
-            )
-            deny.next(self._report_object("Report deleted", "DELETED"))
-        else:
-            deny = self._transfer(
-                "Return to quarantine",
-                {
-                    "operation": "move",
-                    "source.$": "$.location",
-                    "destination": {
-                        "bucket": self._r.quarantine_bucket.bucket_name,
-                        "key.$": "States.Format('denied/{}/{}', $.scanId, $.item.source.key)",
-                    },
-                    "tags": tags("DENIED"),
+        # No answer in time is a denial, but never a deletion: only an explicit DENY deletes.
+        deny = self._transfer(
+            "Return to quarantine",
+            {
+                "operation": "move",
+                "source.$": "$.location",
+                "destination": {
+                    "bucket": self._r.quarantine_bucket.bucket_name,
+                    "key.$": "States.Format('denied/{}/{}', $.scanId, $.item.source.key)",
                 },
-                result_path="$.location",
-            )
-            deny.next(self._report_object("Report denied", "DENIED"))
-        for task in (approve, deny):
-            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
+                "tags": tags("DENIED"),
+            },
+            result_path="$.location",
+        )
+        deny.next(self._report_object("Report denied", "DENIED"))
+        handlers = [approve, deny]
         choice = (
             sfn.Choice(self, "Decision?")
             .when(sfn.Condition.not_(sfn.Condition.string_equals("$.item.verdict", "REVIEW")), sfn.Pass(self, "Not under review"))
             .when(sfn.Condition.string_equals("$.review.decision", "APPROVE"), approve)
-            .otherwise(deny)
         )
+        if self._s.deny_policy == "DELETE":
+            delete = self._transfer(
+                "Delete denied object",
+                {"operation": "delete", "source.$": "$.location"},
+                result_path="$.location",
+            )
+            delete.next(self._report_object("Report deleted", "DELETED"))
+            handlers.append(delete)
+            choice.when(sfn.Condition.string_equals("$.review.decision", "DENY"), delete)
+        choice.otherwise(deny)
+        for task in handlers:
+            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
         decide.item_processor(choice)
         timed_out.next(decide)
         return ask.next(decide)

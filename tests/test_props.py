@@ -70,7 +70,7 @@ def test_every_conflict_is_reported_at_once_before_anything_is_built():
 @pytest.mark.parametrize(
     "settings, problem",
     [
-        ({"trigger": Trigger.on_schedule(max_batch_objects=0)}, "trigger max_batch_objects must be from 1 to 200"),
+        ({"trigger": Trigger.on_schedule(max_batch_objects=0)}, "trigger max_batch_objects must be from 1 to 50"),
         ({"poll_interval": Duration.seconds(5)}, "poll_interval must be at least 10 seconds"),
         ({"approval_timeout": Duration.days(400)}, "approval_timeout must be at most 365 days"),
         ({"managed_data_identifier_ids": ["CREDIT_CARD_NUMBER"]}, "managed_data_identifier_ids only apply with INCLUDE or EXCLUDE, not RECOMMENDED"),

@@ -124,9 +124,10 @@ def test_only_two_states_write_to_the_vault_and_only_behind_clean_or_approve(sam
     assert states["Verdict?"].get("Default") not in writers
     [(choice, rule)] = choices_leading_to("Promote approved object")
     assert choice == "Decision?" and rule["StringEquals"] == "APPROVE" and rule["Variable"] == "$.review.decision"
-    # A review that is not answered in time becomes a denial, never an approval.
-    assert states["Review timed out"]["Parameters"]["decision"] == "DENY"
-    assert states["Decision?"]["Default"] != "Promote approved object"
+    # A review that is not answered in time becomes a denial kept in quarantine: never an
+    # approval, never a deletion.
+    assert states["Review timed out"]["Parameters"]["decision"] == "TIMEOUT"
+    assert states["Decision?"]["Default"] == "Return to quarantine"
 
 
 def test_macie_job_is_scoped_by_scan_tag_and_idempotent(sample):
@@ -285,7 +286,8 @@ def test_review_api_is_throttled_logged_and_traced(template):
         "AWS::ApiGateway::Stage",
         {
             "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
-            "TracingEnabled": True,
+            # The URL carries the review id: no X-Ray segments that would record it.
+            "TracingEnabled": False,
             "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10, "DataTraceEnabled": False})],
         },
     )
@@ -330,3 +332,39 @@ def test_sample_app_synth_fails_on_an_unacknowledged_finding():
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     with pytest.raises(Exception, match="AwsSolutions-S1|Validation failed|ValidationFailed"):
         app.synth()
+
+
+def test_state_machine_may_use_the_topic_key(sample):
+    """SnsPublish grants only sns:Publish; publishing to a KMS-encrypted topic also needs the key."""
+    pipeline = sample.stack.node.find_child("Pipeline")
+    key_arn = sample.stack.resolve(pipeline.operations_key.key_arn)
+    role = sample.stack.resolve(pipeline.state_machine.role.role_name)
+    statements = [
+        st
+        for policy in sample.resources("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert any(
+        st["Resource"] == key_arn and {"kms:GenerateDataKey", "kms:Decrypt"} <= set(st["Action"]) for st in statements
+    )
+
+
+def test_only_the_transfer_role_may_write_to_the_vault(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    vault = sample.stack.resolve(pipeline.vault_bucket.bucket_name)
+    [policy] = [p for p in sample.resources("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == vault]
+    [deny] = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st.get("Sid") == "OnlyThePipelineWritesToTheVault"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert "s3:PutObject" in deny["Action"]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": sample.stack.resolve(pipeline.transfer_function.role.role_arn)}}
+
+
+def test_ingress_cleanup_failure_is_reported_and_never_aborts_a_pending_review(sample):
+    states = {n: s for _, n, s in walk_states(sample.definition["States"])}
+    [catch] = states["Delete ingress version"]["Catch"]
+    assert catch["Next"] == "Report ingress cleanup failed"
+    assert states["Report ingress cleanup failed"]["Next"] == "Notify ingress cleanup failed"
+    assert states["Notify ingress cleanup failed"]["Next"] == "Ingress version kept"
+    assert states["Ingress version kept"]["Type"] == "Pass" and states["Ingress version kept"].get("End") is True
+    assert not [n for n, s in states.items() if s["Type"] == "Fail" and "ngress" in n]

@@ -97,11 +97,13 @@ def test_policies_reach_the_evaluator_and_the_macie_job(options):
     assert "CustomDataIdentifierIds" not in params and "AllowListIds" not in params
 
 
-def test_deny_policy_delete_replaces_return_to_quarantine(options):
+def test_deny_policy_delete_deletes_only_on_an_explicit_deny(options):
     states = _states(options)
-    assert "Return to quarantine" not in states
     assert states["Delete denied object"]["Parameters"]["Payload"] == {"operation": "delete", "source.$": "$.location"}
-    assert states["Decision?"]["Default"] == "Delete denied object"
+    [to_delete] = [c for c in states["Decision?"]["Choices"] if c["Next"] == "Delete denied object"]
+    assert to_delete == {"Variable": "$.review.decision", "StringEquals": "DENY", "Next": "Delete denied object"}
+    # A timeout (decision TIMEOUT) falls through to quarantine: no answer never deletes the only copy.
+    assert states["Decision?"]["Default"] == "Return to quarantine"
 
 
 def test_timeouts_and_poll_bound_follow_the_settings(options):

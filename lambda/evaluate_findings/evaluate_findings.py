@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import boto3
 from botocore.config import Config
 
-from pipeline_common.constants import INTEGRITY_RESULTS, REVIEW, VERDICTS
+from pipeline_common.constants import CLEAN, INTEGRITY_RESULTS, REVIEW, VERDICTS
 from pipeline_common.errors import InvalidInputError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import object_ref
@@ -167,12 +167,18 @@ def evaluate(event: Any, context: Any, *, macie: Any, s3: Any, env: Mapping[str,
             policy=policy,
             job=job,
         )
-        summary[verdict.verdict] += 1
+        final, reasons = verdict.verdict, list(verdict.reasons)
+        if ignored and final == CLEAN:
+            # A one-time job scoped to this scan's tag should find nothing else: if it did, the
+            # attribution of findings to objects cannot be trusted, so nothing is CLEAN.
+            final = REVIEW
+            reasons.append(f"{ignored} finding(s) of this job could not be attributed to a scanned object")
+        summary[final] += 1
         results.append(
             {
                 **item,
-                "verdict": verdict.verdict,
-                "reasons": verdict.reasons,
+                "verdict": final,
+                "reasons": reasons,
                 "analysis": status,
                 "findings": tallies[position].summary(),
             }
