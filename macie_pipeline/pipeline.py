@@ -341,7 +341,8 @@ class SensitiveDataScanPipeline(Construct):
         # from the vault or write to ingress.
         ops_key_use = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
         self._allow(self.prepare_scan_function, ["s3:ListBucket", "s3:ListBucketVersions"], [self.ingress_bucket.bucket_arn])
-        self._allow(self.prepare_scan_function, ["dynamodb:PutItem", "dynamodb:GetItem"], [self.state_table.table_arn])
+        self._allow(self.prepare_scan_function, ["dynamodb:PutItem", "dynamodb:GetItem"], [self.state_table.table_arn],
+                    leading_keys="claim#*")
         self._allow(self.prepare_scan_function, ops_key_use, [self.operations_key.key_arn])
 
         readable = (self.ingress_bucket, self.quarantine_bucket, self.review_bucket)
@@ -383,10 +384,11 @@ class SensitiveDataScanPipeline(Construct):
             self._allow(self.evaluate_function, ["s3:ListBucket"], [results_bucket.bucket_arn])
             self._allow(self.evaluate_function, ["kms:Decrypt"], [results_key.key_arn])
 
-        self._allow(self.request_review_function, ["dynamodb:PutItem"], [self.state_table.table_arn])
+        self._allow(self.request_review_function, ["dynamodb:PutItem"], [self.state_table.table_arn], leading_keys="review#*")
         self._allow(self.request_review_function, ["sns:Publish"], [self.topic.topic_arn])
         self._allow(self.request_review_function, ops_key_use, [self.operations_key.key_arn])
-        self._allow(self.review_api_function, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.state_table.table_arn])
+        self._allow(self.review_api_function, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.state_table.table_arn],
+                    leading_keys="review#*")
         self._allow(self.review_api_function, ops_key_use, [self.operations_key.key_arn])
 
         # ---------------------------------------------------------------- review API
@@ -516,8 +518,10 @@ class SensitiveDataScanPipeline(Construct):
         return fn
 
     @staticmethod
-    def _allow(fn: lambda_.Function, actions: list, resources: list) -> None:
-        fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+    def _allow(fn: lambda_.Function, actions: list, resources: list, *, leading_keys: Optional[str] = None) -> None:
+        """Allow ``actions`` on ``resources``; for the state table, only on items whose key starts as given."""
+        conditions = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [leading_keys]}} if leading_keys else None
+        fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
 
     def _configure_discovery_results(self, session: Optional[macie.CfnSession]) -> tuple[s3.IBucket, kms.IKey]:
         bucket = defaults.data_bucket(

@@ -368,3 +368,23 @@ def test_ingress_cleanup_failure_is_reported_and_never_aborts_a_pending_review(s
     assert states["Notify ingress cleanup failed"]["Next"] == "Ingress version kept"
     assert states["Ingress version kept"]["Type"] == "Pass" and states["Ingress version kept"].get("End") is True
     assert not [n for n, s in states.items() if s["Type"] == "Fail" and "ngress" in n]
+
+
+@pytest.mark.parametrize(
+    "handler, prefix",
+    [("prepare_scan.handler", "claim#*"), ("request_review.handler", "review#*"), ("review_api.handler", "review#*")],
+)
+def test_state_table_access_is_limited_to_each_functions_own_items(sample, handler, prefix):
+    """The claim writer cannot read reviews (they hold task tokens); the review API cannot touch claims."""
+    [fn] = [f for f in sample.resources("AWS::Lambda::Function").values() if f["Properties"].get("Handler") == handler]
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        st
+        for policy in sample.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("dynamodb:") for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))
+    ]
+    assert statements, "the function must have table access"
+    for st in statements:
+        assert st["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [prefix]}}
