@@ -105,7 +105,7 @@ def test_layers_work_on_the_lambda_runtime_python(pandas_layer, runtime_layer):
         assert "pyarrow" not in sys.modules
         buffer = io.BytesIO()
         pandas.DataFrame({"a": range(10)}).to_parquet(buffer, engine="fastparquet")
-        for key, data in (("a.parquet", buffer.getvalue()), ("a.csv.gz", gzip.compress(b"a,b\\n1,2\\n")),
+        for key, data in (("a.parquet", buffer.getvalue()), ("a.csv.gz", gzip.compress(b"a,b\\n1,2\\n", mtime=0)),
                           ("a.txt", b"id  n\\n1   x\\n"), ("a.jsonl", b'{"a": 1}\\n')):
             result = integrity_core.check_object(io.BytesIO(data), key)
             assert result["status"] == "VALID", result

@@ -214,7 +214,7 @@ def record(key: str, code: str = "COMPLETE", reason: str | None = None, bucket: 
 
 def put_results(s3: Any, key: str, lines: list[Any]) -> None:
     text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
-    s3.put_object(Bucket=RESULTS_BUCKET, Key=key, Body=gzip.compress(text.encode("utf-8")))
+    s3.put_object(Bucket=RESULTS_BUCKET, Key=key, Body=gzip.compress(text.encode("utf-8"), mtime=0))
 
 
 def criteria() -> dict:
@@ -429,7 +429,7 @@ class TrickleBody:
 
 def test_discovery_records_are_streamed_across_chunk_boundaries() -> None:
     records = [record(f"scan-1/{'é' * 3000}-{n}.csv", "PARTIAL" if n % 2 else "COMPLETE") for n in range(60)]
-    data = gzip.compress(("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\nnot-json").encode("utf-8"))
+    data = gzip.compress(("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\nnot-json").encode("utf-8"), mtime=0)
     assert len(gzip.decompress(data)) > 4 * 64 * 1024  # several decompressed chunks, lines and characters split across them
     body = TrickleBody(data)
 

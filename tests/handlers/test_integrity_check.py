@@ -79,7 +79,7 @@ def test_format_comes_from_the_original_key(s3):
 
 
 def test_gzip_jsonl_and_parquet(s3, tmp_path):
-    gz = gzip.compress(b"".join(json.dumps({"i": i}).encode() + b"\n" for i in range(1000)))
+    gz = gzip.compress(b"".join(json.dumps({"i": i}).encode() + b"\n" for i in range(1000)), mtime=0)
     result = check(s3, put(s3, "a.jsonl.gz", gz, ChecksumAlgorithm="SHA256"), env={"CHUNK_ROWS": "100"})
     assert (result["status"], result["format"], result["rows"], result["checksum"]) == (
         "VALID", "jsonl+gzip", 1000, "VERIFIED")

@@ -149,7 +149,7 @@ VALID_CASES = [
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 def test_valid_objects(key, data, rows, compressed):
     if compressed:
-        key, data = key + ".gz", gzip.compress(data)
+        key, data = key + ".gz", gzip.compress(data, mtime=0)
     result = run(key, data, chunk_rows=2)  # several chunks even for small files
     assert result["status"] == VALID, result
     assert result["rows"] == rows
@@ -186,7 +186,7 @@ def test_zero_byte_object_is_corrupt(key):
 
 @pytest.mark.parametrize("key", ["a.csv.gz", "a.json.gz", "a.parquet.gz", "a.txt.gz"])
 def test_gzip_of_nothing_is_corrupt(key):
-    result = run(key, gzip.compress(b""))
+    result = run(key, gzip.compress(b"", mtime=0))
     assert (result["status"], result["reason"]) == (CORRUPT, "empty object (after gzip decompression)")
 
 
@@ -197,7 +197,7 @@ def test_gzip_of_nothing_is_corrupt(key):
         ("a.csv", b"id,name", "header only, no data rows"),
         ("a.tsv", b"id\tname\n", "header only, no data rows"),
         ("a.txt", b"id   name\n", "header only, no data rows"),
-        ("a.csv.gz", gzip.compress(b"id,name\n"), "header only, no data rows"),
+        ("a.csv.gz", gzip.compress(b"id,name\n", mtime=0), "header only, no data rows"),
         ("a.json", b"[]", "empty JSON array"),
         ("a.parquet", parquet_bytes(FRAME.iloc[:0]), "schema only, no rows"),
     ],
@@ -209,7 +209,7 @@ def test_header_only_is_valid_with_zero_rows(key, data, reason):
 
 # ---------------------------------------------------------------------------------------------- corrupt objects
 BAD_UTF8 = f"{SECRET}\xff".encode("latin-1")
-GZ = gzip.compress(CSV + f"9,{SECRET},1\n".encode() * 200)
+GZ = gzip.compress(CSV + f"9,{SECRET},1\n".encode() * 200, mtime=0)
 
 CORRUPT_CASES = [
     ("ragged-first-row.csv", f"a,b\n1,2,{SECRET}\n".encode(), "the first data row has more fields than the header"),
@@ -238,7 +238,7 @@ CORRUPT_CASES = [
     ("trailing-garbage.csv.gz", GZ + SECRET.encode(), "not a valid gzip stream"),
     ("bad-crc.csv.gz", GZ[:-8] + b"\0\0\0\0" + GZ[-4:], "gzip CRC or length check failed"),
     ("bad-deflate.csv.gz", GZ[:20] + bytes(b ^ 0x5A for b in GZ[20:60]) + GZ[60:], "corrupt gzip data"),
-    ("truncated.parquet.gz", gzip.compress(PARQUET)[:-30], "truncated gzip stream"),
+    ("truncated.parquet.gz", gzip.compress(PARQUET, mtime=0)[:-30], "truncated gzip stream"),
 ]
 
 
@@ -295,7 +295,7 @@ class _PrefixThen(io.RawIOBase):
 
 def test_gzip_json_document_is_bounded_while_decompressing():
     document = json.dumps(list(range(200_000))).encode()  # ~1.3 MB decompressed, small compressed
-    compressed = gzip.compress(document)
+    compressed = gzip.compress(document, mtime=0)
     assert run("a.json.gz", compressed, max_json_bytes=len(document))["rows"] == 200_000
     result = run("a.json.gz", compressed, max_json_bytes=len(document) - 1)
     assert result["status"] == UNCHECKED
@@ -314,7 +314,7 @@ def test_parquet_that_does_not_fit_in_tmp_is_unchecked(tmp_path, monkeypatch):
     assert result["status"] == UNCHECKED
     assert result["reason"].startswith("object does not fit in the free space of the temporary directory")
     # size unknown up front (gzip): the copy stops once it would eat into the headroom
-    result = run("a.parquet.gz", gzip.compress(PARQUET), tmp_dir=str(tmp_path))
+    result = run("a.parquet.gz", gzip.compress(PARQUET, mtime=0), tmp_dir=str(tmp_path))
     assert result["status"] == UNCHECKED
     assert list(tmp_path.iterdir()) == []
 
@@ -358,7 +358,7 @@ def test_other_full_object_algorithms():
 
 
 def test_checksum_covers_the_raw_gzip_bytes():
-    compressed = gzip.compress(CSV)
+    compressed = gzip.compress(CSV, mtime=0)
     assert run("a.csv.gz", compressed, checksum=sha256_of(compressed))["checksum"] == VERIFIED
     assert run("a.csv.gz", compressed, checksum=sha256_of(CSV))["checksum"] == MISMATCH
 
@@ -438,7 +438,7 @@ class NetworkBlip(Exception):
 @pytest.mark.parametrize("key", ["a.csv", "a.csv.gz", "a.jsonl", "a.txt", "a.json", "a.parquet", "a.bin"])
 def test_stream_errors_propagate_and_are_not_called_corrupt(key):
     payload = {"a.csv": CSV * 2000, "a.jsonl": JSONL * 2000, "a.txt": FWF * 2000, "a.json": JSON_ARRAY * 1,
-               "a.parquet": PARQUET, "a.bin": b"x" * 5000}.get(key) or gzip.compress(CSV * 2000)
+               "a.parquet": PARQUET, "a.bin": b"x" * 5000}.get(key) or gzip.compress(CSV * 2000, mtime=0)
     stream = _FailingStream(payload, len(payload) // 2, NetworkBlip("connection reset"))
     with pytest.raises(NetworkBlip):
         check_object(stream, key, size=len(payload), checksum=sha256_of(payload))
@@ -459,7 +459,7 @@ def test_reads_are_bounded():
             return super().read(size)
 
     data = b"a,b\n" + b"1,2\n" * 200_000
-    for key, payload in [("a.csv", data), ("a.csv.gz", gzip.compress(data)), ("a.parquet", PARQUET)]:
+    for key, payload in [("a.csv", data), ("a.csv.gz", gzip.compress(data, mtime=0)), ("a.parquet", PARQUET)]:
         sizes.clear()
         check_object(Recording(payload), key, checksum=sha256_of(payload))
         assert sizes and all(0 < size <= core.SPOOL_CHUNK_BYTES for size in sizes), (key, max(sizes))
