@@ -196,6 +196,24 @@ def _check_words(problems: list, where: str, words: Sequence[str], limit: int) -
             problems.append(f"{where}: {word!r} must be {MIN_WORD_LENGTH}-{MAX_WORD_LENGTH} characters")
 
 
+def _named_entries(problems: list, field: str, entries: Sequence, kind: type):
+    """Check what custom data identifiers and allow lists share (type, name, uniqueness, regex);
+    yield ``(where, entry)`` for each well-typed entry so the caller checks the rest."""
+    names: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = f"{field}[{index}] ({getattr(entry, 'name', '?')!r})"
+        if not isinstance(entry, kind):
+            problems.append(f"{field}[{index}] must be a {kind.__name__}")
+            continue
+        if not _NAME_PATTERN.match(entry.name or ""):
+            problems.append(f"{where}: name must be 1-128 letters, digits, spaces, '_', '.' or '-'")
+        if entry.name in names:
+            problems.append(f"{where}: duplicate name")
+        names.add(entry.name)
+        _check_regex(problems, where, entry.regex)
+        yield where, entry
+
+
 def validate_settings(
     *,
     custom_data_identifiers: Sequence[CustomDataIdentifier],
@@ -219,36 +237,13 @@ def validate_settings(
     """Check every setting and raise one ValueError that lists every problem found."""
     problems: list[str] = []
 
-    names: set[str] = set()
-    for index, cdi in enumerate(custom_data_identifiers):
-        where = f"custom_data_identifiers[{index}] ({getattr(cdi, 'name', '?')!r})"
-        if not isinstance(cdi, CustomDataIdentifier):
-            problems.append(f"custom_data_identifiers[{index}] must be a CustomDataIdentifier")
-            continue
-        if not _NAME_PATTERN.match(cdi.name or ""):
-            problems.append(f"{where}: name must be 1-128 letters, digits, spaces, '_', '.' or '-'")
-        if cdi.name in names:
-            problems.append(f"{where}: duplicate name")
-        names.add(cdi.name)
-        _check_regex(problems, where, cdi.regex)
+    for where, cdi in _named_entries(problems, "custom_data_identifiers", custom_data_identifiers, CustomDataIdentifier):
         _check_words(problems, f"{where}.keywords", cdi.keywords, MAX_KEYWORDS)
         _check_words(problems, f"{where}.ignore_words", cdi.ignore_words, MAX_IGNORE_WORDS)
         distance = cdi.maximum_match_distance
         if not isinstance(distance, int) or isinstance(distance, bool) or not 1 <= distance <= MAX_MATCH_DISTANCE:
             problems.append(f"{where}: maximum_match_distance must be an integer from 1 to {MAX_MATCH_DISTANCE}")
-
-    list_names: set[str] = set()
-    for index, allow in enumerate(allow_lists):
-        where = f"allow_lists[{index}] ({getattr(allow, 'name', '?')!r})"
-        if not isinstance(allow, AllowList):
-            problems.append(f"allow_lists[{index}] must be an AllowList")
-            continue
-        if not _NAME_PATTERN.match(allow.name or ""):
-            problems.append(f"{where}: name must be 1-128 letters, digits, spaces, '_', '.' or '-'")
-        if allow.name in list_names:
-            problems.append(f"{where}: duplicate name")
-        list_names.add(allow.name)
-        _check_regex(problems, where, allow.regex)
+    list(_named_entries(problems, "allow_lists", allow_lists, AllowList))  # the shared checks are all an allow list needs
 
     _check_enum(problems, "managed_data_identifier_selector", managed_data_identifier_selector, ManagedDataIdentifierSelector)
     selector = _value(managed_data_identifier_selector)

@@ -279,13 +279,17 @@ def _pandas():
     return pandas
 
 
+def _rows_in(reader: Any) -> int:
+    """Rows of a chunked pandas reader, one chunk in memory at a time."""
+    return sum(len(chunk) for chunk in reader)
+
+
 def count_delimited_rows(binary: Any, *, sep: str, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
     """Data rows of a UTF-8 CSV/TSV with a header, parsed ``chunk_rows`` rows at a time.
 
     Raises the parser's own exceptions (see :func:`describe_parse_error`).
     """
     pd = _pandas()
-    rows = 0
     # index_col=False: without it pandas silently takes the first column as the index when the first data
     # row has one field more than the header; with it pandas only warns (and drops the extra field), so
     # that ParserWarning is made an error. Later rows with extra fields fail in the tokenizer.
@@ -305,15 +309,12 @@ def count_delimited_rows(binary: Any, *, sep: str, chunk_rows: int = DEFAULT_CHU
             engine="c",
             low_memory=True,
         ) as reader:
-            for chunk in reader:
-                rows += len(chunk)
-    return rows
+            return _rows_in(reader)
 
 
 def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
     """Records of UTF-8 JSON Lines, parsed ``chunk_rows`` lines at a time; no record at all is CORRUPT."""
     pd = _pandas()
-    rows = 0
     with pd.read_json(
         binary,
         lines=True,
@@ -323,8 +324,7 @@ def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
         encoding_errors="strict",
         compression=None,
     ) as reader:
-        for chunk in reader:
-            rows += len(chunk)
+        rows = _rows_in(reader)
     if rows == 0:
         raise CorruptObject("no JSON Lines record (blank lines only)")
     return rows
@@ -333,7 +333,6 @@ def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
 def count_fixed_width_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
     """Data rows of UTF-8 fixed-width text with a header (column positions inferred from the first 100 rows)."""
     pd = _pandas()
-    rows = 0
     with pd.read_fwf(
         binary,
         chunksize=chunk_rows,
@@ -343,9 +342,7 @@ def count_fixed_width_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS)
         encoding_errors="strict",
         compression=None,
     ) as reader:
-        for chunk in reader:
-            rows += len(chunk)
-    return rows
+        return _rows_in(reader)
 
 
 def read_bounded(binary: Any, limit: int, chunk_bytes: int = READ_BUFFER_BYTES) -> bytes:
