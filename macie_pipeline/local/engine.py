@@ -1,0 +1,938 @@
+"""The local engine: a synthesized SensitiveDataScanPipeline, deployed into moto and executed offline.
+
+``LocalPipeline`` creates the stack's buckets, keys, topic, table, functions and state machine in
+moto, registers the state machine definition exactly as synthesized (intrinsics resolved to the
+local resources), and runs executions in moto's Step Functions interpreter: Lambda tasks run the
+handlers from their assets in this process, ``aws-sdk:macie2:*`` tasks and the handlers' Macie calls
+are served by :class:`~macie_pipeline.local.macie.LocalMacie`, result events and notifications land
+in SQS queues where they can be read, and the review API is served on 127.0.0.1 by the review
+handler. See :mod:`macie_pipeline.local.patches` for the five moto internals this relies on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import boto3
+import botocore.client
+import botocore.session
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from . import awsmodel, patches
+from .functions import CURRENT, LOG_SINK, InjectedFault, LocalFunction, layer_is_pure_python
+from .macie import LocalMacie, MacieBehavior
+from .review_server import ReviewServer
+from .template import (
+    ACCOUNT,
+    ALLOW_LIST,
+    BUCKET,
+    CUSTOM_IDENTIFIER,
+    EVENT_BUS,
+    FUNCTION,
+    KEY,
+    REGION,
+    RULE,
+    STATE_MACHINE,
+    TABLE,
+    TOPIC,
+    Physical,
+    Resolver,
+    StackTemplate,
+    TemplateError,
+    iter_states,
+    physical_names,
+)
+
+EVENT_SOURCE = "sensitive-data-scan-pipeline"
+ZONES = ("ingress", "quarantine", "review", "vault")
+TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "FAILED")
+DECISIONS = ("approve", "deny", "none", "manual")
+_ENGINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/local-engine"
+_SFN_SERVICE_NAMES = {"s3": "S3", "macie2": "Macie2", "sns": "SNS", "sqs": "SQS", "dynamodb": "DynamoDb", "events": "EventBridge", "lambda": "Lambda", "kms": "Kms"}
+
+
+class EngineError(RuntimeError):
+    """The engine could not run the pipeline (the message says why)."""
+
+
+# --------------------------------------------------------------------------------------- results
+@dataclass
+class Uploaded:
+    key: str
+    version_id: str
+    etag: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class ObjectResult:
+    """Where one uploaded object ended, and what the pipeline said about it."""
+
+    key: str
+    version_id: str
+    outcome: Optional[str]
+    integrity: Optional[str]
+    findings: dict[str, int]
+    verdict: Optional[str]
+    zone: Optional[str]
+    bucket: Optional[str]
+    final_key: Optional[str]
+    tags: dict[str, str]
+    review: Optional[dict] = None
+
+    def as_json(self) -> dict:
+        return {
+            "key": self.key,
+            "integrity": self.integrity,
+            "findings": self.findings,
+            "verdict": self.verdict,
+            "bucket": self.bucket,
+            "final_key": self.final_key,
+            "tags": self.tags,
+            "zone": self.zone,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class Execution:
+    arn: str
+    status: str
+    error: Optional[str]
+    cause: Optional[str]
+    states: list[str]
+    history: list[dict]
+
+
+@dataclass
+class RunResult:
+    objects: list[ObjectResult]
+    executions: list[Execution]
+    events: list[dict]
+    notifications: list[dict]
+
+    def by_key(self, key: str) -> ObjectResult:
+        matches = [o for o in self.objects if o.key == key]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} results for key {key!r}")
+        return matches[0]
+
+
+# ---------------------------------------------------------------------------------- the engine
+@dataclass
+class _Fault:
+    error_type: str
+    times: Optional[int]  # None = every invocation
+    message: str
+
+
+@dataclass
+class _CallFault:
+    code: str
+    times: Optional[int]
+    caller: str  # workflow | handlers | any
+    status: int
+    skip: int
+
+    def applies(self) -> bool:
+        in_handler = getattr(CURRENT, "role", None) is not None
+        if self.caller == "workflow" and in_handler or self.caller == "handlers" and not in_handler:
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        if self.times is None:
+            return True
+        if self.times > 0:
+            self.times -= 1
+            return True
+        return False
+
+
+class LocalPipeline:
+    """One synthesized pipeline running in moto. Use as a context manager."""
+
+    def __init__(
+        self,
+        stack: StackTemplate,
+        state_machine_id: str,
+        *,
+        macie: Optional[MacieBehavior] = None,
+        review_wait_seconds: float = 60.0,
+        echo_logs: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        self.stack = stack
+        self.state_machine_id = state_machine_id
+        self.macie_behavior = macie or MacieBehavior()
+        self.review_wait_seconds = review_wait_seconds
+        self._echo_logs = echo_logs
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self.functions: dict[str, LocalFunction] = {}
+        self.invocations: list[tuple[str, Any, Optional[dict]]] = []
+        self.waits: list[tuple[str, float]] = []
+        self.sdk_calls: list[tuple[str, str, dict]] = []
+        self.notes: list[str] = []
+        self._faults: dict[str, list[_Fault]] = {}
+        self._hooks: dict[str, list[Callable[[Any], None]]] = {}
+        self._after: dict[str, list[Callable[[Any], Any]]] = {}
+        self._call_faults: dict[tuple[str, str], list[_CallFault]] = {}
+        self._events: list[dict] = []
+        self._notifications: list[dict] = []
+        self._executions: list[str] = []
+        self._state_lock = threading.Lock()
+        self.entered_states: Counter[str] = Counter()
+        self.uploaded: list[Uploaded] = []
+        self._original_make_api_call = None
+        self.server: Optional[ReviewServer] = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "LocalPipeline":
+        self._mock.start()
+        try:
+            patches.activate(self)
+            self._install_macie_client_route()
+            self._deploy()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.server is not None:
+                self.server.stop()
+            for arn in self._executions:
+                try:
+                    if self._sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                        self._sfn.stop_execution(executionArn=arn, error="LocalEngine.Stopped", cause="engine stopped")
+                except Exception:  # noqa: BLE001 - best effort while tearing down
+                    pass
+            self._remove_macie_client_route()
+            LOG_SINK.echo = None
+        finally:
+            patches.deactivate(self)
+            self._mock.stop()
+
+    # ------------------------------------------------------------------ deployment
+    def _deploy(self) -> None:
+        stack = self.stack
+        self.physical: dict[str, Physical] = physical_names(stack)
+        session = boto3.session.Session(region_name=REGION)
+        self._s3 = session.client("s3")
+        self._sfn = session.client("stepfunctions")
+        self._sqs = session.client("sqs")
+        self._sns = session.client("sns")
+        self._events_client = session.client("events")
+        iam = session.client("iam")
+        iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+
+        kms = session.client("kms")
+        for logical in stack.of_type(KEY):
+            key = kms.create_key(Description=f"local {logical}")["KeyMetadata"]
+            self.physical[logical] = Physical(key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]})
+        self.resolver = Resolver(stack, self.physical)
+        resolve = self.resolver.resolve
+
+        self.server = ReviewServer(self)
+        self.server.start()
+        for logical in stack.of_type("AWS::ApiGateway::RestApi"):
+            self.physical[logical] = Physical(self.physical[logical].ref, self.physical[logical].attributes)
+
+        for logical, resource in stack.of_type(BUCKET).items():
+            self._create_bucket(self.physical[logical].ref, resolve(resource.get("Properties") or {}))
+        for logical, resource in stack.of_type(TABLE).items():
+            self._create_table(self.physical[logical].ref, resolve(resource.get("Properties") or {}))
+        self._notification_queue = self._queue("local-engine-notifications")
+        for logical in stack.of_type(TOPIC):
+            topic_arn = self._sns.create_topic(Name=self.physical[logical].attributes["TopicName"])["TopicArn"]
+            self._sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=self._queue_arn(self._notification_queue))
+        for logical, resource in stack.of_type(EVENT_BUS).items():
+            self._events_client.create_event_bus(Name=self.physical[logical].ref)
+
+        self.definition = self._definition()
+        self._create_functions()
+        self._create_macie()
+        self._capture_result_events()
+        sm = stack.resources[self.state_machine_id]
+        self.state_machine_arn = self._sfn.create_state_machine(
+            name=self.physical[self.state_machine_id].attributes["Name"],
+            definition=json.dumps(self.definition),
+            roleArn=_ENGINE_ROLE,
+            type=(sm.get("Properties") or {}).get("StateMachineType", "STANDARD"),
+        )["stateMachineArn"]
+        self.zones = self._zones()
+        for zone, bucket in self.zones.items():
+            self._ensure_bucket(bucket)  # an imported (bring-your-own) bucket is not in the template
+        self.trigger_rules = self._trigger_rules()
+
+    def review_base_url(self) -> str:
+        assert self.server is not None
+        return self.server.base_url
+
+    def _definition(self) -> dict:
+        props = self.stack.resources[self.state_machine_id].get("Properties") or {}
+        text = self.resolver.resolve(props.get("DefinitionString"))
+        if not isinstance(text, str):
+            raise TemplateError("The state machine has no DefinitionString")
+        substitutions = self.resolver.resolve(props.get("DefinitionSubstitutions") or {})
+        for name, value in substitutions.items():
+            text = text.replace("${" + name + "}", str(value))
+        return json.loads(text)
+
+    def _queue(self, name: str) -> str:
+        return self._sqs.create_queue(QueueName=name)["QueueUrl"]
+
+    def _queue_arn(self, url: str) -> str:
+        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def _create_bucket(self, name: str, props: Mapping[str, Any]) -> None:
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if props.get("ObjectLockEnabled"):
+            kwargs["ObjectLockEnabledForBucket"] = True
+        self._s3.create_bucket(**kwargs)
+        if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled" or props.get("ObjectLockEnabled"):
+            self._s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        encryption = props.get("BucketEncryption")
+        if encryption:
+            self._s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=encryption)
+        lock = props.get("ObjectLockConfiguration")
+        if lock and lock.get("Rule"):
+            self._s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
+
+    def _ensure_bucket(self, name: str) -> None:
+        try:
+            self._s3.head_bucket(Bucket=name)
+        except ClientError:
+            self._create_bucket(name, {"VersioningConfiguration": {"Status": "Enabled"}})
+            self.notes.append(f"bucket {name} is not created by the template (imported): created empty, versioned")
+
+    def _create_table(self, name: str, props: Mapping[str, Any]) -> None:
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName=name,
+            KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def _create_functions(self) -> None:
+        lam = boto3.client("lambda", region_name=REGION)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("index.py", "# runs in process: see macie_pipeline.local.functions\n")
+        layer_dirs: dict[str, Path] = {}
+        for logical in self.stack.of_type("AWS::Lambda::LayerVersion"):
+            folder = self.stack.asset_dir(logical)
+            if folder is not None:
+                layer_dirs[self.physical[logical].ref] = folder / "python" if (folder / "python").is_dir() else folder
+        for logical, resource in self.stack.of_type(FUNCTION).items():
+            props = resource.get("Properties") or {}
+            runtime = str(props.get("Runtime", ""))
+            code_dir = self.stack.asset_dir(logical)
+            if not runtime.startswith("python") or code_dir is None:
+                continue  # e.g. CDK's Node.js custom-resource provider: deployment plumbing, not the pipeline
+            environment = {k: str(v) for k, v in self.resolver.resolve((props.get("Environment") or {}).get("Variables") or {}).items()}
+            if "REVIEW_API_URL" in environment:
+                environment["REVIEW_API_URL"] = self.review_base_url()
+            pure, substituted = [], []
+            for layer_arn in self.resolver.resolve(props.get("Layers") or []):
+                folder = layer_dirs.get(layer_arn)
+                if folder is None:
+                    substituted.append(f"{layer_arn} (not in the assembly)")
+                elif layer_is_pure_python(folder):
+                    pure.append(folder)
+                else:
+                    substituted.append(f"{folder.parent.name} (compiled for Lambda; local packages used)")
+            name = self.physical[logical].ref
+            self.functions[name] = LocalFunction(
+                logical_id=logical,
+                name=name,
+                handler=props["Handler"],
+                environment=environment,
+                code_dir=code_dir,
+                layer_dirs=pure,
+                substituted_layers=substituted,
+                memory_mb=int(props.get("MemorySize", 128)),
+                timeout_seconds=int(props.get("Timeout", 3)),
+            )
+            lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=_ENGINE_ROLE,
+                Handler=props["Handler"],
+                Code={"ZipFile": buffer.getvalue()},
+                Timeout=int(props.get("Timeout", 3)),
+                MemorySize=int(props.get("MemorySize", 128)),
+            )
+        if not self.functions:
+            raise TemplateError("The template has no Python Lambda functions with local assets")
+        LOG_SINK.echo = self._echo_logs
+
+    def _create_macie(self) -> None:
+        from .detection import AllowListSpec, CustomIdentifierSpec
+
+        identifiers = []
+        for logical, resource in self.stack.of_type(CUSTOM_IDENTIFIER).items():
+            props = self.resolver.resolve(resource.get("Properties") or {})
+            attrs = self.physical[logical].attributes
+            identifiers.append(CustomIdentifierSpec(
+                id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=props["Regex"],
+                keywords=tuple(props.get("Keywords") or ()), ignore_words=tuple(props.get("IgnoreWords") or ()),
+                maximum_match_distance=int(props.get("MaximumMatchDistance", 50)),
+            ))
+        allow_lists = []
+        for logical, resource in self.stack.of_type(ALLOW_LIST).items():
+            props = self.resolver.resolve(resource.get("Properties") or {})
+            attrs = self.physical[logical].attributes
+            criteria = props.get("Criteria") or {}
+            words: Optional[tuple[str, ...]] = None
+            if criteria.get("S3WordsList"):
+                location = criteria["S3WordsList"]
+                body = self._s3.get_object(Bucket=location["BucketName"], Key=location["ObjectKey"])["Body"].read()
+                words = tuple(line.strip() for line in body.decode("utf-8").splitlines() if line.strip())
+            allow_lists.append(AllowListSpec(id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=criteria.get("Regex"), words=words))
+        self.macie = LocalMacie(
+            account_id=ACCOUNT,
+            region=REGION,
+            s3_client=self._s3,
+            custom_identifiers=identifiers,
+            allow_lists=allow_lists,
+            behavior=self.macie_behavior,
+        )
+        configured = False
+        for logical, resource in self.stack.of_type("Custom::AWS").items():
+            create = (resource.get("Properties") or {}).get("Create")
+            if create is None:
+                continue
+            call = json.loads(self.resolver.resolve(create))
+            if str(call.get("service", "")).lower() == "macie2" and call.get("action") == "putClassificationExportConfiguration":
+                params = awsmodel.sfn_params_to_api("macie2", "PutClassificationExportConfiguration", call.get("parameters") or {})
+                self.macie.call("PutClassificationExportConfiguration", params)
+                configured = True
+        if not configured:
+            # The account's classification export configuration is outside the stack: simulate one.
+            bucket = "local-macie-discovery-results"
+            self._create_bucket(bucket, {"VersioningConfiguration": {"Status": "Enabled"}})
+            self.macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": {"bucketName": bucket, "keyPrefix": "macie"}}})
+            self.notes.append("the stack does not set Macie's export configuration: the account is simulated with one")
+
+    def _capture_result_events(self) -> None:
+        self._event_queue = self._queue("local-engine-result-events")
+        buses = {"default"}
+        for _, state in iter_states(self.definition.get("States") or {}):
+            for entry in ((state.get("Parameters") or {}).get("Entries") or []):
+                bus = entry.get("EventBusName")
+                if isinstance(bus, str):
+                    buses.add(bus.rsplit("/", 1)[-1])
+        for index, bus in enumerate(sorted(buses)):
+            if bus != "default":
+                try:
+                    self._events_client.create_event_bus(Name=bus)
+                except ClientError:
+                    pass  # created from the template already
+            rule = f"local-engine-capture-{index}"
+            self._events_client.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+            self._events_client.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": self._queue_arn(self._event_queue)}])
+
+    def _zones(self) -> dict[str, str]:
+        """Zone -> bucket name, read from the definition and the prepare function (not guessed)."""
+        zones: dict[str, str] = {}
+        wanted = {"Copy to quarantine": "quarantine", "Promote to vault": "vault", "Hold for review": "review"}
+        for name, state in iter_states(self.definition.get("States") or {}):
+            if name in wanted:
+                payload = (state.get("Parameters") or {}).get("Payload") or {}
+                bucket = (payload.get("destination") or {}).get("bucket")
+                if isinstance(bucket, str):
+                    zones[wanted[name]] = bucket
+        for function in self.functions.values():
+            if function.role == "prepare_scan" and function.environment.get("INGRESS_BUCKET"):
+                zones["ingress"] = function.environment["INGRESS_BUCKET"]
+        missing = [z for z in ZONES if z not in zones]
+        if missing:
+            raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the definition")
+        return zones
+
+    def _trigger_rules(self) -> list[dict]:
+        rules = []
+        for logical, resource in self.stack.of_type(RULE).items():
+            props = self.resolver.resolve(resource.get("Properties") or {})
+            if any(t.get("Arn") == self.state_machine_arn or t.get("Arn") == self.physical[self.state_machine_id].ref for t in props.get("Targets") or []):
+                rules.append(props)
+        return rules
+
+    # ------------------------------------------------------------------ Macie for the handlers' boto3 clients
+    def _install_macie_client_route(self) -> None:
+        engine = self
+        original = botocore.client.BaseClient._make_api_call
+        self._original_make_api_call = original
+
+        def _make_api_call(client: Any, operation_name: str, api_params: dict) -> Any:
+            service = client.meta.service_model.service_name
+            engine._raise_call_fault(service, operation_name)
+            if service != "macie2":
+                return original(client, operation_name, api_params)
+            awsmodel.validate_input("macie2", operation_name, api_params)
+            engine.sdk_calls.append(("macie2", operation_name, json.loads(json.dumps(api_params, default=str))))
+            wire = engine.macie.call(operation_name, api_params)
+            return awsmodel.parse_wire_output("macie2", operation_name, wire)
+
+        botocore.client.BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+
+    def _remove_macie_client_route(self) -> None:
+        if self._original_make_api_call is not None:
+            botocore.client.BaseClient._make_api_call = self._original_make_api_call  # type: ignore[method-assign]
+            self._original_make_api_call = None
+
+    # ------------------------------------------------------------------ patches.Host
+    def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]:
+        function = self.functions.get(function_name)
+        if function is None:
+            body = json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": f"no local function {function_name}"})
+            return body, True, ""
+        event = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
+
+        def before(evt: Any) -> None:
+            for hook in self._hooks.get(function.role, []):
+                hook(evt)
+            faults = self._faults.get(function.role, [])
+            for injected in faults:
+                if injected.times is None or injected.times > 0:
+                    if injected.times is not None:
+                        injected.times -= 1
+                    raise InjectedFault(injected.error_type, injected.message)
+
+        def after(result: Any) -> Any:
+            for hook in self._after.get(function.role, []):
+                result = hook(result)
+            return result
+
+        result, error, logs = function.invoke(event, before, after)
+        with self._state_lock:
+            self.invocations.append((function.role, event, error))
+        if error is not None:
+            return json.dumps(error), True, logs
+        return json.dumps(result), False, logs
+
+    def call_sdk_task(self, service: str, action: str, parameters: dict) -> Optional[dict]:
+        if service != "macie2":
+            return None
+        operation = awsmodel.operation_for_action(service, action).name
+        self._raise_call_fault(service, operation)
+        params = awsmodel.sfn_params_to_api(service, action, parameters)
+        awsmodel.validate_input("macie2", operation, params)
+        with self._state_lock:
+            self.sdk_calls.append((service, operation, json.loads(json.dumps(params, default=str))))
+        wire = self.macie.call(operation, params)
+        return awsmodel.api_output_to_sfn(service, action, wire)
+
+    def sdk_error_name(self, service: str, error: ClientError) -> Optional[str]:
+        """The error name Step Functions gives an AWS SDK integration's error.
+
+        ``<Service>.<ErrorCode>`` with an ``Exception`` suffix for errors the service's API model
+        declares (``Macie2.ThrottlingException``, ``S3.NoSuchKeyException``), and
+        ``<Service>.<Service>Exception`` for the rest (``S3.S3Exception`` for S3's undeclared
+        ``InternalError`` or ``SlowDown``): Step Functions runs these integrations on the AWS SDK for
+        Java 2.x, which raises its generic service exception for error codes it has no class for.
+        """
+        code = str(error.response.get("Error", {}).get("Code") or "")
+        if not code:
+            return None
+        prefix = _SFN_SERVICE_NAMES.get(service.lower(), service[:1].upper() + service[1:])
+        if _is_modeled_error(awsmodel.botocore_service_name(service), code):
+            return f"{prefix}.{code}" + ("" if code.endswith("Exception") else "Exception")
+        return f"{prefix}.{prefix}Exception"
+
+    def record_wait(self, kind: str, seconds: float) -> None:
+        with self._state_lock:
+            self.waits.append((kind, float(seconds)))
+
+    def review_wait_seconds(self, declared: int) -> int:
+        return max(1, int(min(declared, self.review_wait_seconds)))
+
+    # ------------------------------------------------------------------ scenario controls
+    def fail(self, role: str, error_type: str = "RuntimeError", *, times: Optional[int] = None, message: str = "fault injected by the local engine") -> None:
+        """Make the ``role`` function (``transfer``, ``evaluate_findings``...) raise ``error_type``."""
+        self._faults.setdefault(role, []).append(_Fault(error_type, times, message))
+
+    def before_invoke(self, role: str, hook: Callable[[Any], None]) -> None:
+        """Call ``hook(event)`` before each invocation of the ``role`` function (it may change S3)."""
+        self._hooks.setdefault(role, []).append(hook)
+
+    def after_invoke(self, role: str, hook: Callable[[Any], Any]) -> None:
+        """Replace the ``role`` function's result with ``hook(result)`` (a faulty handler)."""
+        self._after.setdefault(role, []).append(hook)
+
+    def fail_call(
+        self, service: str, operation: str, code: str, *, times: Optional[int] = None, skip: int = 0,
+        caller: str = "workflow", status: int = 500,
+    ) -> None:
+        """Make AWS calls (botocore names: ``events``/``PutEvents``) fail with ``code``.
+
+        ``caller``: ``workflow`` (the state machine's own integrations), ``handlers`` or ``any``;
+        ``skip``: let that many matching calls succeed first; ``times``: fail that many (default: all).
+        """
+        if caller not in ("workflow", "handlers", "any"):
+            raise ValueError("caller must be workflow, handlers or any")
+        self._call_faults.setdefault((service, operation), []).append(_CallFault(code, times, caller, status, skip))
+
+    def _raise_call_fault(self, service: str, operation: str) -> None:
+        for injected in self._call_faults.get((service, operation), []):
+            if injected.applies():
+                raise ClientError(
+                    {"Error": {"Code": injected.code, "Message": "fault injected by the local engine"},
+                     "ResponseMetadata": {"HTTPStatusCode": injected.status, "RequestId": "local"}},
+                    operation,
+                )
+
+    # ------------------------------------------------------------------ objects and executions
+    def upload(self, key: str, body: bytes, **kwargs: Any) -> Uploaded:
+        response = self._s3.put_object(Bucket=self.zones["ingress"], Key=key, Body=body, **kwargs)
+        uploaded = Uploaded(key, response["VersionId"], response["ETag"].strip('"'), len(body), hashlib.sha256(body).hexdigest())
+        self.uploaded.append(uploaded)
+        return uploaded
+
+    def object_created_event(self, uploaded: Uploaded) -> dict:
+        """The EventBridge event S3 sends for the upload (detail as documented for "Object Created")."""
+        bucket = self.zones["ingress"]
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": ACCOUNT,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket},
+                "object": {"key": uploaded.key, "size": uploaded.size, "etag": uploaded.etag, "version-id": uploaded.version_id, "sequencer": uuid.uuid4().hex[:18].upper()},
+                "request-id": uuid.uuid4().hex[:16].upper(),
+                "requester": ACCOUNT,
+                "source-ip-address": "127.0.0.1",
+                "reason": "PutObject",
+            },
+        }
+
+    def scheduled_event(self) -> dict:
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/local-schedule"],
+            "detail": {},
+        }
+
+    def deliver(self, event: dict) -> Optional[str]:
+        """Send an event through the trigger rules as EventBridge would: an execution if one matches."""
+        from moto.events.models import EventPattern
+
+        for rule in self.trigger_rules:
+            if "EventPattern" in rule and EventPattern.load(json.dumps(rule["EventPattern"])).matches_event(event):
+                return self.start(event)
+            if "ScheduleExpression" in rule and event.get("detail-type") == "Scheduled Event":
+                return self.start(event)
+        return None
+
+    def start(self, event: Any) -> str:
+        arn = self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(event))["executionArn"]
+        self._executions.append(arn)
+        return arn
+
+    def run(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        decision: str = "approve",
+        schedule: bool = False,
+        timeout: float = 120.0,
+    ) -> RunResult:
+        """Upload ``files`` (key -> bytes), run the pipeline on them, answer reviews, and report."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        uploaded = [self.upload(key, body) for key, body in files.items()]
+        started: list[str] = []
+        if schedule:
+            arn = self.deliver(self.scheduled_event())
+            if arn is None:
+                raise EngineError("The pipeline has no schedule trigger (it is triggered on object created)")
+            started.append(arn)
+        else:
+            for item in uploaded:
+                arn = self.deliver(self.object_created_event(item))
+                if arn is not None:
+                    started.append(arn)
+        self.wait(started, decision=decision, timeout=timeout)
+        return self.result([u.key for u in uploaded], started)
+
+    def wait(self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0) -> list[Execution]:
+        """Drive executions to their end, answering review requests as ``decision`` says."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.drain_notifications():
+                if message.get("event") == "REVIEW_REQUESTED" and decision in ("approve", "deny"):
+                    self.answer_review(message["link"], decision)
+            statuses = [self._sfn.describe_execution(executionArn=arn)["status"] for arn in executions]
+            if all(s != "RUNNING" for s in statuses):
+                break
+            if time.monotonic() > deadline:
+                running = [a for a, s in zip(executions, statuses) if s == "RUNNING"]
+                details = "; ".join(f"{a.rsplit(':', 1)[-1]} last in {self._states(a)[-1:]}" for a in running)
+                raise EngineError(f"{len(running)} execution(s) still running after {timeout:.0f} s: {details}")
+            time.sleep(0.05)
+        self.drain_notifications()
+        self.drain_events()
+        return [self.execution(arn) for arn in executions]
+
+    # ------------------------------------------------------------------ reviews
+    def answer_review(self, link: str, decision: str) -> tuple[int, str]:
+        """Open the link as a reviewer would (GET), then POST the decision. Returns the POST's status and page."""
+        with urllib.request.urlopen(link, timeout=30) as page:
+            if page.status != 200:
+                raise EngineError(f"The review page answered {page.status}")
+        data = urllib.parse.urlencode({"decision": decision}).encode()
+        request = urllib.request.Request(link, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    # ------------------------------------------------------------------ what happened
+    def drain_notifications(self) -> list[dict]:
+        """New SNS messages: ``{"subject", "event", "message", "link"?}`` (also kept in :attr:`notifications`)."""
+        out = []
+        for body in self._drain(self._notification_queue):
+            envelope = json.loads(body)
+            attributes = envelope.get("MessageAttributes") or {}
+            event = (attributes.get("event") or {}).get("Value")
+            message = envelope.get("Message", "")
+            item = {"subject": envelope.get("Subject"), "event": event, "message": message}
+            link = re.search(re.escape(self.review_base_url()) + r"reviews/[A-Za-z0-9_-]+", message)
+            if link:
+                item["link"] = link.group(0)
+            out.append(item)
+        with self._state_lock:
+            self._notifications.extend(out)
+        return out
+
+    def drain_events(self) -> list[dict]:
+        events = [json.loads(body) for body in self._drain(self._event_queue)]
+        with self._state_lock:
+            self._events.extend(events)
+        return events
+
+    def _drain(self, queue_url: str) -> list[str]:
+        bodies = []
+        while True:
+            messages = self._sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages") or []
+            if not messages:
+                return bodies
+            for message in messages:
+                bodies.append(message["Body"])
+                self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    @property
+    def events(self) -> list[dict]:
+        self.drain_events()
+        return list(self._events)
+
+    @property
+    def notifications(self) -> list[dict]:
+        self.drain_notifications()
+        return list(self._notifications)
+
+    def _history(self, arn: str) -> list[dict]:
+        events: list[dict] = []
+        token = None
+        while True:
+            kwargs = {"executionArn": arn, "maxResults": 1000}
+            if token:
+                kwargs["nextToken"] = token
+            page = self._sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+    def _states(self, arn: str) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self._history(arn) if "stateEnteredEventDetails" in e]
+
+    def execution(self, arn: str) -> Execution:
+        description = self._sfn.describe_execution(executionArn=arn)
+        history = self._history(arn)
+        states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        with self._state_lock:
+            if getattr(self, "_counted", None) is None:
+                self._counted: set[str] = set()
+            if arn not in self._counted and description["status"] != "RUNNING":
+                self._counted.add(arn)
+                self.entered_states.update(states)
+                COVERAGE.update(states)
+        return Execution(arn, description["status"], description.get("error"), description.get("cause"), states, history)
+
+    def all_state_names(self) -> set[str]:
+        return {name for name, _ in iter_states(self.definition.get("States") or {})}
+
+    def zone_of(self, bucket: str) -> Optional[str]:
+        for zone, name in self.zones.items():
+            if name == bucket:
+                return zone
+        return None
+
+    def stored_versions(self) -> list[dict]:
+        """Every object version (not delete markers) in the four zones: zone, bucket, key, version, sha256, tags."""
+        found = []
+        for zone, bucket in self.zones.items():
+            paginator = self._s3.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=bucket):
+                for version in page.get("Versions") or []:
+                    body = self._s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+                    tags = self._s3.get_object_tagging(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["TagSet"]
+                    found.append({
+                        "zone": zone,
+                        "bucket": bucket,
+                        "key": version["Key"],
+                        "versionId": version["VersionId"],
+                        "isLatest": version["IsLatest"],
+                        "sha256": hashlib.sha256(body).hexdigest(),
+                        "tags": {t["Key"]: t["Value"] for t in tags},
+                    })
+        return found
+
+    def places_of(self, uploaded: Uploaded, stored: Optional[list[dict]] = None) -> list[dict]:
+        """Where the uploaded version's bytes are now: same content, and the same key or ``.../<key>``."""
+        stored = self.stored_versions() if stored is None else stored
+        return [
+            s for s in stored
+            if s["sha256"] == uploaded.sha256 and (s["key"] == uploaded.key or s["key"].endswith("/" + uploaded.key))
+            and not (s["zone"] == "ingress" and s["versionId"] != uploaded.version_id)
+        ]
+
+    def result(self, keys: Iterable[str], executions: Sequence[str]) -> RunResult:
+        events = self.events
+        stored = self.stored_versions()
+        wanted = set(keys)
+        objects = []
+        for uploaded in self.uploaded:
+            if uploaded.key not in wanted:
+                continue
+            mine = [
+                e["detail"] for e in events
+                if (e.get("detail") or {}).get("object", {}).get("key") == uploaded.key
+                and (e.get("detail") or {}).get("object", {}).get("versionId") == uploaded.version_id
+                and (e.get("detail") or {}).get("outcome") in TERMINAL_OUTCOMES
+            ]
+            last = mine[-1] if mine else {}
+            places = self.places_of(uploaded, stored)
+            place = places[0] if len(places) == 1 else None
+            findings = (last.get("findings") or {}).get("types") or {}
+            objects.append(ObjectResult(
+                key=uploaded.key,
+                version_id=uploaded.version_id,
+                outcome=last.get("outcome") or ("NOT_SCANNED" if not mine else None),
+                integrity=(last.get("integrity") or {}).get("status"),
+                findings={str(k): int(v) for k, v in findings.items()},
+                verdict=last.get("verdict"),
+                zone=place["zone"] if place else ("deleted" if not places else "several"),
+                bucket=place["bucket"] if place else None,
+                final_key=place["key"] if place else None,
+                tags=place["tags"] if place else {},
+                review=last.get("review"),
+            ))
+        return RunResult(objects, [self.execution(a) for a in executions], events, self.notifications)
+
+    # ------------------------------------------------------------------ invariants
+    def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
+        """Each uploaded version in exactly one place; nothing in the vault without CLEAN or APPROVE.
+
+        ``delete_allowed``: the pipeline is configured to delete denied objects (then an object with
+        a DELETED result event after an explicit DENY may be nowhere). A version the workflow could
+        not remove from ingress may be there as well as in its zone, if an ``INGRESS_CLEANUP_FAILED``
+        event said so: a reported duplicate, not a loss.
+        """
+        problems = []
+        stored = self.stored_versions()
+        events = [e.get("detail") or {} for e in self.events]
+        for uploaded in self.uploaded:
+            places = self.places_of(uploaded, stored)
+            reported_leftover = any(
+                d.get("outcome") == "INGRESS_CLEANUP_FAILED" and (d.get("object") or {}).get("versionId") == uploaded.version_id
+                for d in events
+            )
+            if reported_leftover and len(places) == 2 and "ingress" in {p["zone"] for p in places}:
+                continue
+            if len(places) == 1:
+                continue
+            deleted = [
+                d for d in events
+                if d.get("outcome") == "DELETED" and (d.get("object") or {}).get("versionId") == uploaded.version_id
+                and (d.get("review") or {}).get("decision") == "DENY"
+            ]
+            if not places and delete_allowed and deleted:
+                continue
+            where = ", ".join(f"{p['zone']}:{p['key']}" for p in places) or "nowhere"
+            problems.append(f"{uploaded.key} ({uploaded.version_id}) is in {len(places)} places: {where}")
+        for item in stored:
+            if item["zone"] != "vault":
+                continue
+            sources = [u for u in self.uploaded if u.sha256 == item["sha256"] and item["key"] == u.key]
+            justified = [
+                d for d in events
+                if (d.get("location") or {}).get("bucket") == item["bucket"]
+                and (d.get("location") or {}).get("key") == item["key"]
+                and (d.get("location") or {}).get("versionId") == item["versionId"]
+                and (
+                    (d.get("outcome") == "VAULT" and d.get("verdict") == "CLEAN")
+                    or (d.get("outcome") == "APPROVED" and (d.get("review") or {}).get("decision") == "APPROVE")
+                )
+            ]
+            if not justified:
+                problems.append(f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval event")
+            if not sources:
+                problems.append(f"vault:{item['key']} does not match any uploaded object's bytes")
+        return problems
+
+
+@functools.lru_cache(maxsize=None)
+def _modeled_errors(service: str) -> frozenset[str]:
+    model = botocore.session.get_session().get_service_model(service)
+    names = set()
+    for name in model.shape_names:
+        shape = model.shape_for(name)
+        if shape.metadata.get("exception"):
+            names.add(name)
+            code = (shape.metadata.get("error") or {}).get("code")
+            if code:
+                names.add(code)
+    return frozenset(names)
+
+
+def _is_modeled_error(service: str, code: str) -> bool:
+    return code in _modeled_errors(service)
+
+
+# States entered by any engine in this process (tests assert the definition is covered).
+COVERAGE: Counter[str] = Counter()

@@ -1,0 +1,248 @@
+"""The five places where the local engine changes moto's behaviour, and nothing else.
+
+moto 5.2.5 executes Step Functions definitions (``execute_state_machine``) but cannot do what this
+pipeline needs offline. Each patch below replaces one moto internal; :func:`check_patch_points`
+verifies that every one of them still exists with the signature the engine expects, so a moto
+upgrade that moves one fails loudly (``tests/local/test_patch_points.py``) instead of silently
+running the real moto code path.
+
+1. ``LambdaFunction._invoke_lambda`` (moto runs Lambda code only in Docker): the handler from the
+   synthesized asset runs in this process (:mod:`macie_pipeline.local.functions`).
+2. ``StateTaskServiceAwsSdk._eval_service_task`` (moto calls boto3 with the PascalCase parameters of
+   the ASL and has no Macie jobs or findings): ``aws-sdk:macie2:*`` tasks go to the local Macie.
+3. ``StateTaskServiceAwsSdk._from_error``: error names as Step Functions documents them for AWS
+   SDK integrations, ``<Service>.<ErrorCode>`` with an ``Exception`` suffix (moto says
+   ``s3.s3Exception`` for every S3 error).
+4. ``WaitFunction._wait_interval`` and the ``time`` module of ``retrier_decl``: Wait states and
+   Retry back-off are not slept through (the requested seconds are recorded).
+5. ``StateTaskServiceCallback._eval_wait_for_task_token``: a ``.waitForTaskToken`` task waits the
+   engine's review window, not its declared ``TimeoutSeconds`` (days), so "no answer" times out in
+   seconds.
+
+Every patch is installed once per process and delegates to the *active* engine (a module-level
+registry); with no engine active, moto's original code runs unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol
+
+from botocore.exceptions import ClientError
+
+MOTO_VERSION = "5.2.5"
+
+_LAMBDA = "moto.awslambda.models:LambdaFunction._invoke_lambda"
+_SDK_TASK = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_aws_sdk:StateTaskServiceAwsSdk._eval_service_task"
+)
+_SDK_ERROR = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_aws_sdk:StateTaskServiceAwsSdk._from_error"
+)
+_WAIT = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function:WaitFunction._wait_interval"
+_RETRY_TIME = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl:time"
+_CALLBACK = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_callback:StateTaskServiceCallback._eval_wait_for_task_token"
+)
+
+# The parameters each patched function must have (after self); a change means moto moved.
+EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
+    _LAMBDA: ("event",),
+    _SDK_TASK: ("env", "resource_runtime_part", "normalised_parameters", "state_credentials"),
+    _SDK_ERROR: ("env", "ex"),
+    _WAIT: ("env", "wait_seconds"),
+    _CALLBACK: ("env", "timeout_seconds", "callback_endpoint", "heartbeat_endpoint"),
+}
+
+
+class PatchPointMoved(RuntimeError):
+    """moto no longer has a function the engine patches, or its signature changed."""
+
+
+class Host(Protocol):
+    """What the patches delegate to: the active :class:`~macie_pipeline.local.engine.LocalPipeline`."""
+
+    def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]: ...
+
+    def call_sdk_task(self, service: str, action: str, parameters: dict) -> Optional[dict]: ...
+
+    def sdk_error_name(self, service: str, error: ClientError) -> Optional[str]: ...
+
+    def record_wait(self, kind: str, seconds: float) -> None: ...
+
+    def review_wait_seconds(self, declared: int) -> int: ...
+
+
+@dataclass
+class _Registry:
+    host: Optional[Host] = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    installed: bool = False
+    originals: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY = _Registry()
+
+
+def _resolve(point: str) -> tuple[Any, str]:
+    module_name, _, attr_path = point.partition(":")
+    module = __import__(module_name, fromlist=["_"])
+    owner: Any = module
+    parts = attr_path.split(".")
+    for part in parts[:-1]:
+        owner = getattr(owner, part)
+    return owner, parts[-1]
+
+
+def check_patch_points() -> list[str]:
+    """Problems with moto's patch points (empty = the engine can patch this moto)."""
+    import moto
+
+    problems = []
+    if moto.__version__ != MOTO_VERSION:
+        problems.append(f"moto {moto.__version__} is installed; the engine is verified with moto=={MOTO_VERSION}")
+    for point, expected in EXPECTED_SIGNATURES.items():
+        try:
+            owner, name = _resolve(point)
+            target = _REGISTRY.originals.get(point) or getattr(owner, name)
+        except (ImportError, AttributeError) as error:
+            problems.append(f"{point}: not found ({error})")
+            continue
+        params = tuple(p for p in inspect.signature(target).parameters if p != "self")
+        if params != expected:
+            problems.append(f"{point}: parameters {params}, expected {expected}")
+    try:
+        owner, name = _resolve(_RETRY_TIME)
+        if not callable(getattr(_REGISTRY.originals.get(_RETRY_TIME) or getattr(owner, name), "sleep", None)):
+            problems.append(f"{_RETRY_TIME}: has no sleep()")
+    except (ImportError, AttributeError) as error:
+        problems.append(f"{_RETRY_TIME}: not found ({error})")
+    return problems
+
+
+class _FastTime:
+    """Stands in for ``time`` in moto's retrier: back-off intervals are recorded, not slept."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def sleep(self, seconds: float) -> None:
+        host = _REGISTRY.host
+        if host is None:
+            self._real.sleep(seconds)
+        else:
+            host.record_wait("retry", seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def install() -> None:
+    """Install every patch once per process (idempotent). Raises :class:`PatchPointMoved`."""
+    with _REGISTRY.lock:
+        if _REGISTRY.installed:
+            return
+        problems = check_patch_points()
+        if problems:
+            raise PatchPointMoved("The local engine cannot patch this moto:\n- " + "\n- ".join(problems))
+        _install_lambda()
+        _install_sdk()
+        _install_waits()
+        _install_callback()
+        _REGISTRY.installed = True
+
+
+def activate(host: Host) -> None:
+    install()
+    with _REGISTRY.lock:
+        if _REGISTRY.host is not None and _REGISTRY.host is not host:
+            raise RuntimeError("Another local pipeline is active in this process; stop it first")
+        _REGISTRY.host = host
+
+
+def deactivate(host: Host) -> None:
+    with _REGISTRY.lock:
+        if _REGISTRY.host is host:
+            _REGISTRY.host = None
+
+
+def _swap(point: str, replacement: Callable[..., Any]) -> Callable[..., Any]:
+    owner, name = _resolve(point)
+    original = getattr(owner, name)
+    _REGISTRY.originals[point] = original
+    setattr(owner, name, replacement)
+    return original
+
+
+def _install_lambda() -> None:
+    original = _swap(_LAMBDA, lambda self, event=None: _invoke_lambda(self, event))
+
+    def _invoke_lambda(function: Any, event: Any) -> tuple[str, bool, str]:
+        host = _REGISTRY.host
+        if host is None:
+            return original(function, event)
+        return host.invoke_function(function.function_name, event)
+
+
+def _install_sdk() -> None:
+    original_task = _swap(
+        _SDK_TASK,
+        lambda self, env, resource_runtime_part, normalised_parameters, state_credentials: _task(
+            self, env, resource_runtime_part, normalised_parameters, state_credentials
+        ),
+    )
+    original_error = _swap(_SDK_ERROR, lambda self, env, ex: _from_error(self, env, ex))
+
+    def _task(state: Any, env: Any, runtime: Any, parameters: dict, credentials: Any) -> None:
+        host = _REGISTRY.host
+        if host is not None:
+            response = host.call_sdk_task(state.resource.api_name, state.resource.api_action, parameters)
+            if response is not None:
+                env.stack.append(response)
+                return
+        original_task(state, env, runtime, parameters, credentials)
+
+    def _from_error(state: Any, env: Any, ex: Exception) -> Any:
+        host = _REGISTRY.host
+        if host is not None and isinstance(ex, ClientError):
+            name = host.sdk_error_name(state.resource.api_name, ex)
+            if name is not None:
+                cause = f"{ex.response.get('Error', {}).get('Message', '')} (Service: {name.split('.')[0]})"
+                return state._get_task_failure_event(env=env, error=name, cause=cause)
+        return original_error(state, env, ex)
+
+
+def _install_waits() -> None:
+    original_wait = _swap(_WAIT, lambda self, env, wait_seconds: _wait(self, env, wait_seconds))
+
+    def _wait(state: Any, env: Any, wait_seconds: int) -> None:
+        host = _REGISTRY.host
+        if host is None:
+            return original_wait(state, env, wait_seconds)
+        host.record_wait("wait", wait_seconds)
+        return None
+
+    owner, name = _resolve(_RETRY_TIME)
+    _REGISTRY.originals[_RETRY_TIME] = getattr(owner, name)
+    setattr(owner, name, _FastTime(time))
+
+
+def _install_callback() -> None:
+    original = _swap(
+        _CALLBACK,
+        lambda self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint: _callback(
+            self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint
+        ),
+    )
+
+    def _callback(state: Any, env: Any, timeout_seconds: int, endpoint: Any, heartbeat: Any) -> Any:
+        host = _REGISTRY.host
+        if host is not None:
+            timeout_seconds = host.review_wait_seconds(timeout_seconds)
+        return original(state, env, timeout_seconds, endpoint, heartbeat)

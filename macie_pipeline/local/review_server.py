@@ -1,0 +1,182 @@
+"""The approval API on 127.0.0.1: HTTP requests become API Gateway REST proxy events for the review handler.
+
+Only the routes and methods the synthesized ``AWS::ApiGateway::*`` resources declare are served
+(anything else gets API Gateway's own 403 ``Missing Authentication Token``), under the stage name
+of the template, so the links in the notifications have the deployed shape:
+``http://127.0.0.1:<port>/<stage>/reviews/<reviewId>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Optional
+
+from .template import ACCOUNT
+
+if TYPE_CHECKING:
+    from .engine import LocalPipeline
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+class ReviewServer:
+    def __init__(self, engine: "LocalPipeline", host: str = "127.0.0.1", port: int = 0) -> None:
+        self.engine = engine
+        self.stage, self.routes = _routes(engine)
+        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-review-api", daemon=True)
+        self.requests: list[tuple[str, str, int]] = []
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/{self.stage}/"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def route(self, method: str, path: str) -> Optional[tuple[str, dict[str, str], str]]:
+        """(resource template, path parameters, function name) for a request path under the stage."""
+        for resource, pattern, methods in self.routes:
+            match = pattern.fullmatch(path)
+            if match and (method in methods or "ANY" in methods):
+                return resource, match.groupdict(), methods.get(method) or methods["ANY"]
+        return None
+
+    def proxy_event(self, method: str, resource: str, path: str, params: dict, headers: dict, body: bytes, query: str) -> dict:
+        text_body: Optional[str]
+        is_base64 = False
+        try:
+            text_body = body.decode("utf-8") if body else None
+        except UnicodeDecodeError:
+            text_body, is_base64 = base64.b64encode(body).decode(), True
+        return {
+            "resource": resource,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&") if p) or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": resource,
+                "httpMethod": method,
+                "path": f"/{self.stage}{path}",
+                "stage": self.stage,
+                "accountId": ACCOUNT,
+                "apiId": "local",
+                "requestId": str(uuid.uuid4()),
+                "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+            },
+            "body": text_body,
+            "isBase64Encoded": is_base64,
+        }
+
+
+def _routes(engine: "LocalPipeline") -> tuple[str, list[tuple[str, re.Pattern, dict[str, str]]]]:
+    stack = engine.stack
+    resources = stack.of_type("AWS::ApiGateway::Resource")
+    stages = [(r.get("Properties") or {}).get("StageName") for r in stack.of_type("AWS::ApiGateway::Stage").values()]
+    stage = next((s for s in stages if isinstance(s, str)), "prod")
+
+    def path_of(logical: str) -> str:
+        props = resources[logical].get("Properties") or {}
+        parent = props.get("ParentId") or {}
+        prefix = path_of(parent["Ref"]) if isinstance(parent, dict) and parent.get("Ref") in resources else ""
+        return f"{prefix}/{props.get('PathPart')}"
+
+    routes: dict[str, dict[str, str]] = {}
+    for method in stack.of_type("AWS::ApiGateway::Method").values():
+        props = method.get("Properties") or {}
+        target = props.get("ResourceId") or {}
+        resource = path_of(target["Ref"]) if isinstance(target, dict) and target.get("Ref") in resources else "/"
+        uri = json.dumps((props.get("Integration") or {}).get("Uri"))
+        function = next((logical for logical in stack.of_type("AWS::Lambda::Function") if logical in uri), None)
+        if function:
+            routes.setdefault(resource, {})[str(props.get("HttpMethod"))] = function
+    compiled = []
+    for resource, methods in routes.items():
+        pattern = re.compile("".join(
+            f"/(?P<{part[1:-1].rstrip('+')}>[^/]+)" if part.startswith("{") else "/" + re.escape(part)
+            for part in resource.strip("/").split("/") if part
+        ) or "/")
+        compiled.append((resource, pattern, methods))
+    return stage, compiled
+
+
+def _handler_class(server: ReviewServer) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+            pass
+
+        def _serve(self, method: str) -> None:
+            raw_path, _, query = self.path.partition("?")
+            prefix = f"/{server.stage}"
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                return self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
+            body = self.rfile.read(length) if length else b""
+            path = raw_path[len(prefix):] if raw_path.startswith(prefix + "/") else None
+            routed = server.route(method, path) if path is not None else None
+            if routed is None:
+                server.requests.append((method, raw_path, 403))
+                return self._send(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
+            resource, params, logical = routed
+            params = {k: _unquote(v) for k, v in params.items()}
+            headers = {k: v for k, v in self.headers.items()}
+            event = server.proxy_event(method, resource, path, params, headers, body, query)
+            function = next(f for f in server.engine.functions.values() if f.logical_id == logical)
+            result, error, _ = function.invoke(event)
+            if error is not None or not isinstance(result, dict):
+                server.requests.append((method, raw_path, 502))
+                return self._send(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+            status = int(result.get("statusCode", 200))
+            response_headers = dict(result.get("headers") or {})
+            for name, values in (result.get("multiValueHeaders") or {}).items():
+                response_headers[name] = ", ".join(values)
+            payload = result.get("body") or ""
+            data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
+            server.requests.append((method, raw_path, status))
+            self._send(status, response_headers, data)
+
+        def _send(self, status: int, headers: dict, data: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._serve("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._serve("POST")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._serve("PUT")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._serve("DELETE")
+
+    return Handler
+
+
+def _unquote(value: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(value)
