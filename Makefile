@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_CLI_NOTICES := false
 
-.PHONY: synth test deps clean
+.PHONY: synth test demo deps browser clean
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -30,9 +30,25 @@ synth: deps
 	$(CDK) synth --quiet --no-notices --no-version-reporting
 	@echo "Template written: cdk.out/SensitiveDataScanPipelineSample.template.json"
 
-## Run every test (handlers, template, cdk-nag, cfn-lint, ASL, props).
-test: deps
+## Run the synthesized pipeline offline on samples/ (local engine, local Macie; reviewers deny).
+demo: $(VENV)/.installed
+	$(PY) -m macie_pipeline.local run samples --decision deny
+
+## Headless Chromium and its driver for the review-page browser test (Debian packages).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+## Run every test (handlers, template, cdk-nag, cfn-lint, ASL, local engine scenarios, browser).
+test: deps browser
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+## Regenerate the README's workflow diagram (Mermaid) from the synthesized state machine.
+.PHONY: docs
+docs: $(VENV)/.installed
+	$(PY) -m macie_pipeline.diagram --readme README.md
 
 clean:
 	rm -rf cdk.out .pytest_cache

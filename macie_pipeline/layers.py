@@ -82,10 +82,14 @@ SHARED_PACKAGE = "pipeline_common"
 
 
 # ---------------------------------------------------------------------------------------------- code location
+PACKAGED_LAMBDA_DIR = "_lambda"
+
+
 def _lambda_dir_candidates() -> list[Path]:
     here = Path(__file__).resolve().parent
-    # In a wheel the folder would sit inside the package; in the repository it is next to it.
-    return [here / "lambda", here.parent / "lambda"]
+    # An installed wheel ships the repository's lambda/ inside the package as _lambda/ (see
+    # pyproject.toml); in a checkout of the repository it is lambda/ next to the package.
+    return [here / PACKAGED_LAMBDA_DIR, here.parent / "lambda"]
 
 
 def _find_lambda_dir() -> Path:
@@ -97,12 +101,18 @@ LAMBDA_CODE_DIR: Path = _find_lambda_dir()
 
 
 def lambda_code_dir() -> Path:
-    """The ``lambda/`` folder (one sub-folder per function, plus ``shared/``)."""
+    """The Lambda code: one sub-folder per function, plus ``shared/``.
+
+    ``macie_pipeline/_lambda`` when the package was installed from a wheel, else the repository's
+    ``lambda/`` folder next to the package.
+    """
     path = _find_lambda_dir()
     if not path.is_dir():
+        packaged, repository = _lambda_dir_candidates()
         raise FileNotFoundError(
-            "cannot find the Lambda code: looked for "
-            + " and ".join(str(p) for p in _lambda_dir_candidates())
+            f"cannot find the Lambda code of macie_pipeline: neither {packaged} (installed from a wheel) "
+            f"nor {repository} (a checkout of the repository) is a directory. Reinstall the package from "
+            f"its wheel, or run from the repository root."
         )
     return path
 

@@ -1,8 +1,10 @@
-"""Test-wide setup: every Lambda folder on sys.path, fake AWS credentials, no network."""
+"""Test-wide setup: every Lambda folder on sys.path, fake AWS credentials, no network; shared fixtures."""
 
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_DIR = ROOT / "lambda"
@@ -21,3 +23,14 @@ os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "macie-pipeline-tests")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@pytest.fixture(scope="session")
+def sample_synth():
+    """The sample stack (``macie_pipeline.sample``) synthesized once per test session (per xdist worker),
+    with its cdk-nag report: see ``template_support.synthesize``."""
+    from template_support import synthesize
+
+    from macie_pipeline.sample import build_app
+
+    return synthesize(build_app)

@@ -206,9 +206,12 @@ def test_lambda_code_dir():
 
 def test_lambda_code_dir_prefers_the_in_package_folder(tmp_path, monkeypatch):
     package = tmp_path / "site" / "macie_pipeline"
-    (package / "lambda").mkdir(parents=True)
+    (package / "_lambda").mkdir(parents=True)  # what the wheel ships (pyproject.toml force-include)
+    (tmp_path / "site" / "lambda").mkdir()
     monkeypatch.setattr(layers, "__file__", str(package / "layers.py"))
-    assert layers.lambda_code_dir() == package / "lambda"
-    shutil.rmtree(package / "lambda")
-    with pytest.raises(FileNotFoundError):
+    assert layers.lambda_code_dir() == package / "_lambda"
+    shutil.rmtree(package / "_lambda")
+    assert layers.lambda_code_dir() == tmp_path / "site" / "lambda"  # a repository checkout
+    shutil.rmtree(tmp_path / "site" / "lambda")
+    with pytest.raises(FileNotFoundError, match="installed from a wheel"):
         layers.lambda_code_dir()
