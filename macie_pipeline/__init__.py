@@ -1,5 +1,6 @@
 """SensitiveDataScanPipeline: an AWS CDK construct that gates objects through an Amazon Macie scan."""
 
+from .external import ExternalSetup
 from .pipeline import SensitiveDataScanPipeline
 from .props import (
     AllowList,
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SensitiveDataScanPipeline",
+    "ExternalSetup",
     "AllowList",
     "CustomDataIdentifier",
     "DenyPolicy",

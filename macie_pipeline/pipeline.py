@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
-from aws_cdk import Acknowledgment, Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Size, Stack, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    Annotations,
+    Aspects,
+    Aws,
+    CfnOutput,
+    Duration,
+    IAspect,
+    RemovalPolicy,
+    Size,
+    Stack,
+    Token,
+    Validations,
+)
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -26,7 +41,16 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from . import defaults, layers
+from .external import (
+    ExternalSetup,
+    Ownership,
+    environment_differs,
+    flatten_reference,
+    ownership,
+    render_external_setup,
+)
 from .props import (
+    MAX_NAME_LENGTH,
     AllowList,
     CustomDataIdentifier,
     DenyPolicy,
@@ -36,6 +60,8 @@ from .props import (
     Trigger,
     UnknownFormatPolicy,
     _value,
+    as_finding_policy,
+    supplied_ownership,
     validate_settings,
 )
 from .workflow import EVENT_DETAIL_TYPE, EVENT_SOURCE, ScanWorkflow, WorkflowResources, WorkflowSettings
@@ -48,6 +74,21 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 def _ack(construct: Construct, rule: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+@jsii.implements(IAspect)
+class _KeepEventBridgeNotifications:
+    """On an owned ingress bucket that also has CDK-managed S3 event notifications (added before or
+    after the pipeline), turn EventBridge on in that notification resource too: its custom resource
+    writes the bucket's whole notification configuration and would otherwise switch EventBridge off."""
+
+    def __init__(self, bucket: s3.Bucket) -> None:
+        self._path = bucket.node.path
+        self._bucket = bucket
+
+    def visit(self, node) -> None:
+        if node.node.path == self._path and node.node.try_find_child("Notifications") is not None:
+            self._bucket.enable_event_bridge_notification()
 
 
 class SensitiveDataScanPipeline(Construct):
@@ -99,7 +140,43 @@ class SensitiveDataScanPipeline(Construct):
         Default: built at synth time with pip (no Docker), cached.
     :param runtime_layer: a prebuilt layer with Powertools and ``pipeline_common``.
         Default: built at synth time with pip, cached.
+    :param ingress_bucket: an existing, versioned bucket to watch instead of a created one (same
+        account and Region). Default: created.
+    :param vault_bucket: an existing, versioned bucket for clean and approved objects. Default: created.
+    :param encryption_key: the KMS key of the construct's own data buckets (quarantine, review, and
+        ingress, vault, discovery results when created), which Macie's service-linked role must be
+        able to decrypt. Default: a created key.
+    :param topic: an existing standard topic for review requests, summaries, failures and alarms.
+        Import an encrypted one with ``Topic.from_topic_attributes(topic_arn=, key_arn=)``.
+        Default: created.
+    :param event_bus: where result events go. Default: the account's default bus.
+    :param externally_managed: the names of the settings above whose resource is imported and whose
+        missing policies or settings (see :attr:`external_setup`) you apply yourself. Construction
+        fails while an imported resource that needs something is not named here. Default: none.
+
+    A resource you pass is *owned* when it is an L2 (``s3.Bucket``, ``kms.Key``, ``sns.Topic``,
+    ``events.EventBus``) of the pipeline's stack: the construct changes it as it changes its own
+    (bucket, key and topic policy statements, EventBridge notifications). Anything else is
+    *imported*: nothing is changed on it, and :attr:`external_setup` lists what it needs.
     """
+
+    #: Attributes with stable names. The interface types are what is promised: a bucket you pass
+    #: in is exposed as you passed it.
+    ingress_bucket: s3.IBucket
+    quarantine_bucket: s3.IBucket
+    review_bucket: s3.IBucket
+    vault_bucket: s3.IBucket
+    access_logs_bucket: s3.IBucket
+    data_key: kms.IKey
+    operations_key: kms.IKey
+    topic: sns.ITopic
+    event_bus: events.IEventBus
+    state_table: dynamodb.ITable
+    state_machine: sfn.IStateMachine
+    review_api: apigw.RestApi
+    review_api_url: str
+    trigger_rule: events.IRule
+    alarms: list[cloudwatch.IAlarm]
 
     def __init__(
         self,
@@ -112,7 +189,7 @@ class SensitiveDataScanPipeline(Construct):
         allow_lists: Sequence[AllowList] = (),
         managed_data_identifier_selector: ManagedDataIdentifierSelector = ManagedDataIdentifierSelector.RECOMMENDED,
         managed_data_identifier_ids: Sequence[str] = (),
-        finding_policy: Optional[FindingPolicy] = None,
+        finding_policy: Union[FindingPolicy, Mapping[str, Any], None] = None,
         unknown_format_policy: UnknownFormatPolicy = UnknownFormatPolicy.REVIEW,
         deny_policy: DenyPolicy = DenyPolicy.QUARANTINE,
         poll_interval: Duration = Duration.minutes(1),
@@ -128,13 +205,21 @@ class SensitiveDataScanPipeline(Construct):
         review_api_iam_auth: bool = False,
         pandas_layer: Optional[lambda_.ILayerVersion] = None,
         runtime_layer: Optional[lambda_.ILayerVersion] = None,
+        ingress_bucket: Optional[s3.IBucket] = None,
+        vault_bucket: Optional[s3.IBucket] = None,
+        encryption_key: Optional[kms.IKey] = None,
+        topic: Optional[sns.ITopic] = None,
+        event_bus: Optional[events.IEventBus] = None,
+        externally_managed: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id)
         # Access log delivery through a bucket policy, not the legacy LogDeliveryWrite ACL (which
         # conflicts with bucket-owner-enforced ownership), whatever the consumer app's feature flags.
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         trigger = trigger or Trigger.on_object_created()
-        finding_policy = finding_policy or FindingPolicy()
+        if finding_policy is None:
+            finding_policy = FindingPolicy()
+        stack = Stack.of(self)
         validate_settings(
             custom_data_identifiers=custom_data_identifiers,
             allow_lists=allow_lists,
@@ -153,24 +238,51 @@ class SensitiveDataScanPipeline(Construct):
             discovery_results_bucket=discovery_results_bucket,
             discovery_results_key=discovery_results_key,
             configure_discovery_results=configure_discovery_results,
+            create_macie_session=create_macie_session,
+            ingress_bucket=ingress_bucket,
+            vault_bucket=vault_bucket,
+            encryption_key=encryption_key,
+            topic=topic,
+            event_bus=event_bus,
+            externally_managed=externally_managed,
+            stack=stack,
+            other_pipelines=self._other_pipelines_in_this_environment(stack),
         )
-        stack = Stack.of(self)
+        #: (configure_discovery_results, create_macie_session): account-wide settings other
+        #: pipelines of the app must not repeat.
+        self._account_settings = (configure_discovery_results, create_macie_session)
+        self._owner = supplied_ownership(
+            {"ingress_bucket": ingress_bucket, "vault_bucket": vault_bucket, "encryption_key": encryption_key,
+             "topic": topic, "event_bus": event_bus},
+            stack,
+        )
+        self._external_setup: list[ExternalSetup] = []
         self._removal_policy = removal_policy
+        self._review_api_iam_auth = review_api_iam_auth
+        finding_policy = as_finding_policy(finding_policy)
         self.finding_policy = finding_policy
 
         # ---------------------------------------------------------------- keys
-        #: Encrypts every data bucket; Macie's service-linked role may decrypt through S3 only.
-        self.data_key = defaults.encryption_key(
+        #: Encrypts every data bucket the construct creates; Macie's service-linked role may decrypt
+        #: through S3 only. The key you pass as ``encryption_key``, if any.
+        self.data_key = encryption_key or defaults.encryption_key(
             self, "DataKey", description="SensitiveDataScanPipeline data buckets", removal_policy=removal_policy
         )
-        self.data_key.add_to_resource_policy(
+        self._apply_or_record(
+            "encryption_key",
+            self.data_key,
+            "key policy",
             iam.PolicyStatement(
                 sid="AllowMacieServiceLinkedRoleToReadStagedObjects",
                 principals=[iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{MACIE_SERVICE_LINKED_ROLE}")],
                 actions=["kms:Decrypt"],
                 resources=["*"],
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
-            )
+            ),
+            "Required. Macie's service-linked role must decrypt the staged objects (quarantine bucket, SSE-KMS "
+            "with this key): without it Macie skips every object, no object is proven analysed and every object "
+            "goes to review. The pipeline's own roles get IAM policies for the key, which work if the key policy "
+            "lets this account's IAM policies grant access (the default key policy does).",
         )
         #: Encrypts the topic, the state table and the log groups.
         self.operations_key = defaults.encryption_key(
@@ -191,7 +303,7 @@ class SensitiveDataScanPipeline(Construct):
         #: Receives server access logs of every other bucket (SSE-S3: log delivery supports no KMS).
         self.access_logs_bucket = defaults.access_log_bucket(self, "AccessLogs", removal_policy=removal_policy)
         _ack(self.access_logs_bucket, "AwsSolutions-S1", "This is the access log bucket; logging it into itself would loop.")
-        self.ingress_bucket = defaults.data_bucket(
+        self.ingress_bucket = ingress_bucket or defaults.data_bucket(
             self,
             "Ingress",
             key=self.data_key,
@@ -199,6 +311,8 @@ class SensitiveDataScanPipeline(Construct):
             removal_policy=removal_policy,
             event_bridge_enabled=True,
         )
+        if ingress_bucket is not None:
+            self._adopt_ingress_bucket(ingress_bucket, trigger)
         self.quarantine_bucket = defaults.data_bucket(
             self, "Quarantine", key=self.data_key, access_logs=self.access_logs_bucket, removal_policy=removal_policy
         )
@@ -208,7 +322,7 @@ class SensitiveDataScanPipeline(Construct):
         lock = None
         if vault_object_lock is not None:
             lock = (_value(vault_object_lock.mode), vault_object_lock.retention)
-        self.vault_bucket = defaults.data_bucket(
+        self.vault_bucket = vault_bucket or defaults.data_bucket(
             self,
             "Vault",
             key=self.data_key,
@@ -217,15 +331,26 @@ class SensitiveDataScanPipeline(Construct):
             noncurrent_version_days=None if lock else 365,
             object_lock=lock,
         )
+        if self._owner["vault_bucket"] is Ownership.IMPORTED:
+            self._record(
+                "vault_bucket", self.vault_bucket.bucket_arn, "bucket configuration",
+                "Required. Turn on versioning: the pipeline writes and verifies exact object versions.",
+            )
 
         # ---------------------------------------------------------------- messaging and state
         #: Review requests, scan summaries, failures and alarms.
-        self.topic = sns.Topic(self, "Notifications", display_name="Sensitive data scan", master_key=self.operations_key, enforce_ssl=True)
+        self.topic = topic or sns.Topic(
+            self, "Notifications", display_name="Sensitive data scan", master_key=self.operations_key, enforce_ssl=True
+        )
+        self._allow_alarms_to_publish()
         for email in notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        #: The topic's KMS key (None: not encrypted, or imported without ``key_arn``).
+        self._topic_key: Optional[kms.IKey] = self.operations_key if topic is None else topic.master_key
         #: Pending reviews (task tokens) and duplicate-event claims.
         self.state_table = defaults.state_table(self, "State", key=self.operations_key, removal_policy=removal_policy)
-        self.event_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+        #: Where result events go.
+        self.event_bus = event_bus or events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
 
         # ---------------------------------------------------------------- Macie configuration
         session = None
@@ -236,7 +361,13 @@ class SensitiveDataScanPipeline(Construct):
             resource = macie.CfnCustomDataIdentifier(
                 self,
                 f"CustomDataIdentifier{index}",
-                name=cdi.name,
+                name=self._macie_name(
+                    cdi.name, f"CustomDataIdentifier{index}",
+                    # Every property of a custom data identifier is immutable: a change replaces it, and
+                    # the replacement (created before the old one is deleted) needs a name of its own.
+                    json.dumps([cdi.regex, list(cdi.keywords), list(cdi.ignore_words), cdi.maximum_match_distance,
+                                cdi.description]),
+                ),
                 regex=cdi.regex,
                 description=cdi.description,
                 keywords=list(cdi.keywords) or None,
@@ -251,7 +382,7 @@ class SensitiveDataScanPipeline(Construct):
             resource = macie.CfnAllowList(
                 self,
                 f"AllowList{index}",
-                name=allow.name,
+                name=self._macie_name(allow.name, f"AllowList{index}"),
                 description=allow.description,
                 criteria=macie.CfnAllowList.CriteriaProperty(regex=allow.regex),
             )
@@ -269,6 +400,8 @@ class SensitiveDataScanPipeline(Construct):
                 "were analysed, so every object will go to review. Set configure_discovery_results=True or pass "
                 "discovery_results_bucket and discovery_results_key.",
             )
+
+        self._results_bucket: Optional[s3.IBucket] = results_bucket
 
         # ---------------------------------------------------------------- functions
         runtime_layer = runtime_layer or lambda_.LayerVersion(
@@ -317,6 +450,12 @@ class SensitiveDataScanPipeline(Construct):
             "FINDING_POLICY": json.dumps(finding_policy.as_dict(), sort_keys=True),
             "UNKNOWN_FORMAT_POLICY": _value(unknown_format_policy),
         }
+        if custom_data_identifiers:
+            # Findings name a custom identifier by its (unique) Macie name; events report the name you gave.
+            evaluate_env["CUSTOM_DATA_IDENTIFIER_NAMES"] = json.dumps(
+                {resource.name: cdi.name for resource, cdi in zip(self.custom_data_identifiers, custom_data_identifiers)},
+                sort_keys=True,
+            )
         if results_bucket is not None:
             evaluate_env["RESULTS_BUCKET"] = results_bucket.bucket_name
             evaluate_env["RESULTS_PREFIX"] = DISCOVERY_RESULTS_PREFIX if configure_discovery_results else ""
@@ -365,6 +504,13 @@ class SensitiveDataScanPipeline(Construct):
             [b.bucket_arn for b in (*readable, self.vault_bucket)],
         )
         self._allow(self.transfer_function, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [self.data_key.key_arn])
+        # Buckets you pass in may use keys of their own (import them with their encryption_key).
+        ingress_key = self._other_key(self.ingress_bucket)
+        if ingress_key is not None:
+            self._allow(self.transfer_function, ["kms:Decrypt"], [ingress_key.key_arn])
+        vault_key = self._other_key(self.vault_bucket)
+        if vault_key is not None:
+            self._allow(self.transfer_function, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [vault_key.key_arn])
 
         self._allow(
             self.integrity_function,
@@ -387,6 +533,8 @@ class SensitiveDataScanPipeline(Construct):
         self._allow(self.request_review_function, ["dynamodb:PutItem"], [self.state_table.table_arn], leading_keys="review#*")
         self._allow(self.request_review_function, ["sns:Publish"], [self.topic.topic_arn])
         self._allow(self.request_review_function, ops_key_use, [self.operations_key.key_arn])
+        if topic is not None and self._topic_key is not None:
+            self._allow(self.request_review_function, ["kms:GenerateDataKey", "kms:Decrypt"], [self._topic_key.key_arn])
         self._allow(self.review_api_function, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.state_table.table_arn],
                     leading_keys="review#*")
         self._allow(self.review_api_function, ops_key_use, [self.operations_key.key_arn])
@@ -448,13 +596,18 @@ class SensitiveDataScanPipeline(Construct):
             comment="SensitiveDataScanPipeline: stage, check integrity, Macie scan, route by verdict",
         )
         self.state_machine.grant_task_response(self.review_api_function)
-        # SnsPublish grants only sns:Publish; the topic is encrypted with the operations key.
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.operations_key.key_arn])
-        )
+        # SnsPublish grants only sns:Publish; the topic is encrypted (with the operations key, unless
+        # you passed a topic of your own).
+        if self._topic_key is not None:
+            self.state_machine.add_to_role_policy(
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self._topic_key.key_arn])
+            )
         # Defence in depth: only the transfer function may write to the vault, whatever else an
         # account's identity policies allow. (Changing this policy is itself a visible act.)
-        self.vault_bucket.add_to_resource_policy(
+        self._apply_or_record(
+            "vault_bucket",
+            self.vault_bucket,
+            "bucket policy",
             iam.PolicyStatement(
                 sid="OnlyThePipelineWritesToTheVault",
                 effect=iam.Effect.DENY,
@@ -462,8 +615,24 @@ class SensitiveDataScanPipeline(Construct):
                 actions=["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
                 resources=[self.vault_bucket.arn_for_objects("*")],
                 conditions={"ArnNotEquals": {"aws:PrincipalArn": self.transfer_function.role.role_arn}},
-            )
+            ),
+            "Required for the vault guarantee. Denies object writes and tag changes to every principal but the "
+            "pipeline's transfer role. Without it, anyone your IAM policies allow can put objects into the vault "
+            "that were never scanned: the construct's 'only the pipeline writes to the vault' holds only with it. "
+            "Existing objects are not affected.",
         )
+        if self._owner["event_bus"] is Ownership.IMPORTED and environment_differs(self.event_bus, stack) is not False:
+            self._record(
+                "event_bus", self.event_bus.event_bus_arn, "event bus policy",
+                "Only if the bus is in another account: let the workflow's role put result events on it (in the same "
+                "account its IAM policy is enough). Without it every result event fails, and so does the scan.",
+                iam.PolicyStatement(
+                    sid="AllowSensitiveDataScanPipelineResults",
+                    principals=[iam.ArnPrincipal(self.state_machine.role.role_arn)],
+                    actions=["events:PutEvents"],
+                    resources=[self.event_bus.event_bus_arn],
+                ),
+            )
 
         # ---------------------------------------------------------------- trigger
         self.trigger_rule = self._trigger(trigger)
@@ -554,14 +723,19 @@ class SensitiveDataScanPipeline(Construct):
                 conditions=source_conditions,
             )
         )
-        self.data_key.add_to_resource_policy(
+        self._apply_or_record(
+            "encryption_key",
+            self.data_key,
+            "key policy",
             iam.PolicyStatement(
                 sid="AllowMacieToEncryptDiscoveryResults",
                 principals=[iam.ServicePrincipal("macie.amazonaws.com")],
                 actions=["kms:GenerateDataKey", "kms:Encrypt"],
                 resources=["*"],
                 conditions=source_conditions,
-            )
+            ),
+            "Required with configure_discovery_results. Macie encrypts the discovery results it writes with this "
+            "key: without it no result is written, no object is proven analysed and every object goes to review.",
         )
         export = cr.AwsCustomResource(
             self,
@@ -714,16 +888,20 @@ class SensitiveDataScanPipeline(Construct):
         def arn_of(resource: Construct) -> str:
             return f"<{stack.resolve(stack.get_logical_id(resource.node.default_child))}.Arn>"
 
+        def nag_id(value: str) -> str:
+            """The resource as cdk-nag names it in a finding id (works for imported ARNs too)."""
+            return flatten_reference(stack.resolve(value))
+
         object_reason = "Object-level S3 actions need bucket/* (object keys are not known in advance); actions are listed explicitly, none is a wildcard."
         for fn, buckets in (
             (self.transfer_function, (self.ingress_bucket, self.quarantine_bucket, self.review_bucket, self.vault_bucket)),
             (self.integrity_function, ()),
-            (self.evaluate_function, (getattr(self, "discovery_results_bucket", None),)),
+            (self.evaluate_function, (self._results_bucket,)),
         ):
             for bucket in buckets:
-                if bucket is not None and bucket.node.scope is self:
-                    _ack(fn.role, f"AwsSolutions-IAM5[Resource::{arn_of(bucket)}/*]", object_reason)
-        _ack(self.integrity_function.role, f"AwsSolutions-IAM5[Resource::{arn_of(self.quarantine_bucket)}/scans/*]", object_reason)
+                if bucket is not None:
+                    _ack(fn.role, f"AwsSolutions-IAM5[Resource::{nag_id(bucket.arn_for_objects('*'))}]", object_reason)
+        _ack(self.integrity_function.role, f"AwsSolutions-IAM5[Resource::{nag_id(self.quarantine_bucket.arn_for_objects('scans/*'))}]", object_reason)
         _ack(self.evaluate_function.role, "AwsSolutions-IAM5[Resource::*]",
              "macie2:ListFindings, GetFindings and GetClassificationExportConfiguration have no resource-level permissions; X-Ray needs *.")
 
@@ -732,9 +910,10 @@ class SensitiveDataScanPipeline(Construct):
                    self.evaluate_function, self.request_review_function):
             _ack(sm_role, f"AwsSolutions-IAM5[Resource::{arn_of(fn)}:*]",
                  "CDK's LambdaInvoke grant covers the function's versions (:*); only these functions are invocable.")
-        _ack(sm_role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:macie2:<AWS::Region>:<AWS::AccountId>:classification-job/*]",
+        jobs = f"arn:{stack.partition}:macie2:{stack.region}:{stack.account}:classification-job/*"  # as the workflow grants
+        _ack(sm_role, f"AwsSolutions-IAM5[Resource::{nag_id(jobs)}]",
              "Macie classification jobs are created at run time, one per scan; their ids cannot be known at deploy time.")
-        _ack(sm_role, f"AwsSolutions-IAM5[Resource::{arn_of(self.ingress_bucket)}/*]",
+        _ack(sm_role, f"AwsSolutions-IAM5[Resource::{nag_id(self.ingress_bucket.arn_for_objects('*'))}]",
              "The workflow deletes the exact scanned version (s3:DeleteObjectVersion) of any ingress key.")
         _ack(sm_role, "AwsSolutions-IAM5[Resource::*]",
              "Step Functions log delivery (logs:*LogDelivery) and X-Ray have no resource-level permissions.")
@@ -742,14 +921,160 @@ class SensitiveDataScanPipeline(Construct):
                    self.request_review_function, self.review_api_function):
             _ack(fn, "AwsSolutions-L1", f"Pinned to {LAMBDA_RUNTIME.name}: the pandas layer's binary wheels are built for exactly this runtime; upgrade both together.")
 
+    # ------------------------------------------------------------------ bring your own resources
+    def _other_pipelines_in_this_environment(self, stack: Stack) -> list[tuple[str, bool, bool]]:
+        """The pipelines already in this app that deploy (or may deploy) to this account and Region."""
+        others = []
+        for construct in self.node.root.node.find_all():
+            if construct is self or not isinstance(construct, SensitiveDataScanPipeline):
+                continue
+            settings = getattr(construct, "_account_settings", None)
+            if settings is None or environment_differs(Stack.of(construct), stack):
+                continue
+            others.append((construct.node.path, *settings))
+        return others
+
+    def _macie_name(self, name: str, child_id: str, *definition: str) -> str:
+        """A Macie name unique in the account and Region: custom data identifier and allow list names are.
+
+        The name you gave, then 8 hex characters of a hash of the stack name, the resource's path and
+        (for immutable resources) its definition, so that two pipelines, two stacks or a replacement
+        never ask Macie for a name that exists.
+        """
+        stack_name = Stack.of(self).stack_name
+        identity = [stack_name if not Token.is_unresolved(stack_name) else "", f"{self.node.path}/{child_id}", *definition]
+        digest = hashlib.sha256("\n".join(identity).encode("utf-8")).hexdigest()[:8]
+        return f"{name[: MAX_NAME_LENGTH - 9]}-{digest}"
+
+    def _record(self, setting: str, resource: str, applies_to: str, description: str,
+                *statements: iam.PolicyStatement) -> None:
+        self._external_setup.append(ExternalSetup(setting, resource, applies_to, description, tuple(statements)))
+
+    def _apply_or_record(self, setting: str, resource, applies_to: str, statement: iam.PolicyStatement,
+                         description: str) -> None:
+        """Add ``statement`` to the resource policy of a created or owned resource; for an imported one,
+        record it in :attr:`external_setup` (CDK would drop it silently)."""
+        if self._owner.get(setting) is not Ownership.IMPORTED:
+            result = resource.add_to_resource_policy(statement)
+            if result.statement_added:
+                return
+        arn = next(getattr(resource, a) for a in ("bucket_arn", "key_arn", "topic_arn", "event_bus_arn") if hasattr(resource, a))
+        self._record(setting, arn, applies_to, description, statement)
+
+    def _adopt_ingress_bucket(self, bucket: s3.IBucket, trigger: Trigger) -> None:
+        """What a bucket you pass as ``ingress_bucket`` needs: EventBridge notifications and versioning."""
+        needs_events = trigger.kind == "object-created"
+        if self._owner["ingress_bucket"] is Ownership.OWNED:
+            if needs_events:
+                # As on a created ingress bucket: a property of the bucket itself, no custom resource.
+                bucket.node.default_child.add_property_override(
+                    "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+                )
+                Aspects.of(bucket).add(_KeepEventBridgeNotifications(bucket))
+            return
+        steps = []
+        if needs_events:
+            steps.append(
+                "turn on Amazon EventBridge notifications (S3 console: Properties > Event notifications > Amazon "
+                "EventBridge: On; or PutBucketNotificationConfiguration with EventBridgeConfiguration {}, keeping the "
+                "bucket's other notification configurations, which that call replaces). Without it no scan ever "
+                "starts and objects wait in ingress unnoticed"
+            )
+        steps.append("turn on versioning (the pipeline pins object versions; unversioned events are rejected)")
+        self._record("ingress_bucket", bucket.bucket_arn, "bucket configuration", "Required. " + "; ".join(steps) + ".")
+
+    def _allow_alarms_to_publish(self) -> None:
+        """CloudWatch alarms publish to the topic as a service: the topic policy must allow it (a
+        topic policy without such a statement rejects them) and, if the topic is encrypted, the key."""
+        self._apply_or_record(
+            "topic",
+            self.topic,
+            "topic policy",
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"}},
+            ),
+            "Required unless the topic policy already lets CloudWatch alarms of this account publish. Without it "
+            "every alarm of the pipeline fires into nothing. If the topic is encrypted, import it with "
+            "Topic.from_topic_attributes(topic_arn=..., key_arn=...): the pipeline's roles then get permissions for "
+            "the key, and the key policy statement CloudWatch needs is listed here.",
+        )
+        key = self.topic.master_key if self._owner["topic"] is not Ownership.CREATED else None
+        if key is None:
+            return  # the created topic's key (operations key) already allows CloudWatch alarms
+        key_owner = ownership(key, Stack.of(self), kms.Key)
+        statement = iam.PolicyStatement(
+            sid="AllowCloudWatchAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        )
+        if key_owner is Ownership.OWNED and key.add_to_resource_policy(statement).statement_added:
+            return
+        self._record(
+            "topic", key.key_arn, "key policy",
+            "Required. CloudWatch alarms must use the topic's key to publish: without it every alarm fails to notify.",
+            statement,
+        )
+
+    def _other_key(self, bucket: s3.IBucket) -> Optional[kms.IKey]:
+        """The bucket's own encryption key when it is not the data key (a bucket you passed in)."""
+        key = bucket.encryption_key
+        if key is None or key is self.data_key or key.key_arn == self.data_key.key_arn:
+            return None
+        return key
+
     # ------------------------------------------------------------------ helpers for users
+    @property
+    def encryption_key(self) -> kms.IKey:
+        """The key of the construct's data buckets (the one you passed, or the created data key)."""
+        return self.data_key
+
+    @property
+    def external_setup(self) -> list[ExternalSetup]:
+        """What you must apply yourself to the imported resources you passed in: policy statements the
+        construct cannot add, and settings it cannot change. Empty when nothing you passed is imported.
+
+        Each item's ``statements`` are ``iam.PolicyStatement`` objects: add them in CDK to the stack that
+        owns the resource (in the same app they resolve across stacks), or see :meth:`external_setup_json`.
+        """
+        return list(self._external_setup)
+
+    def external_setup_json(self, *, indent: Optional[int] = 2) -> str:
+        """:attr:`external_setup` as JSON, without any CfnOutput. References to resources the pipeline
+        creates appear as ``${LogicalId.Arn}`` (the attribute of the deployed resource with that logical
+        id in this stack) and pseudo parameters as ``${AWS::AccountId}``, ``${AWS::Region}``..."""
+        return render_external_setup(self._external_setup, Stack.of(self), indent=indent)
+
     def grant_ingress_write(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` upload objects to the ingress bucket (and encrypt with the data key)."""
+        """Let ``grantee`` upload objects to the ingress bucket (and encrypt with its key, if known)."""
         return self.ingress_bucket.grant_put(grantee)
 
     def grant_vault_read(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` read clean or approved objects from the vault (and decrypt them)."""
+        """Let ``grantee`` read clean or approved objects from the vault (and decrypt them, if the key is known)."""
         return self.vault_bucket.grant_read(grantee)
 
+    def grant_review_decision(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` call the review API (GET and POST ``/reviews/*``). Requires
+        ``review_api_iam_auth=True``: without IAM authorization the link alone decides, and a grant
+        would suggest a restriction that does not exist."""
+        if not self._review_api_iam_auth:
+            raise ValueError(
+                "grant_review_decision needs review_api_iam_auth=True: without IAM authorization anyone with a "
+                "review link can decide, whatever IAM allows"
+            )
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["execute-api:Invoke"],
+            resource_arns=[
+                self.review_api.arn_for_execute_api(method, "/reviews/*", REVIEW_STAGE) for method in ("GET", "POST")
+            ],
+        )
+
     def metric_executions_failed(self, **kwargs) -> cloudwatch.Metric:
+        """Failed scan executions (objects are held, people were told)."""
         return self.state_machine.metric_failed(**kwargs)

@@ -3,6 +3,9 @@
 import aws_cdk as cdk
 import pytest
 from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 
 from macie_pipeline import (
     AllowList,
@@ -89,3 +92,136 @@ def test_single_problems_are_named(settings, problem):
 def test_finding_policy_accepts_enum_members_and_serialises_for_the_evaluator():
     policy = FindingPolicy(low=FindingAction.ALLOW, medium=FindingAction.REVIEW, high=FindingAction.DENY)
     assert policy.as_dict() == {"LOW": "ALLOW", "MEDIUM": "REVIEW", "HIGH": "DENY"}
+
+
+# ---------------------------------------------------------------------- existing resources, Macie's regex dialect
+ENV = cdk.Environment(account="111122223333", region="eu-west-1")
+
+
+def test_every_bring_your_own_conflict_is_reported_at_once():
+    stack = cdk.Stack(cdk.App(), "ByoProps", env=ENV)
+    bucket = s3.Bucket.from_bucket_name(stack, "Bucket", "one-bucket")
+    same_bucket = s3.Bucket.from_bucket_name(stack, "SameBucket", "one-bucket")
+    with pytest.raises(ValueError) as raised:
+        SensitiveDataScanPipeline(
+            stack,
+            "Pipeline",
+            ingress_bucket=bucket,
+            vault_bucket=same_bucket,
+            vault_object_lock=ObjectLock(),
+            discovery_results_bucket=bucket,
+            discovery_results_key=kms.Key.from_key_arn(stack, "Key", "arn:aws:kms:eu-west-1:111122223333:key/k"),
+            topic=sns.Topic.from_topic_arn(stack, "Fifo", "arn:aws:sns:eu-west-1:111122223333:alerts.fifo"),
+            event_bus="default",
+            externally_managed=["ingress_bucket", "vault_bucket", "queue", "encryption_key"],
+        )
+    assert str(raised.value) == "\n- ".join([
+        "Invalid SensitiveDataScanPipeline settings:",
+        "event_bus must be an events.IEventBus",
+        "ingress_bucket and vault_bucket must be different buckets",
+        "discovery_results_bucket must not be the ingress or vault bucket: Macie would write its results into a pipeline zone",
+        "vault_object_lock applies only to a vault the construct creates: set Object Lock on your vault_bucket",
+        "topic must be a standard topic: a FIFO topic needs a message group id, which the pipeline does not send",
+        "externally_managed: unknown setting 'queue', expected one of ingress_bucket, vault_bucket, encryption_key, topic, event_bus",
+        "externally_managed lists 'encryption_key', but no encryption_key is given",
+        "topic is imported: the construct cannot add the topic policy statement that lets CloudWatch alarms publish. "
+        "Add 'topic' to externally_managed and apply what external_setup lists for it",
+    ])
+    assert [c.node.id for c in stack.node.find_child("Pipeline").node.children] == []
+
+
+def test_owned_resources_regex_dialect_and_finding_policy_mapping_problems():
+    stack = cdk.Stack(cdk.App(), "ByoProps", env=ENV)
+    with pytest.raises(ValueError) as raised:
+        SensitiveDataScanPipeline(
+            stack,
+            "Pipeline",
+            ingress_bucket=s3.Bucket.from_bucket_attributes(stack, "Elsewhere", bucket_name="elsewhere", account="999999999999"),
+            vault_bucket=s3.Bucket(stack, "Unversioned"),
+            encryption_key=kms.Key(stack, "OwnKey"),
+            externally_managed=["encryption_key"],
+            finding_policy={"low": "ALLOW", "CRITICAL": "DENY", "LOW": "DENY"},
+            custom_data_identifiers=[
+                CustomDataIdentifier(name="Look", regex=r"(?<=EMP-)[0-9]+"),
+                CustomDataIdentifier(name="Back", regex=r"(?i)(a)\1"),
+            ],
+            # PCRE that Python's re does not know is not an error: \p{..}, \h, (?<name>...), \Q...\E.
+            allow_lists=[AllowList(name="Pcre", regex=r"\p{Lu}\h+(?<id>EMP)\Q.\E[0-9]{4}")],
+        )
+    assert str(raised.value) == "\n- ".join([
+        "Invalid SensitiveDataScanPipeline settings:",
+        "custom_data_identifiers[0] ('Look'): regex uses a lookbehind ('(?<='), which Macie does not support",
+        "custom_data_identifiers[1] ('Back'): regex uses a global pattern flag ('(?i)'), which Macie does not support",
+        "custom_data_identifiers[1] ('Back'): regex uses a backreference ('\\\\1'), which Macie does not support",
+        "finding_policy: unknown severity 'CRITICAL' (Macie severities are LOW, MEDIUM, HIGH)",
+        "finding_policy: severity 'LOW' is given twice",
+        "ingress_bucket must be in the pipeline's account and Region",
+        "vault_bucket must have versioning enabled (versioned=True): the pipeline pins and verifies object versions",
+        "externally_managed lists 'encryption_key', but the construct applies everything encryption_key needs: remove it",
+        "ingress_bucket is imported: the construct cannot turn on its EventBridge notifications or check that it is "
+        "versioned. Add 'ingress_bucket' to externally_managed and apply what external_setup lists for it",
+    ])
+
+
+@pytest.mark.parametrize(
+    "regex, problem",
+    [
+        (r"EMP-(?=[0-9])", "regex uses a lookahead ('(?='), which Macie does not support"),
+        (r"(a)(?(1)b|c)", "regex uses a conditional pattern ('(?('), which Macie does not support"),
+        (r"a(?R)?z", "regex uses a recursive pattern ('(?R)'), which Macie does not support"),
+        (r"(?<n>a)\k<n>", "regex uses a backreference ('\\\\k<'), which Macie does not support"),
+        (r"x*+*", "invalid regex 'x*+*': multiple repeat at position 3"),
+    ],
+)
+def test_macie_regex_dialect(regex, problem):
+    with pytest.raises(ValueError) as raised:
+        _build(custom_data_identifiers=[CustomDataIdentifier(name="Id", regex=regex)])
+    assert str(raised.value) == f"Invalid SensitiveDataScanPipeline settings:\n- custom_data_identifiers[0] ('Id'): {problem}"
+
+
+@pytest.mark.parametrize(
+    "regex",
+    [r"\p{L}+-[0-9]{4}", r"\h*EMP\h*[0-9]{6}", r"\Q(a.b)\E[0-9]", r"(?<id>EMP)-[0-9]+", r"(?|EMP|STF)-[0-9]+",
+     r"(?i:emp)-[0-9]+", r"(?>EMP)-[0-9]++", r"[\1(?=]", r"(?#comment)EMP"],
+)
+def test_pcre_that_python_does_not_know_is_accepted(regex):
+    """Only the poll interval is wrong here: the regex itself is not reported (nothing is built)."""
+    with pytest.raises(ValueError) as raised:
+        _build(custom_data_identifiers=[CustomDataIdentifier(name="Id", regex=regex)], poll_interval=Duration.seconds(5))
+    assert str(raised.value) == "Invalid SensitiveDataScanPipeline settings:\n- poll_interval must be at least 10 seconds"
+
+
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        ({"externally_managed": "ingress_bucket"}, "externally_managed must be a list of setting names, not a single string"),
+        ({"externally_managed": ["topic"]}, "externally_managed lists 'topic', but no topic is given"),
+        ({"finding_policy": ["HIGH"]}, "finding_policy must be a FindingPolicy or a mapping of severity to action"),
+        ({"finding_policy": {"medium": "BLOCK"}}, "finding_policy.medium must be one of ALLOW, REVIEW, DENY, got 'BLOCK'"),
+        ({"ingress_bucket": "my-bucket"}, "ingress_bucket must be an s3.IBucket"),
+        ({"encryption_key": "alias/aws/s3"}, "encryption_key must be a kms.IKey"),
+    ],
+)
+def test_bring_your_own_single_problems(settings, problem):
+    with pytest.raises(ValueError) as raised:
+        _build(**settings)
+    assert str(raised.value) == f"Invalid SensitiveDataScanPipeline settings:\n- {problem}"
+
+
+def test_topic_with_the_aws_managed_key_is_refused():
+    stack = cdk.Stack(cdk.App(), "ByoProps", env=ENV)
+    topic = sns.Topic.from_topic_attributes(
+        stack, "Topic", topic_arn="arn:aws:sns:eu-west-1:111122223333:alerts", key_arn="arn:aws:kms:eu-west-1:111122223333:alias/aws/sns"
+    )
+    with pytest.raises(ValueError) as raised:
+        SensitiveDataScanPipeline(stack, "Pipeline", topic=topic, externally_managed=["topic"])
+    assert str(raised.value) == (
+        "Invalid SensitiveDataScanPipeline settings:\n"
+        "- topic is encrypted with the AWS managed key alias/aws/sns, which CloudWatch alarms cannot use"
+    )
+
+
+def test_finding_policy_mapping_is_case_insensitive_and_defaults_to_review():
+    assert FindingPolicy.from_mapping({"low": "ALLOW", "HIGH": FindingAction.DENY}) == FindingPolicy(
+        low="ALLOW", medium=FindingAction.REVIEW, high=FindingAction.DENY
+    )

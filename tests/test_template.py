@@ -388,3 +388,30 @@ def test_state_table_access_is_limited_to_each_functions_own_items(sample, handl
     assert statements, "the function must have table access"
     for st in statements:
         assert st["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [prefix]}}
+
+
+def test_cloudwatch_alarms_may_publish_to_the_topic_and_use_its_key(sample):
+    """A topic policy without an Allow for CloudWatch rejects alarm actions: every alarm would fire into nothing."""
+    pipeline = sample.stack.node.find_child("Pipeline")
+    [policy] = sample.resources("AWS::SNS::TopicPolicy").values()
+    [allow] = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st.get("Sid") == "AllowCloudWatchAlarmsToPublish"]
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == sample.stack.resolve(pipeline.topic.topic_arn)
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Join"][1][-1] == ":alarm:*"
+    key = sample.resources("AWS::KMS::Key")[sample.stack.get_logical_id(pipeline.operations_key.node.default_child)]
+    [key_allow] = [st for st in key["Properties"]["KeyPolicy"]["Statement"] if st.get("Sid") == "AllowCloudWatchAlarmsToPublish"]
+    assert key_allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert pipeline.external_setup == []
+
+
+def test_macie_names_are_unique_per_account_and_events_keep_the_given_name(sample):
+    """Macie custom data identifier and allow list names are unique per account and Region."""
+    [cdi] = sample.resources("AWS::Macie::CustomDataIdentifier").values()
+    [allow] = sample.resources("AWS::Macie::AllowList").values()
+    assert cdi["Properties"]["Name"].startswith("EmployeeId-") and allow["Properties"]["Name"].startswith("TestCardNumbers-")
+    [env] = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in sample.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "evaluate_findings.handler"
+    ]
+    assert json.loads(env["CUSTOM_DATA_IDENTIFIER_NAMES"]) == {cdi["Properties"]["Name"]: "EmployeeId"}

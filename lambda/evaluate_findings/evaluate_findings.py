@@ -25,7 +25,7 @@ from macie_results import (
     read_analysis,
     results_location,
 )
-from verdicts import MISSING, FindingTally, JobState, Policy, decide, load_policy
+from verdicts import MISSING, FindingTally, JobState, Policy, decide, load_policy, parse_custom_identifier_names
 
 logger = get_logger("evaluate_findings")
 
@@ -102,6 +102,7 @@ def _parse_event(event: Any) -> tuple[str, JobState, list[dict]]:
 
 def evaluate(event: Any, context: Any, *, macie: Any, s3: Any, env: Mapping[str, str]) -> dict:
     policy: Policy = load_policy(env)
+    custom_names = parse_custom_identifier_names(env.get("CUSTOM_DATA_IDENTIFIER_NAMES"))
     job_id, job, objects = _parse_event(event)
     summary = {verdict: 0 for verdict in VERDICTS}
     if not objects:
@@ -112,7 +113,7 @@ def evaluate(event: Any, context: Any, *, macie: Any, s3: Any, env: Mapping[str,
     for position, item in enumerate(objects):
         staged = item["staged"]
         index.setdefault((staged["bucket"], staged["key"]), []).append(position)
-    tallies = [FindingTally() for _ in objects]
+    tallies = [FindingTally(custom_names=custom_names) for _ in objects]
 
     # Findings of the job, attributed by the staged bucket and key.
     total = ignored = 0

@@ -95,6 +95,23 @@ def parse_unknown_format_policy(text: str | None) -> str:
     return action
 
 
+def parse_custom_identifier_names(text: str | None) -> dict[str, str]:
+    """Parse CUSTOM_DATA_IDENTIFIER_NAMES (JSON ``{"<name in Macie>": "<name given>"}``); unset: none.
+
+    The construct gives each custom data identifier a name unique in the account (the name given plus
+    a suffix); findings carry that name, result events the one given.
+    """
+    if text is None or not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise InvalidInputError(f"CUSTOM_DATA_IDENTIFIER_NAMES is not valid JSON: {error}") from None
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in raw.items()):
+        raise InvalidInputError("CUSTOM_DATA_IDENTIFIER_NAMES must be a JSON object of names to names")
+    return raw
+
+
 def load_policy(env: Mapping[str, str]) -> Policy:
     return Policy(
         findings=parse_finding_policy(env.get("FINDING_POLICY")),
@@ -115,11 +132,12 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def detection_counts(finding: Mapping[str, Any]) -> dict[str, int]:
+def detection_counts(finding: Mapping[str, Any], custom_names: Mapping[str, str] | None = None) -> dict[str, int]:
     """Detection type -> occurrences in one finding.
 
     Managed identifiers are named by ``detections[].type`` (e.g. CREDIT_CARD_NUMBER), custom data
-    identifiers by their name. A finding without any detection detail counts once under its finding type.
+    identifiers by their name (translated by ``custom_names``, Macie name -> name given, when listed).
+    A finding without any detection detail counts once under its finding type.
     """
     counts: dict[str, int] = {}
     result = ((finding.get("classificationDetails") or {}).get("result")) or {}
@@ -131,6 +149,7 @@ def detection_counts(finding: Mapping[str, Any]) -> dict[str, int]:
     for detection in (result.get("customDataIdentifiers") or {}).get("detections") or []:
         name = (detection or {}).get("name")
         if isinstance(name, str) and name:
+            name = (custom_names or {}).get(name, name)
             counts[name] = counts.get(name, 0) + _count(detection.get("count"))
     if not counts:
         finding_type = finding.get("type")
@@ -146,6 +165,7 @@ class FindingTally:
     by_severity: dict[str, int] = field(default_factory=dict)
     unknown_severity: int = 0
     types: dict[str, int] = field(default_factory=dict)
+    custom_names: Mapping[str, str] = field(default_factory=dict)
 
     def add(self, finding: Mapping[str, Any]) -> None:
         severity = normalise_severity(finding.get("severity"))
@@ -154,7 +174,7 @@ class FindingTally:
             severity = FALLBACK_SEVERITY
         self.count += 1
         self.by_severity[severity] = self.by_severity.get(severity, 0) + 1
-        for name, occurrences in detection_counts(finding).items():
+        for name, occurrences in detection_counts(finding, self.custom_names).items():
             self.types[name] = self.types.get(name, 0) + occurrences
 
     @property

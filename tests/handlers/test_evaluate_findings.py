@@ -352,6 +352,20 @@ def test_policy_from_env_denies_high_and_allows_low(run, macie, s3, monkeypatch)
     assert output["reviewRequired"] is False
 
 
+def test_custom_identifier_names_from_env_are_reported_as_given(run, macie, s3, monkeypatch) -> None:
+    """The construct suffixes each custom identifier's Macie name; events carry the name the user gave."""
+    _, stubber = macie
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    monkeypatch.setenv("RESULTS_PREFIX", "")
+    monkeypatch.setenv("CUSTOM_DATA_IDENTIFIER_NAMES", '{"EmployeeId": "Employee number"}')
+    stub_findings(stubber, [[finding("f-1", "scan-1/high.csv", "High")]])
+    put_results(s3, f"AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz", [record("scan-1/high.csv")])
+
+    output = run(event([obj("high.csv")]))
+
+    assert by_key(output)["high.csv"]["findings"]["types"] == {"CREDIT_CARD_NUMBER": 3, "Employee number": 2}
+
+
 @pytest.mark.parametrize(
     ("job", "reason"),
     [

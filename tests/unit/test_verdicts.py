@@ -20,6 +20,7 @@ from verdicts import (
     detection_counts,
     load_policy,
     normalise_severity,
+    parse_custom_identifier_names,
     parse_finding_policy,
     parse_unknown_format_policy,
 )
@@ -195,6 +196,17 @@ def test_tally_sums_managed_and_custom_detections_and_fails_closed_on_unknown_se
     # A finding without detection detail still shows up under its finding type.
     assert tally.types["SensitiveData:S3Object/Multiple"] == 1
     assert FindingTally().summary() == {"count": 0, "types": {}, "maxSeverity": None, "tagValue": "none"}
+
+
+def test_custom_identifiers_are_reported_by_the_name_given_not_the_unique_macie_name() -> None:
+    names = parse_custom_identifier_names('{"EmployeeId-1a2b3c4d": "EmployeeId"}')
+    tally = FindingTally(custom_names=names)
+    tally.add(finding("Medium", managed=[("CREDIT_CARD_NUMBER", 1)], custom=[("EmployeeId-1a2b3c4d", 2), ("Unlisted-99", 1)]))
+    assert tally.types == {"CREDIT_CARD_NUMBER": 1, "EmployeeId": 2, "Unlisted-99": 1}
+    assert parse_custom_identifier_names(None) == {} and parse_custom_identifier_names(" ") == {}
+    for bad in ("[1]", "{not json", '{"a": 1}', '{"a": ""}'):
+        with pytest.raises(InvalidInputError, match="CUSTOM_DATA_IDENTIFIER_NAMES"):
+            parse_custom_identifier_names(bad)
 
 
 def test_detection_counts_ignore_malformed_counts() -> None:
