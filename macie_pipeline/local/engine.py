@@ -15,6 +15,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -205,6 +206,9 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "LocalPipeline":
+        # moto's interpreter logs every failed state with its whole parse tree: failures are the
+        # engine's business (history, events, notifications), not log noise.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._mock.start()
         try:
             patches.activate(self)
@@ -310,9 +314,14 @@ class LocalPipeline:
         self._s3.create_bucket(**kwargs)
         if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled" or props.get("ObjectLockEnabled"):
             self._s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        encryption = props.get("BucketEncryption")
-        if encryption:
-            self._s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=encryption)
+        rules = (props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration")
+        if rules:  # CloudFormation's rules, in the API's names
+            api_rules = [
+                {k: v for k, v in {"ApplyServerSideEncryptionByDefault": r.get("ServerSideEncryptionByDefault"),
+                                   "BucketKeyEnabled": r.get("BucketKeyEnabled")}.items() if v is not None}
+                for r in rules
+            ]
+            self._s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": api_rules})
         lock = props.get("ObjectLockConfiguration")
         if lock and lock.get("Rule"):
             self._s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
@@ -564,7 +573,7 @@ class LocalPipeline:
         with self._state_lock:
             self.waits.append((kind, float(seconds)))
 
-    def review_wait_seconds(self, declared: int) -> int:
+    def review_timeout(self, declared: int) -> int:
         return max(1, int(min(declared, self.review_wait_seconds)))
 
     # ------------------------------------------------------------------ scenario controls

@@ -76,7 +76,7 @@ class Host(Protocol):
 
     def record_wait(self, kind: str, seconds: float) -> None: ...
 
-    def review_wait_seconds(self, declared: int) -> int: ...
+    def review_timeout(self, declared: int) -> int: ...
 
 
 @dataclass
@@ -244,5 +244,5 @@ def _install_callback() -> None:
     def _callback(state: Any, env: Any, timeout_seconds: int, endpoint: Any, heartbeat: Any) -> Any:
         host = _REGISTRY.host
         if host is not None:
-            timeout_seconds = host.review_wait_seconds(timeout_seconds)
+            timeout_seconds = host.review_timeout(timeout_seconds)
         return original(state, env, timeout_seconds, endpoint, heartbeat)
