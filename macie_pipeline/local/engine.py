@@ -413,11 +413,13 @@ class LocalPipeline:
             attrs = self.physical[logical].attributes
             criteria = props.get("Criteria") or {}
             words: Optional[tuple[str, ...]] = None
+            source: Optional[tuple[str, str]] = None
             if criteria.get("S3WordsList"):
                 location = criteria["S3WordsList"]
-                body = self._s3.get_object(Bucket=location["BucketName"], Key=location["ObjectKey"])["Body"].read()
+                source = (location["BucketName"], location["ObjectKey"])
+                body = self._s3.get_object(Bucket=source[0], Key=source[1])["Body"].read()
                 words = tuple(line.strip() for line in body.decode("utf-8").splitlines() if line.strip())
-            allow_lists.append(AllowListSpec(id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=criteria.get("Regex"), words=words))
+            allow_lists.append(AllowListSpec(id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=criteria.get("Regex"), words=words, s3_words_list=source))
         self.macie = LocalMacie(
             account_id=ACCOUNT,
             region=REGION,
@@ -440,7 +442,8 @@ class LocalPipeline:
             # The account's classification export configuration is outside the stack: simulate one.
             bucket = "local-macie-discovery-results"
             self._create_bucket(bucket, {"VersioningConfiguration": {"Status": "Enabled"}})
-            self.macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": {"bucketName": bucket, "keyPrefix": "macie"}}})
+            key_arn = boto3.client("kms", region_name=REGION).create_key(Description="local Macie discovery results")["KeyMetadata"]["Arn"]
+            self.macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": {"bucketName": bucket, "keyPrefix": "macie", "kmsKeyArn": key_arn}}})
             self.notes.append("the stack does not set Macie's export configuration: the account is simulated with one")
 
     def _capture_result_events(self) -> None:
@@ -874,33 +877,73 @@ class LocalPipeline:
         return RunResult(objects, [self.execution(a) for a in executions], events, self.notifications)
 
     # ------------------------------------------------------------------ invariants
-    def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
-        """Each uploaded version in exactly one place; nothing in the vault without CLEAN or APPROVE.
+    def _verdict_facts(self) -> tuple[dict[str, str], dict[str, set[str]]]:
+        """Ground truth from the executions, not from the result events under test.
 
-        ``delete_allowed``: the pipeline is configured to delete denied objects (then an object with
-        a DELETED result event after an explicit DENY may be nowhere). A version the workflow could
-        not remove from ingress may be there as well as in its zone, if an ``INGRESS_CLEANUP_FAILED``
-        event said so: a reported duplicate, not a loss.
+        Returns (verdict per ingress version id, as the evaluator returned it) and (the reviewer
+        decisions, APPROVE/DENY/TIMEOUT, taken in the executions that evaluated each version).
+        """
+        verdicts: dict[str, str] = {}
+        decisions: dict[str, set[str]] = {}
+        for arn in self._executions:
+            evaluated: dict[str, str] = {}
+            taken: set[str] = set()
+            for event in self._history(arn):
+                details = event.get("taskSucceededEventDetails") or event.get("stateExitedEventDetails") or {}
+                try:
+                    output = json.loads(details.get("output") or "null")
+                except ValueError:
+                    continue
+                payload = output.get("Payload") if isinstance(output, dict) and "Payload" in output else output
+                if isinstance(payload, dict) and isinstance(payload.get("objects"), list) and "summary" in payload:
+                    for obj in payload["objects"]:
+                        version = ((obj or {}).get("source") or {}).get("versionId")
+                        if version:
+                            evaluated[version] = str(obj.get("verdict"))
+                if isinstance(output, dict) and output.get("decision") in ("APPROVE", "DENY") and "reviewer" in output:
+                    taken.add(output["decision"])
+                review = output.get("review") if isinstance(output, dict) else None
+                if isinstance(review, dict) and review.get("decision") in ("APPROVE", "DENY", "TIMEOUT"):
+                    taken.add(review["decision"])
+            verdicts.update(evaluated)
+            for version in evaluated:
+                decisions.setdefault(version, set()).update(taken)
+        return verdicts, decisions
+
+    def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
+        """Each uploaded version is in exactly one place; nothing is in the vault without CLEAN or APPROVE.
+
+        The facts come from the executions (what the evaluator returned, what the reviewer decided),
+        not from the result events, which are themselves under test. Allowed exceptions, each one a
+        reported duplicate and never a loss:
+
+        * a version the workflow could not remove from ingress (``INGRESS_CLEANUP_FAILED`` event) is
+          in ingress as well as in its zone;
+        * after a failed scan (``FAILED`` event) the original stays in ingress and the staged copy in
+          quarantine (``scans/<scan-id>/``) is kept for forensics;
+        * ``delete_allowed`` (the pipeline deletes denied objects): a version a reviewer explicitly
+          denied may be nowhere.
         """
         problems = []
         stored = self.stored_versions()
         events = [e.get("detail") or {} for e in self.events]
+        verdicts, decisions = self._verdict_facts()
+
+        def reported(outcome: str, version: str) -> bool:
+            return any(d.get("outcome") == outcome and (d.get("object") or {}).get("versionId") == version for d in events)
+
         for uploaded in self.uploaded:
             places = self.places_of(uploaded, stored)
-            reported_leftover = any(
-                d.get("outcome") == "INGRESS_CLEANUP_FAILED" and (d.get("object") or {}).get("versionId") == uploaded.version_id
-                for d in events
-            )
-            if reported_leftover and len(places) == 2 and "ingress" in {p["zone"] for p in places}:
-                continue
+            zones = sorted(p["zone"] for p in places)
             if len(places) == 1:
                 continue
-            deleted = [
-                d for d in events
-                if d.get("outcome") == "DELETED" and (d.get("object") or {}).get("versionId") == uploaded.version_id
-                and (d.get("review") or {}).get("decision") == "DENY"
-            ]
-            if not places and delete_allowed and deleted:
+            if len(places) == 2 and "ingress" in zones and reported("INGRESS_CLEANUP_FAILED", uploaded.version_id):
+                continue
+            if "ingress" in zones and reported("FAILED", uploaded.version_id) and all(
+                p["zone"] == "ingress" or (p["zone"] == "quarantine" and p["key"].startswith("scans/")) for p in places
+            ):
+                continue
+            if not places and delete_allowed and "DENY" in decisions.get(uploaded.version_id, set()):
                 continue
             where = ", ".join(f"{p['zone']}:{p['key']}" for p in places) or "nowhere"
             problems.append(f"{uploaded.key} ({uploaded.version_id}) is in {len(places)} places: {where}")
@@ -908,20 +951,16 @@ class LocalPipeline:
             if item["zone"] != "vault":
                 continue
             sources = [u for u in self.uploaded if u.sha256 == item["sha256"] and item["key"] == u.key]
-            justified = [
-                d for d in events
-                if (d.get("location") or {}).get("bucket") == item["bucket"]
-                and (d.get("location") or {}).get("key") == item["key"]
-                and (d.get("location") or {}).get("versionId") == item["versionId"]
-                and (
-                    (d.get("outcome") == "VAULT" and d.get("verdict") == "CLEAN")
-                    or (d.get("outcome") == "APPROVED" and (d.get("review") or {}).get("decision") == "APPROVE")
-                )
-            ]
-            if not justified:
-                problems.append(f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval event")
             if not sources:
                 problems.append(f"vault:{item['key']} does not match any uploaded object's bytes")
+                continue
+            justified = [
+                u for u in sources
+                if verdicts.get(u.version_id) == "CLEAN"
+                or (verdicts.get(u.version_id) == "REVIEW" and "APPROVE" in decisions.get(u.version_id, set()))
+            ]
+            if not justified:
+                problems.append(f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval")
         return problems
 
 

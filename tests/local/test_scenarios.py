@@ -193,7 +193,8 @@ def _fail_on(role, predicate, error_type="RuntimeError"):
 
 
 STEP_FAILURES = {
-    "prepare_scan": ("prepare_scan", lambda e: True, CLEAN, "Notify scan failure"),
+    # A crash before the objects are known is reported as invalid input: nothing was moved.
+    "prepare_scan": ("prepare_scan", lambda e: True, CLEAN, "Notify invalid input"),
     "stage copy": ("transfer", lambda e: e.get("operation") == "copy", CLEAN, "Report staging failed"),
     "integrity": ("integrity_check", lambda e: True, CLEAN, "Report staging failed"),
     "evaluate": ("evaluate_findings", lambda e: True, CLEAN, "Report failed objects"),
@@ -208,15 +209,18 @@ STEP_FAILURES = {
 @pytest.mark.parametrize("step", list(STEP_FAILURES))
 def test_a_lambda_error_in_each_step_fails_closed(sample, step):
     role, predicate, body, reached = STEP_FAILURES[step]
-    result, engine = run(sample, {"object.csv": body}, decision="approve", setup=_fail_on(role, predicate))
+    key = "object.parquet" if body == CORRUPT_PARQUET else "object.csv"
+    result, engine = run(sample, {key: body}, decision="approve", setup=_fail_on(role, predicate))
     assert [e.status for e in result.executions] == ["FAILED"]
     assert reached in entered(result)
-    item = result.by_key("object.csv")
-    assert item.zone in ("ingress", "quarantine", "review"), item
+    item = result.by_key(key)
+    # "several": the original in ingress and the staged copy in quarantine (see invariant_violations).
+    assert item.zone in ("ingress", "quarantine", "review", "several"), item
     assert "VAULT" not in outcomes(result) and "APPROVED" not in outcomes(result)
-    failures = [n for n in result.notifications if n["event"] in ("SCAN_FAILED",)]
-    assert len(failures) == 1
-    if role != "prepare_scan":
+    if role == "prepare_scan":
+        assert [n["event"] for n in result.notifications] == ["INVALID_INPUT"]
+    else:
+        assert [n["event"] for n in result.notifications].count("SCAN_FAILED") == 1
         assert "FAILED" in outcomes(result)
 
 
@@ -261,7 +265,8 @@ def test_a_result_event_that_cannot_be_sent_fails_the_execution(request, stack_n
     def setup(engine):
         engine.fail_call("events", "PutEvents", "InternalException", caller="workflow", skip=skip)
 
-    result, _ = run(target, {"object.csv": body}, decision=decision, setup=setup, schedule=stack_name == "options",
+    key = "object.parquet" if body == CORRUPT_PARQUET else "object.csv"
+    result, _ = run(target, {key: body}, decision=decision, setup=setup, schedule=stack_name == "options",
                     delete_allowed=True)
     assert reached in entered(result)
     assert [e.status for e in result.executions] == ["FAILED"]
