@@ -697,7 +697,7 @@ class LocalPipeline:
                 if arn is not None:
                     started.append(arn)
         self.wait(started, decision=decision, timeout=timeout)
-        return self.result([u.key for u in uploaded], started)
+        return self.result([u.version_id for u in uploaded], started)
 
     def wait(self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0) -> list[Execution]:
         """Drive executions to their end, answering review requests as ``decision`` says."""
@@ -843,13 +843,14 @@ class LocalPipeline:
             and not (s["zone"] == "ingress" and s["versionId"] != uploaded.version_id)
         ]
 
-    def result(self, keys: Iterable[str], executions: Sequence[str]) -> RunResult:
+    def result(self, version_ids: Iterable[str], executions: Sequence[str]) -> RunResult:
+        """Where the uploads with these ingress version ids ended, and what the executions did."""
         events = self.events
         stored = self.stored_versions()
-        wanted = set(keys)
+        wanted = set(version_ids)
         objects = []
         for uploaded in self.uploaded:
-            if uploaded.key not in wanted:
+            if uploaded.version_id not in wanted:
                 continue
             mine = [
                 e["detail"] for e in events

@@ -21,8 +21,8 @@ def test_the_canary_detects_a_moved_patch_point(monkeypatch):
     monkeypatch.setitem(patches.EXPECTED_SIGNATURES, patches._WAIT, ("env", "seconds"))
     problems = patches.check_patch_points()
     assert len(problems) == 2
-    assert "_no_such_method: not found" in problems[0]
-    assert "parameters ('env', 'wait_seconds'), expected ('env', 'seconds')" in problems[1]
+    assert any("_no_such_method: not found" in p for p in problems)
+    assert any("parameters ('env', 'wait_seconds'), expected ('env', 'seconds')" in p for p in problems)
 
 
 def test_moto_is_pinned_exactly_where_it_is_installed_from():

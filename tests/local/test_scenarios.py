@@ -283,8 +283,9 @@ def test_ingress_cleanup_failure_is_reported_and_leaves_a_duplicate_not_a_loss(s
     assert {"Report ingress cleanup failed", "Notify ingress cleanup failed", "Ingress version kept"} <= entered(result)
     assert "INGRESS_CLEANUP_FAILED" in outcomes(result)
     assert "INGRESS_CLEANUP_FAILED" in [n["event"] for n in result.notifications]
-    # S3's InternalError is not in S3's API model: Step Functions names it S3.S3Exception, which is retried.
-    assert sum(1 for kind, _ in engine.waits if kind == "retry") == 3
+    # S3's InternalError is not in S3's API model: Step Functions names it S3.S3Exception, which is
+    # retried (MaxAttempts 4) before the catch.
+    assert sum(1 for kind, _ in engine.waits if kind == "retry") == 4
     assert [e.status for e in result.executions] == ["SUCCEEDED"]
 
 
@@ -318,7 +319,7 @@ def test_the_same_event_delivered_twice_has_one_outcome(sample):
 def test_object_overwritten_while_scanned_promotes_the_scanned_version(sample):
     def setup(engine):
         engine.before_invoke("evaluate_findings", lambda event: engine.upload("data.csv", b"id,item\n9,newer version\n") if len(engine.uploaded) == 1 else None)
-    result, engine = run(sample, {"data.csv": CLEAN})
+    result, engine = run(sample, {"data.csv": CLEAN}, setup=setup)
     first, newer = engine.uploaded
     assert [v["sha256"] for v in engine.vault_contents] == [first.sha256]
     assert result.by_key("data.csv").outcome == "VAULT"
@@ -328,8 +329,9 @@ def test_object_overwritten_while_scanned_promotes_the_scanned_version(sample):
 def test_object_deleted_while_scanned_is_still_accounted_for(sample):
     def setup(engine):
         engine.before_invoke("evaluate_findings", lambda event: engine._s3.delete_object(Bucket=engine.zones["ingress"], Key="gone.csv"))
-    result, engine = run(sample, {"gone.csv": CLEAN})
+    result, engine = run(sample, {"gone.csv": CLEAN}, setup=setup)
     assert result.by_key("gone.csv").zone == "vault"
+    assert result.by_key("gone.csv").outcome == "VAULT"
 
 
 def test_odd_keys_keep_their_exact_names(sample):
