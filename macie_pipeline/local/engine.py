@@ -257,8 +257,6 @@ class LocalPipeline:
 
         self.server = ReviewServer(self)
         self.server.start()
-        for logical in stack.of_type("AWS::ApiGateway::RestApi"):
-            self.physical[logical] = Physical(self.physical[logical].ref, self.physical[logical].attributes)
 
         for logical, resource in stack.of_type(BUCKET).items():
             self._create_bucket(self.physical[logical].ref, resolve(resource.get("Properties") or {}))
