@@ -59,3 +59,12 @@ def test_table_output_and_clear_errors_on_bad_input(tmp_path):
     assert wrong.returncode == 2 and "has no Resources" in wrong.stderr
     bad_decision = cli("run", str(tmp_path / "a.csv"), "--decision", "maybe")
     assert bad_decision.returncode == 2 and "invalid choice" in bad_decision.stderr
+
+
+def test_a_cdk_app_command_is_synthesized_and_run(tmp_path):
+    """--app: the way a team tries its own app (here the repository's app.py, with cdk-nag)."""
+    (tmp_path / "orders.csv").write_bytes(b"id,item\n1,pen\n")
+    done = cli("run", str(tmp_path / "orders.csv"), "--app", f"{sys.executable} app.py", "--json")
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert (row["key"], row["verdict"], row["zone"]) == ("orders.csv", "CLEAN", "vault")
