@@ -34,6 +34,7 @@ TAG_OUTCOME = "macie-pipeline:outcome"
 
 # Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
 HANDLER_TRANSIENT_ERRORS = ["TransientError"]
+INVALID_INPUT_ERROR = "InvalidInputError"  # pipeline_common.errors.InvalidInputError
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
@@ -94,8 +95,8 @@ class ScanWorkflow(Construct):
 
     # ------------------------------------------------------------------ the whole path
     def _build(self) -> sfn.IChainable:
-        scan_failed = self._scan_failed()
-        prepare = self._prepare_scan(self._invalid_input())
+        scan_failed, notify_scan_failure = self._scan_failed()
+        prepare = self._prepare_scan(self._invalid_input(), notify_scan_failure)
         stage = self._stage_and_check(scan_failed)
         start_job = self._start_macie_job(scan_failed)
         wait_for_job, evaluate = self._wait_for_macie_job(scan_failed)
@@ -114,7 +115,7 @@ class ScanWorkflow(Construct):
         return prepare.next(anything)
 
     # ------------------------------------------------------------------ steps
-    def _prepare_scan(self, invalid_input: sfn.IChainable) -> tasks.LambdaInvoke:
+    def _prepare_scan(self, invalid_input: sfn.IChainable, scan_failure: sfn.IChainable) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
             "Prepare scan",
@@ -131,7 +132,10 @@ class ScanWorkflow(Construct):
             comment="Validate the event, claim each object version once, derive the scan id",
         )
         self._lambda_retry(task)
-        task.add_catch(invalid_input, errors=["States.ALL"], result_path="$.error")
+        # A malformed event is reported as such; any other failure (nothing was moved yet) is a scan
+        # failure, so that a crash is not mistaken for a bad event.
+        task.add_catch(invalid_input, errors=[INVALID_INPUT_ERROR], result_path="$.error")
+        task.add_catch(scan_failure, errors=["States.ALL"], result_path="$.error")
         return task
 
     def _stage_and_check(self, scan_failed: sfn.IChainable) -> sfn.Map:
@@ -597,8 +601,12 @@ class ScanWorkflow(Construct):
         notify.add_catch(fail, errors=["States.ALL"], result_path="$.notifyError")
         return notify.next(fail)
 
-    def _scan_failed(self) -> sfn.IChainable:
-        """After a failure: a FAILED result event per object, a notification, and a failed execution."""
+    def _scan_failed(self) -> tuple[sfn.IChainable, sfn.IChainable]:
+        """After a failure: a FAILED result event per object, a notification, and a failed execution.
+
+        Returns (the entry, per-object events first; the notification, for failures before any
+        object is known).
+        """
         fail = sfn.Fail(
             self,
             "Scan failed",
@@ -637,7 +645,7 @@ class ScanWorkflow(Construct):
         report.add_catch(notify, errors=["States.ALL"], result_path="$.reportError")
         notify.add_catch(fail, errors=["States.ALL"], result_path="$.notifyError")
         report.next(notify).next(fail)
-        return report
+        return report, notify
 
     def _object_failed(self, name: str, object_path: str, where: str) -> sfn.IChainable:
         """Inside a Map iteration: a FAILED event for this object, then fail the iteration (and so the Map)."""
