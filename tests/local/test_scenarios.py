@@ -312,7 +312,8 @@ def test_the_same_event_delivered_twice_has_one_outcome(sample):
         events = engine.events
     assert violations == []
     assert [e.status for e in executions] == ["SUCCEEDED", "SUCCEEDED"]
-    assert "Nothing to scan" in executions[1].states
+    # The two executions race; whichever claims the version first scans it, the other has nothing to do.
+    assert sorted("Nothing to scan" in e.states for e in executions) == [False, True]
     assert [e["detail"]["outcome"] for e in events] == ["VAULT"]
 
 
