@@ -102,7 +102,8 @@ def topic_uses_aws_managed_key(topic: Any) -> bool:
     """True when the topic is encrypted with ``alias/aws/sns``, which CloudWatch alarms cannot use."""
     key = getattr(topic, "master_key", None)
     arn = getattr(key, "key_arn", None) if key is not None else None
-    return isinstance(arn, str) and not Token.is_unresolved(arn) and arn.endswith("alias/aws/sns")
+    # Alias.from_alias_name gives arn:${Token[AWS.Partition]}:...:alias/aws/sns: the tail is literal.
+    return isinstance(arn, str) and arn.endswith(":alias/aws/sns")
 
 
 @dataclass(frozen=True)

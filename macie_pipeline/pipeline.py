@@ -38,7 +38,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from . import defaults, layers
 from .external import (
@@ -74,6 +74,45 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 def _ack(construct: Construct, rule: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+@jsii.implements(IValidation)
+class _OneResourcePolicy:
+    """At synth: the pipeline's statements live in the only resource policy of its vault, ingress and topic.
+
+    S3 and SNS keep one policy per bucket or topic. A second ``AWS::S3::BucketPolicy`` (or
+    ``AWS::SNS::TopicPolicy``) in the app for the same resource replaces the pipeline's one at
+    deploy time, whichever is written last: the vault would accept writes from anyone your IAM
+    allows, or alarms would notify nobody. CDK only warns about it; the pipeline refuses it.
+    """
+
+    def __init__(self, pipeline: "SensitiveDataScanPipeline") -> None:
+        self._pipeline = pipeline
+
+    def validate(self) -> list[str]:
+        pipeline = self._pipeline
+        errors = []
+        watched = [("vault_bucket", pipeline.vault_bucket), ("ingress_bucket", pipeline.ingress_bucket), ("topic", pipeline.topic)]
+        for setting, resource in watched:
+            if pipeline._owner.get(setting) is Ownership.IMPORTED:
+                continue  # its policy is yours to apply (external_setup)
+            stack = Stack.of(resource)
+            own = resource.node.path + "/"
+            target = stack.resolve(resource.bucket_name if setting != "topic" else resource.topic_arn)
+            for construct in pipeline.node.root.node.find_all():
+                if isinstance(construct, s3.CfnBucketPolicy) and setting != "topic":
+                    targets = [Stack.of(construct).resolve(construct.bucket)]
+                elif isinstance(construct, sns.CfnTopicPolicy) and setting == "topic":
+                    targets = Stack.of(construct).resolve(construct.topics) or []
+                else:
+                    continue
+                if target in targets and not construct.node.path.startswith(own):
+                    errors.append(
+                        f"{construct.node.path} is a second resource policy for the pipeline's {setting} "
+                        f"({resource.node.path}): S3 and SNS keep one policy per resource, so one would replace "
+                        "the other at deploy time. Add your statements with add_to_resource_policy() instead"
+                    )
+        return errors
 
 
 @jsii.implements(IAspect)
@@ -247,6 +286,7 @@ class SensitiveDataScanPipeline(Construct):
             externally_managed=externally_managed,
             stack=stack,
             other_pipelines=self._other_pipelines_in_this_environment(stack),
+            other_pipeline_buckets=self._other_pipeline_buckets(),
         )
         #: (configure_discovery_results, create_macie_session): account-wide settings other
         #: pipelines of the app must not repeat.
@@ -257,6 +297,7 @@ class SensitiveDataScanPipeline(Construct):
             stack,
         )
         self._external_setup: list[ExternalSetup] = []
+        self.node.add_validation(_OneResourcePolicy(self))
         self._removal_policy = removal_policy
         self._review_api_iam_auth = review_api_iam_auth
         finding_policy = as_finding_policy(finding_policy)
@@ -922,6 +963,17 @@ class SensitiveDataScanPipeline(Construct):
             _ack(fn, "AwsSolutions-L1", f"Pinned to {LAMBDA_RUNTIME.name}: the pandas layer's binary wheels are built for exactly this runtime; upgrade both together.")
 
     # ------------------------------------------------------------------ bring your own resources
+    def _other_pipeline_buckets(self) -> list[tuple[str, str, s3.IBucket]]:
+        """(path, "ingress"|"vault", bucket) of every other pipeline already in this app."""
+        found = []
+        for construct in self.node.root.node.find_all():
+            if construct is not self and isinstance(construct, SensitiveDataScanPipeline):
+                for role in ("ingress", "vault"):
+                    bucket = getattr(construct, f"{role}_bucket", None)  # None: that one failed validation
+                    if bucket is not None:
+                        found.append((construct.node.path, role, bucket))
+        return found
+
     def _other_pipelines_in_this_environment(self, stack: Stack) -> list[tuple[str, bool, bool]]:
         """The pipelines already in this app that deploy (or may deploy) to this account and Region."""
         others = []

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 
@@ -348,6 +348,17 @@ def _named_entries(problems: list, field: str, entries: Sequence, kind: type):
         yield where, entry
 
 
+def _same_bucket(a: Any, b: Any) -> bool:
+    """The same construct, or two references whose literal names are equal (e.g. imported by name)."""
+    if a is b:
+        return True
+    name_a, name_b = getattr(a, "bucket_name", None), getattr(b, "bucket_name", None)
+    return (
+        isinstance(name_a, str) and isinstance(name_b, str)
+        and not Token.is_unresolved(name_a) and not Token.is_unresolved(name_b) and name_a == name_b
+    )
+
+
 def validate_settings(
     *,
     custom_data_identifiers: Sequence[CustomDataIdentifier],
@@ -376,6 +387,7 @@ def validate_settings(
     externally_managed: Sequence[str] = (),
     stack: Optional[Stack] = None,
     other_pipelines: Sequence[tuple[str, bool, bool]] = (),
+    other_pipeline_buckets: Sequence[tuple[str, str, Any]] = (),
 ) -> None:
     """Check every setting and raise one ValueError that lists every problem found.
 
@@ -463,6 +475,15 @@ def validate_settings(
         )
     if (discovery_results_bucket is None) != (discovery_results_key is None):
         problems.append("discovery_results_bucket and discovery_results_key go together")
+
+    for setting, mine in (("ingress_bucket", ingress_bucket), ("vault_bucket", vault_bucket)):
+        for path, role, theirs in other_pipeline_buckets:
+            if mine is not None and _same_bucket(mine, theirs):
+                problems.append(
+                    f"{setting} is already the {role} bucket of {path}: pipelines must not share ingress or vault "
+                    "buckets (each vault guard would deny the other pipeline's promotions; another pipeline's "
+                    "vault used as ingress would be scanned again and its versions deleted)"
+                )
 
     for path, configures_results, creates_session in other_pipelines:
         if configure_discovery_results and configures_results:

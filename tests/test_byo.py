@@ -353,3 +353,49 @@ def test_an_imported_vault_and_a_bus_of_another_account_are_listed_not_dropped()
     # Nothing was added to the imported vault: no bucket policy for it in this stack.
     policies = [c for c in stack.node.find_all() if isinstance(c, s3.CfnBucketPolicy)]
     assert all("existing-vault-bucket" not in json.dumps(stack.resolve(p.bucket)) for p in policies)
+
+
+def test_a_second_bucket_or_topic_policy_for_the_vault_or_topic_fails_synthesis():
+    """S3 and SNS keep one policy per resource: a user's own policy would replace the vault guard."""
+    app = cdk.App()
+    stack = cdk.Stack(app, "SecondPolicy")
+    vault = s3.Bucket(stack, "MyVault", versioned=True, encryption=s3.BucketEncryption.KMS_MANAGED)
+    pipeline = SensitiveDataScanPipeline(stack, "Gate", vault_bucket=vault)
+    s3.BucketPolicy(stack, "MyVaultPolicy", bucket=vault)
+    sns.TopicPolicy(stack, "MyTopicPolicy", topics=[pipeline.topic])
+    with pytest.raises(Exception) as raised:
+        app.synth()
+    text = str(raised.value)
+    assert "SecondPolicy/MyVaultPolicy/Resource is a second resource policy for the pipeline's vault_bucket" in text
+    assert "SecondPolicy/MyTopicPolicy/Resource is a second resource policy for the pipeline's topic" in text
+
+
+def test_pipelines_must_not_share_ingress_or_vault_buckets():
+    app = cdk.App()
+    stack = cdk.Stack(app, "Shared")
+    first = SensitiveDataScanPipeline(stack, "First")
+    with pytest.raises(ValueError) as raised:
+        SensitiveDataScanPipeline(
+            stack, "Second", ingress_bucket=first.vault_bucket,
+            vault_bucket=s3.Bucket.from_bucket_name(stack, "Other", "vault-of-someone"),
+            externally_managed=["vault_bucket"],
+        )
+    assert str(raised.value).startswith("Invalid SensitiveDataScanPipeline settings:\n- ")
+    assert (
+        "ingress_bucket is already the vault bucket of Shared/First: pipelines must not share ingress or vault "
+        "buckets" in str(raised.value)
+    )
+    imported_twice = cdk.Stack(app, "Imported")
+    SensitiveDataScanPipeline(imported_twice, "A", vault_bucket=s3.Bucket.from_bucket_name(imported_twice, "V1", "one-vault"),
+                              externally_managed=["vault_bucket"])
+    with pytest.raises(ValueError, match="vault_bucket is already the vault bucket of Imported/A"):
+        SensitiveDataScanPipeline(imported_twice, "B", vault_bucket=s3.Bucket.from_bucket_name(imported_twice, "V2", "one-vault"),
+                                  externally_managed=["vault_bucket"])
+
+
+def test_a_topic_under_the_aws_managed_sns_key_is_refused():
+    app = cdk.App()
+    stack = cdk.Stack(app, "ManagedKeyTopic")
+    topic = sns.Topic(stack, "Topic", master_key=kms.Alias.from_alias_name(stack, "AwsSns", "alias/aws/sns"))
+    with pytest.raises(ValueError, match="alias/aws/sns, which CloudWatch alarms cannot use"):
+        SensitiveDataScanPipeline(stack, "Gate", topic=topic, externally_managed=["topic"])
