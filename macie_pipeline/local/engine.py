@@ -145,6 +145,9 @@ class _Fault:
     message: str
 
 
+_FAULT_LOCK = threading.Lock()
+
+
 @dataclass
 class _CallFault:
     code: str
@@ -157,15 +160,16 @@ class _CallFault:
         in_handler = getattr(CURRENT, "role", None) is not None
         if self.caller == "workflow" and in_handler or self.caller == "handlers" and not in_handler:
             return False
-        if self.skip > 0:
-            self.skip -= 1
+        with _FAULT_LOCK:  # moto runs Map iterations and Parallel branches in threads
+            if self.skip > 0:
+                self.skip -= 1
+                return False
+            if self.times is None:
+                return True
+            if self.times > 0:
+                self.times -= 1
+                return True
             return False
-        if self.times is None:
-            return True
-        if self.times > 0:
-            self.times -= 1
-            return True
-        return False
 
 
 class LocalPipeline:
@@ -524,9 +528,11 @@ class LocalPipeline:
                 hook(evt)
             faults = self._faults.get(function.role, [])
             for injected in faults:
-                if injected.times is None or injected.times > 0:
-                    if injected.times is not None:
+                with _FAULT_LOCK:
+                    fire = injected.times is None or injected.times > 0
+                    if fire and injected.times is not None:
                         injected.times -= 1
+                if fire:
                     raise InjectedFault(injected.error_type, injected.message)
 
         def after(result: Any) -> Any:
@@ -833,13 +839,31 @@ class LocalPipeline:
         return found
 
     def places_of(self, uploaded: Uploaded, stored: Optional[list[dict]] = None) -> list[dict]:
-        """Where the uploaded version's bytes are now: same content, and the same key or ``.../<key>``."""
+        """Where the uploaded version's bytes are now, under the keys the workflow gives it.
+
+        Ingress: the same version. Vault: the same key. Quarantine: ``scans/<scan-id>/<key>`` or
+        ``denied/<scan-id>/<key>``. Review: ``<scan-id>/<key>``. Same bytes under another key are
+        another object, not this one.
+        """
         stored = self.stored_versions() if stored is None else stored
-        return [
-            s for s in stored
-            if s["sha256"] == uploaded.sha256 and (s["key"] == uploaded.key or s["key"].endswith("/" + uploaded.key))
-            and not (s["zone"] == "ingress" and s["versionId"] != uploaded.version_id)
-        ]
+        scan = r"[A-Za-z0-9_-]{1,64}/" + re.escape(uploaded.key)
+        shapes = {
+            "quarantine": re.compile(r"(?:scans|denied)/" + scan),
+            "review": re.compile(scan),
+        }
+        places = []
+        for s in stored:
+            if s["sha256"] != uploaded.sha256:
+                continue
+            if s["zone"] == "ingress":
+                ok = s["key"] == uploaded.key and s["versionId"] == uploaded.version_id
+            elif s["zone"] == "vault":
+                ok = s["key"] == uploaded.key
+            else:
+                ok = bool(shapes[s["zone"]].fullmatch(s["key"]))
+            if ok:
+                places.append(s)
+        return places
 
     def result(self, version_ids: Iterable[str], executions: Sequence[str]) -> RunResult:
         """Where the uploads with these ingress version ids ended, and what the executions did."""
@@ -876,38 +900,50 @@ class LocalPipeline:
         return RunResult(objects, [self.execution(a) for a in executions], events, self.notifications)
 
     # ------------------------------------------------------------------ invariants
-    def _verdict_facts(self) -> tuple[dict[str, str], dict[str, set[str]]]:
-        """Ground truth from the executions, not from the result events under test.
-
-        Returns (verdict per ingress version id, as the evaluator returned it) and (the reviewer
-        decisions, APPROVE/DENY/TIMEOUT, taken in the executions that evaluated each version).
+    def _execution_facts(self) -> dict[str, dict[str, Any]]:
+        """Ground truth per ingress version id, from the executions that handled it (not from the
+        result events under test): ``verdict`` as the evaluator returned it, ``decisions`` taken by a
+        reviewer (APPROVE/DENY/TIMEOUT), ``statuses`` of those executions and the ``states`` they entered.
         """
-        verdicts: dict[str, str] = {}
-        decisions: dict[str, set[str]] = {}
+        facts: dict[str, dict[str, Any]] = {}
         for arn in self._executions:
+            history = self._history(arn)
+            status = self._sfn.describe_execution(executionArn=arn)["status"]
+            handled: set[str] = set()
             evaluated: dict[str, str] = {}
             taken: set[str] = set()
-            for event in self._history(arn):
+            states = {e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e}
+            for event in history:
                 details = event.get("taskSucceededEventDetails") or event.get("stateExitedEventDetails") or {}
                 try:
                     output = json.loads(details.get("output") or "null")
                 except ValueError:
                     continue
-                payload = output.get("Payload") if isinstance(output, dict) and "Payload" in output else output
-                if isinstance(payload, dict) and isinstance(payload.get("objects"), list) and "summary" in payload:
+                if not isinstance(output, dict):
+                    continue
+                payload = output.get("Payload") if "Payload" in output else output
+                if isinstance(payload, dict) and isinstance(payload.get("objects"), list):
                     for obj in payload["objects"]:
-                        version = ((obj or {}).get("source") or {}).get("versionId")
+                        if not isinstance(obj, dict):
+                            continue
+                        version = obj.get("versionId") or (obj.get("source") or {}).get("versionId")
                         if version:
-                            evaluated[version] = str(obj.get("verdict"))
-                if isinstance(output, dict) and output.get("decision") in ("APPROVE", "DENY") and "reviewer" in output:
+                            handled.add(version)
+                            if "summary" in payload and "verdict" in obj:
+                                evaluated[version] = str(obj["verdict"])
+                if output.get("decision") in ("APPROVE", "DENY") and "reviewer" in output:
                     taken.add(output["decision"])
-                review = output.get("review") if isinstance(output, dict) else None
+                review = output.get("review")
                 if isinstance(review, dict) and review.get("decision") in ("APPROVE", "DENY", "TIMEOUT"):
                     taken.add(review["decision"])
-            verdicts.update(evaluated)
-            for version in evaluated:
-                decisions.setdefault(version, set()).update(taken)
-        return verdicts, decisions
+            for version in handled:
+                entry = facts.setdefault(version, {"verdict": None, "decisions": set(), "statuses": set(), "states": set()})
+                entry["statuses"].add(status)
+                entry["states"] |= states
+                if version in evaluated:
+                    entry["verdict"] = evaluated[version]
+                    entry["decisions"] |= taken
+        return facts
 
     def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
         """Each uploaded version is in exactly one place; nothing is in the vault without CLEAN or APPROVE.
@@ -916,33 +952,31 @@ class LocalPipeline:
         not from the result events, which are themselves under test. Allowed exceptions, each one a
         reported duplicate and never a loss:
 
-        * a version the workflow could not remove from ingress (``INGRESS_CLEANUP_FAILED`` event) is
-          in ingress as well as in its zone;
-        * after a failed scan (``FAILED`` event) the original stays in ingress and the staged copy in
-          quarantine (``scans/<scan-id>/``) is kept for forensics;
+        * a version the workflow could not remove from ingress (its execution entered "Report
+          ingress cleanup failed") is in ingress as well as in its zone;
+        * after a failed execution the original stays in ingress and the staged copy in quarantine
+          (``scans/<scan-id>/``) is kept for forensics;
         * ``delete_allowed`` (the pipeline deletes denied objects): a version a reviewer explicitly
           denied may be nowhere.
         """
         problems = []
         stored = self.stored_versions()
-        events = [e.get("detail") or {} for e in self.events]
-        verdicts, decisions = self._verdict_facts()
-
-        def reported(outcome: str, version: str) -> bool:
-            return any(d.get("outcome") == outcome and (d.get("object") or {}).get("versionId") == version for d in events)
+        facts = self._execution_facts()
+        empty: dict[str, Any] = {"verdict": None, "decisions": set(), "statuses": set(), "states": set()}
 
         for uploaded in self.uploaded:
             places = self.places_of(uploaded, stored)
             zones = sorted(p["zone"] for p in places)
+            fact = facts.get(uploaded.version_id, empty)
             if len(places) == 1:
                 continue
-            if len(places) == 2 and "ingress" in zones and reported("INGRESS_CLEANUP_FAILED", uploaded.version_id):
+            if len(places) == 2 and "ingress" in zones and "Report ingress cleanup failed" in fact["states"]:
                 continue
-            if "ingress" in zones and reported("FAILED", uploaded.version_id) and all(
+            if "ingress" in zones and "FAILED" in fact["statuses"] and all(
                 p["zone"] == "ingress" or (p["zone"] == "quarantine" and p["key"].startswith("scans/")) for p in places
             ):
                 continue
-            if not places and delete_allowed and "DENY" in decisions.get(uploaded.version_id, set()):
+            if not places and delete_allowed and "DENY" in fact["decisions"]:
                 continue
             where = ", ".join(f"{p['zone']}:{p['key']}" for p in places) or "nowhere"
             problems.append(f"{uploaded.key} ({uploaded.version_id}) is in {len(places)} places: {where}")
@@ -955,8 +989,8 @@ class LocalPipeline:
                 continue
             justified = [
                 u for u in sources
-                if verdicts.get(u.version_id) == "CLEAN"
-                or (verdicts.get(u.version_id) == "REVIEW" and "APPROVE" in decisions.get(u.version_id, set()))
+                if facts.get(u.version_id, empty)["verdict"] == "CLEAN"
+                or (facts.get(u.version_id, empty)["verdict"] == "REVIEW" and "APPROVE" in facts.get(u.version_id, empty)["decisions"])
             ]
             if not justified:
                 problems.append(f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval")

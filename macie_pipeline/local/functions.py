@@ -100,6 +100,8 @@ class _LogSink(io.TextIOBase):
 
 
 LOG_SINK = _LogSink()
+# Top-level modules loaded before any handler: the process's own, never swapped per function.
+_PROCESS_MODULES = frozenset(name.split(".", 1)[0] for name in list(sys.modules))
 # The role of the handler running on this thread (None: the workflow itself is calling AWS).
 CURRENT = threading.local()
 
@@ -130,27 +132,41 @@ class LocalFunction:
         return self.module_name
 
     def _own_top_level_names(self) -> set[str]:
+        """Module names this function brings itself: its asset's and its layers' own modules
+        (``pipeline_common``). Installed third-party packages of a layer (those with a
+        ``.dist-info``, such as ``jmespath``) that the process has loaded already stay the process's,
+        so moto's threads never see them swapped."""
         names = set()
         for folder in [self.code_dir, *self.layer_dirs]:
+            distributions = {d.name.split("-", 1)[0].lower() for d in folder.glob("*.dist-info")}
             for entry in folder.iterdir():
                 if entry.suffix == ".py":
-                    names.add(entry.stem)
+                    name = entry.stem
                 elif entry.is_dir() and (entry / "__init__.py").exists():
-                    names.add(entry.name)
+                    name = entry.name
+                else:
+                    continue
+                if not (name.lower() in distributions and name in _PROCESS_MODULES):
+                    names.add(name)
         return names
 
     @contextmanager
     def _activated(self) -> Iterator[None]:
-        """This function's environment, modules and path, restored afterwards (call under _LOCK)."""
-        saved_env = dict(os.environ)
-        os.environ.update(_BASE_ENV)
-        os.environ.update({
+        """This function's environment, modules and path, restored afterwards (call under _LOCK).
+
+        Only the variables the function sets are changed and restored: the process environment is
+        never emptied, because moto's own threads read it while a handler runs.
+        """
+        wanted = dict(_BASE_ENV)
+        wanted.update({
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
             "LAMBDA_TASK_ROOT": str(self.code_dir),
         })
-        os.environ.update(self.environment)
+        wanted.update(self.environment)
+        saved_env = {key: os.environ.get(key) for key in wanted}
+        os.environ.update(wanted)
         names = self._own_top_level_names()
         saved_modules = {
             m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".", 1)[0] in names
@@ -166,8 +182,11 @@ class LocalFunction:
                 sys.modules.pop(m, None)
             sys.modules.update(saved_modules)
             sys.path[:] = saved_path
-            os.environ.clear()
-            os.environ.update(saved_env)
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def _load(self) -> Callable[..., Any]:
         if self._entry is None:
