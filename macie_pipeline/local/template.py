@@ -159,9 +159,9 @@ def _source_fingerprint() -> str:
     """Changes whenever the library or its Lambda code changes (the sample synth cache key)."""
     from .. import layers
 
-    import aws_cdk
+    from importlib.metadata import version
 
-    digest = hashlib.sha256(f"aws-cdk-lib {aws_cdk.__version__}\n".encode())  # a CDK upgrade re-synthesizes
+    digest = hashlib.sha256(f"aws-cdk-lib {version('aws-cdk-lib')}\n".encode())  # a CDK upgrade re-synthesizes
     package = Path(__file__).resolve().parents[1]
     roots = [package, layers.lambda_code_dir()]
     for root in roots:
