@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,11 +183,13 @@ def synth_sample(cache_dir: Optional[Path] = None) -> StackTemplate:
     if not (outdir / "manifest.json").is_file():
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="synth-", dir=root))
-        synth_app(f"{shlex.quote(sys.executable)} -m macie_pipeline.sample", staging)
         try:
+            synth_app(f"{shlex.quote(sys.executable)} -m macie_pipeline.sample", staging)
             staging.rename(outdir)
         except OSError:  # another process won the race: use theirs
             pass
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     stacks = load_assembly(outdir)
     return stacks[0]
 
