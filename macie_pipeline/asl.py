@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any
+from typing import Any, Iterator
 
 __all__ = [
     "ACCOUNT",
@@ -40,6 +40,7 @@ __all__ = [
     "resolve_intrinsics",
     "definitions_from_template",
     "definition_from_template",
+    "walk_states",
 ]
 
 ACCOUNT = "123456789012"
@@ -427,3 +428,14 @@ def definition_from_template(template: dict, logical_id_prefix: str | None = Non
         )
     (logical_id,) = candidates
     return _definition_of(logical_id, template["Resources"][logical_id], template)
+
+
+def walk_states(states: dict, path: str = "") -> Iterator[tuple[str, str, dict]]:
+    """Yield (path, name, state) for every state, descending into Parallel branches and Map processors."""
+    for name, state in states.items():
+        yield f"{path}{name}", name, state
+        for index, branch in enumerate(state.get("Branches", [])):
+            yield from walk_states(branch["States"], f"{path}{name}/{index}/")
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from walk_states(processor["States"], f"{path}{name}/")

@@ -10,7 +10,7 @@ from typing import Callable
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from support.asl import definition_from_template
+from support.asl import definition_from_template, walk_states  # noqa: F401 - walk_states is re-exported
 
 
 @dataclass
@@ -41,12 +41,3 @@ def masked(template: dict) -> dict:
     return json.loads(_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
 
 
-def walk_states(states: dict, path: str = ""):
-    """Yield (path, name, state) for every state, descending into Parallel branches and Map processors."""
-    for name, state in states.items():
-        yield f"{path}{name}", name, state
-        for index, branch in enumerate(state.get("Branches", [])):
-            yield from walk_states(branch["States"], f"{path}{name}/{index}/")
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from walk_states(processor["States"], f"{path}{name}/")

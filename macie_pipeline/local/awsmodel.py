@@ -99,6 +99,25 @@ def _service_model(name: str):
     return _session().get_service_model(name)
 
 
+@functools.lru_cache(maxsize=None)
+def _modeled_errors(service: str) -> frozenset[str]:
+    model = _service_model(service)
+    names = set()
+    for name in model.shape_names:
+        shape = model.shape_for(name)
+        if shape.metadata.get("exception"):
+            names.add(name)
+            code = (shape.metadata.get("error") or {}).get("code")
+            if code:
+                names.add(code)
+    return frozenset(names)
+
+
+def is_modeled_error(service: str, code: str) -> bool:
+    """Whether the botocore model of ``service`` declares the error ``code`` (as an exception shape)."""
+    return code in _modeled_errors(service)
+
+
 # --------------------------------------------------------------------------
 # enum walking (shared by the Stubber hook and the SDK task validator)
 # --------------------------------------------------------------------------

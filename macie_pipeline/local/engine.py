@@ -11,7 +11,6 @@ handler. See :mod:`macie_pipeline.local.patches` for the five moto internals thi
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -25,17 +24,17 @@ import urllib.request
 import uuid
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import boto3
 import botocore.client
-import botocore.session
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from ..asl import walk_states
 from . import awsmodel, patches
 from .functions import CURRENT, LOG_SINK, InjectedFault, LocalFunction, layer_is_pure_python
 from .macie import LocalMacie, MacieBehavior
@@ -50,14 +49,12 @@ from .template import (
     KEY,
     REGION,
     RULE,
-    STATE_MACHINE,
     TABLE,
     TOPIC,
     Physical,
     Resolver,
     StackTemplate,
     TemplateError,
-    iter_states,
     physical_names,
 )
 
@@ -138,28 +135,17 @@ class RunResult:
 
 
 # ---------------------------------------------------------------------------------- the engine
-@dataclass
-class _Fault:
-    error_type: str
-    times: Optional[int]  # None = every invocation
-    message: str
-
-
 _FAULT_LOCK = threading.Lock()
 
 
 @dataclass
-class _CallFault:
-    code: str
+class _Countdown:
+    """When an injected fault fires: after ``skip`` matching calls, for ``times`` calls (None: always)."""
+
     times: Optional[int]
-    caller: str  # workflow | handlers | any
-    status: int
     skip: int
 
-    def applies(self) -> bool:
-        in_handler = getattr(CURRENT, "role", None) is not None
-        if self.caller == "workflow" and in_handler or self.caller == "handlers" and not in_handler:
-            return False
+    def fires(self) -> bool:
         with _FAULT_LOCK:  # moto runs Map iterations and Parallel branches in threads
             if self.skip > 0:
                 self.skip -= 1
@@ -170,6 +156,25 @@ class _CallFault:
                 self.times -= 1
                 return True
             return False
+
+
+@dataclass
+class _Fault(_Countdown):
+    error_type: str = "RuntimeError"
+    message: str = ""
+
+
+@dataclass
+class _CallFault(_Countdown):
+    code: str = ""
+    caller: str = "workflow"  # workflow | handlers | any
+    status: int = 500
+
+    def applies(self) -> bool:
+        in_handler = getattr(CURRENT, "role", None) is not None
+        if self.caller == "workflow" and in_handler or self.caller == "handlers" and not in_handler:
+            return False
+        return self.fires()
 
 
 class LocalPipeline:
@@ -202,6 +207,7 @@ class LocalPipeline:
         self._events: list[dict] = []
         self._notifications: list[dict] = []
         self._executions: list[str] = []
+        self._counted: set[str] = set()  # executions whose states are in entered_states
         self._state_lock = threading.Lock()
         self.entered_states: Counter[str] = Counter()
         self.uploaded: list[Uploaded] = []
@@ -243,7 +249,7 @@ class LocalPipeline:
     def _deploy(self) -> None:
         stack = self.stack
         self.physical: dict[str, Physical] = physical_names(stack)
-        session = boto3.session.Session(region_name=REGION)
+        self._session = session = boto3.session.Session(region_name=REGION)
         self._s3 = session.client("s3")
         self._sfn = session.client("stepfunctions")
         self._sqs = session.client("sqs")
@@ -336,8 +342,7 @@ class LocalPipeline:
             self.notes.append(f"bucket {name} is not created by the template (imported): created empty, versioned")
 
     def _create_table(self, name: str, props: Mapping[str, Any]) -> None:
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
+        self._session.client("dynamodb").create_table(
             TableName=name,
             KeySchema=props["KeySchema"],
             AttributeDefinitions=props["AttributeDefinitions"],
@@ -345,7 +350,7 @@ class LocalPipeline:
         )
 
     def _create_functions(self) -> None:
-        lam = boto3.client("lambda", region_name=REGION)
+        lam = self._session.client("lambda")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("index.py", "# runs in process: see macie_pipeline.local.functions\n")
@@ -444,14 +449,14 @@ class LocalPipeline:
             # The account's classification export configuration is outside the stack: simulate one.
             bucket = "local-macie-discovery-results"
             self._create_bucket(bucket, {"VersioningConfiguration": {"Status": "Enabled"}})
-            key_arn = boto3.client("kms", region_name=REGION).create_key(Description="local Macie discovery results")["KeyMetadata"]["Arn"]
+            key_arn = self._session.client("kms").create_key(Description="local Macie discovery results")["KeyMetadata"]["Arn"]
             self.macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": {"bucketName": bucket, "keyPrefix": "macie", "kmsKeyArn": key_arn}}})
             self.notes.append("the stack does not set Macie's export configuration: the account is simulated with one")
 
     def _capture_result_events(self) -> None:
         self._event_queue = self._queue("local-engine-result-events")
         buses = {"default"}
-        for _, state in iter_states(self.definition.get("States") or {}):
+        for _, _, state in walk_states(self.definition.get("States") or {}):
             for entry in ((state.get("Parameters") or {}).get("Entries") or []):
                 bus = entry.get("EventBusName")
                 if isinstance(bus, str):
@@ -470,7 +475,7 @@ class LocalPipeline:
         """Zone -> bucket name, read from the definition and the prepare function (not guessed)."""
         zones: dict[str, str] = {}
         wanted = {"Copy to quarantine": "quarantine", "Promote to vault": "vault", "Hold for review": "review"}
-        for name, state in iter_states(self.definition.get("States") or {}):
+        for _, name, state in walk_states(self.definition.get("States") or {}):
             if name in wanted:
                 payload = (state.get("Parameters") or {}).get("Payload") or {}
                 bucket = (payload.get("destination") or {}).get("bucket")
@@ -526,13 +531,8 @@ class LocalPipeline:
         def before(evt: Any) -> None:
             for hook in self._hooks.get(function.role, []):
                 hook(evt)
-            faults = self._faults.get(function.role, [])
-            for injected in faults:
-                with _FAULT_LOCK:
-                    fire = injected.times is None or injected.times > 0
-                    if fire and injected.times is not None:
-                        injected.times -= 1
-                if fire:
+            for injected in self._faults.get(function.role, []):
+                if injected.fires():
                     raise InjectedFault(injected.error_type, injected.message)
 
         def after(result: Any) -> Any:
@@ -572,7 +572,7 @@ class LocalPipeline:
         if not code:
             return None
         prefix = _SFN_SERVICE_NAMES.get(service.lower(), service[:1].upper() + service[1:])
-        if _is_modeled_error(awsmodel.botocore_service_name(service), code):
+        if awsmodel.is_modeled_error(awsmodel.botocore_service_name(service), code):
             return f"{prefix}.{code}" + ("" if code.endswith("Exception") else "Exception")
         return f"{prefix}.{prefix}Exception"
 
@@ -586,7 +586,7 @@ class LocalPipeline:
     # ------------------------------------------------------------------ scenario controls
     def fail(self, role: str, error_type: str = "RuntimeError", *, times: Optional[int] = None, message: str = "fault injected by the local engine") -> None:
         """Make the ``role`` function (``transfer``, ``evaluate_findings``...) raise ``error_type``."""
-        self._faults.setdefault(role, []).append(_Fault(error_type, times, message))
+        self._faults.setdefault(role, []).append(_Fault(times=times, skip=0, error_type=error_type, message=message))
 
     def before_invoke(self, role: str, hook: Callable[[Any], None]) -> None:
         """Call ``hook(event)`` before each invocation of the ``role`` function (it may change S3)."""
@@ -607,7 +607,9 @@ class LocalPipeline:
         """
         if caller not in ("workflow", "handlers", "any"):
             raise ValueError("caller must be workflow, handlers or any")
-        self._call_faults.setdefault((service, operation), []).append(_CallFault(code, times, caller, status, skip))
+        self._call_faults.setdefault((service, operation), []).append(
+            _CallFault(times=times, skip=skip, code=code, caller=caller, status=status)
+        )
 
     def _raise_call_fault(self, service: str, operation: str) -> None:
         for injected in self._call_faults.get((service, operation), []):
@@ -793,16 +795,16 @@ class LocalPipeline:
             if not token:
                 return events
 
-    def _states(self, arn: str) -> list[str]:
-        return [e["stateEnteredEventDetails"]["name"] for e in self._history(arn) if "stateEnteredEventDetails" in e]
+    def _states(self, arn: str, history: Optional[list[dict]] = None) -> list[str]:
+        """The states an execution entered, in order."""
+        history = self._history(arn) if history is None else history
+        return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
 
     def execution(self, arn: str) -> Execution:
         description = self._sfn.describe_execution(executionArn=arn)
         history = self._history(arn)
-        states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        states = self._states(arn, history)
         with self._state_lock:
-            if getattr(self, "_counted", None) is None:
-                self._counted: set[str] = set()
             if arn not in self._counted and description["status"] != "RUNNING":
                 self._counted.add(arn)
                 self.entered_states.update(states)
@@ -810,7 +812,7 @@ class LocalPipeline:
         return Execution(arn, description["status"], description.get("error"), description.get("cause"), states, history)
 
     def all_state_names(self) -> set[str]:
-        return {name for name, _ in iter_states(self.definition.get("States") or {})}
+        return {name for _, name, _ in walk_states(self.definition.get("States") or {})}
 
     def zone_of(self, bucket: str) -> Optional[str]:
         for zone, name in self.zones.items():
@@ -912,7 +914,7 @@ class LocalPipeline:
             handled: set[str] = set()
             evaluated: dict[str, str] = {}
             taken: set[str] = set()
-            states = {e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e}
+            states = set(self._states(arn, history))
             for event in history:
                 details = event.get("taskSucceededEventDetails") or event.get("stateExitedEventDetails") or {}
                 try:
@@ -995,24 +997,6 @@ class LocalPipeline:
             if not justified:
                 problems.append(f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval")
         return problems
-
-
-@functools.lru_cache(maxsize=None)
-def _modeled_errors(service: str) -> frozenset[str]:
-    model = botocore.session.get_session().get_service_model(service)
-    names = set()
-    for name in model.shape_names:
-        shape = model.shape_for(name)
-        if shape.metadata.get("exception"):
-            names.add(name)
-            code = (shape.metadata.get("error") or {}).get("code")
-            if code:
-                names.add(code)
-    return frozenset(names)
-
-
-def _is_modeled_error(service: str, code: str) -> bool:
-    return code in _modeled_errors(service)
 
 
 # States entered by any engine in this process (tests assert the definition is covered).

@@ -15,6 +15,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import unquote
 
 from .template import ACCOUNT
 
@@ -135,7 +136,7 @@ def _handler_class(server: ReviewServer) -> type:
                 server.requests.append((method, raw_path, 403))
                 return self._send(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
             resource, params, logical = routed
-            params = {k: _unquote(v) for k, v in params.items()}
+            params = {k: unquote(v) for k, v in params.items()}
             headers = {k: v for k, v in self.headers.items()}
             event = server.proxy_event(method, resource, path, params, headers, body, query)
             function = next(f for f in server.engine.functions.values() if f.logical_id == logical)
@@ -175,8 +176,3 @@ def _handler_class(server: ReviewServer) -> type:
 
     return Handler
 
-
-def _unquote(value: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(value)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -353,14 +353,3 @@ def physical_names(stack: StackTemplate) -> dict[str, Physical]:
         else:
             out[logical] = Physical(logical, {"Arn": arn("local", f"{type_.replace('::', '-').lower()}/{logical}")})
     return out
-
-
-def iter_states(states: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, dict]]:
-    """(name, state) for every state of a definition, into Parallel branches and Map processors."""
-    for name, state in states.items():
-        yield name, state
-        for branch in state.get("Branches") or []:
-            yield from iter_states(branch.get("States") or {}, prefix)
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from iter_states(processor.get("States") or {}, prefix)

@@ -8,7 +8,6 @@ last test fails if any state of the two synthesized definitions was never entere
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import aws_cdk as cdk
@@ -17,7 +16,8 @@ import pytest
 from macie_pipeline import CustomDataIdentifier, DenyPolicy, SensitiveDataScanPipeline, Trigger
 from macie_pipeline.local.engine import COVERAGE, LocalPipeline
 from macie_pipeline.local.macie import MacieBehavior
-from macie_pipeline.local.template import choose_pipeline, iter_states, load_assembly, synth_sample
+from macie_pipeline.asl import walk_states
+from macie_pipeline.local.template import choose_pipeline, load_assembly, synth_sample
 
 CLEAN = b"id,item,quantity\n1,pen,3\n2,paper,10\n"
 CARD = b"name,card\nAlex Doe,4539 1488 0343 6467\n"
@@ -373,6 +373,6 @@ def test_the_invariant_checker_catches_a_vault_bypass_and_a_lost_object(sample):
 def test_zz_every_state_of_both_definitions_was_entered():
     """Runs last in this file: the scenarios above together enter every state."""
     assert set(DEFINITIONS) == {"SensitiveDataScanPipelineSample", "OptionsStack"}, "run the whole file"
-    every = {name for definition in DEFINITIONS.values() for name, _ in iter_states(definition["States"])}
+    every = {name for definition in DEFINITIONS.values() for _, name, _ in walk_states(definition["States"])}
     never = sorted(every - set(COVERAGE))
     assert never == []

@@ -14,30 +14,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from macie_pipeline.asl import (
-    ACCOUNT,
-    PARTITION,
-    PSEUDO_PARAMETERS,
-    REGION,
-    definition_from_template,
-    definitions_from_template,
-    placeholder_arn,
-    resolve_intrinsics,
-)
+from macie_pipeline import asl as _library
+from macie_pipeline.asl import *  # noqa: F403 - the library's names, re-exported for the tests
 
-__all__ = [
-    "ACCOUNT",
-    "REGION",
-    "PARTITION",
-    "PSEUDO_PARAMETERS",
-    "placeholder_arn",
-    "resolve_intrinsics",
-    "definitions_from_template",
-    "definition_from_template",
-    "asl_validator_path",
-    "run_asl_validator",
-    "AslValidatorMissing",
-]
+__all__ = [*_library.__all__, "asl_validator_path", "run_asl_validator", "AslValidatorMissing"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
