@@ -5,9 +5,12 @@ with the pure-Python layers it declares on the path. Layers holding compiled ext
 layer is built for Linux x86_64 and Python 3.13) cannot load into this interpreter; their packages
 come from the local environment instead, and :attr:`LocalFunction.substituted_layers` says so.
 
-Each invocation runs under one process-wide lock with the function's environment variables set and
-its modules in ``sys.modules``, then restores both: functions do not see each other's settings, and
-test code that imported the same module names from ``lambda/`` keeps its own module objects.
+Each invocation runs under one process-wide lock with its modules in ``sys.modules``, then restores
+them: test code that imported the same module names from ``lambda/`` keeps its own module objects.
+The function's environment variables are never written to the process environment: ``os.environ``
+is given, once, a class that shows the invoking thread its own copy (process environment plus the
+function's variables). moto's interpreter threads create boto3 clients, and botocore iterates
+``os.environ`` while doing so; adding and removing keys under them raised ``KeyError`` there.
 """
 
 from __future__ import annotations
@@ -40,6 +43,63 @@ _BASE_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "local",
 }
+
+
+class _PerThreadEnviron(os._Environ):
+    """The class ``os.environ`` is given: the process environment, except on a thread inside
+    :meth:`layer`, which sees its own copy.
+
+    The object itself is kept (only its class changes), because boto3 sessions and botocore config
+    providers hold references to it. Outside a layer every operation is ``os._Environ``'s own
+    (``putenv`` included). Inside, reads, writes and iteration use the thread's private dict, so
+    other threads never see a key appear or vanish.
+    """
+
+    @property
+    def _data(self) -> dict:  # type: ignore[override]
+        layer = getattr(self.__dict__["_threads"], "data", None)
+        return self.__dict__["_data"] if layer is None else layer
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if self._in_layer():
+            self._data[self.encodekey(key)] = self.encodevalue(value)
+        else:
+            super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if not self._in_layer():
+            super().__delitem__(key)
+            return
+        try:
+            del self._data[self.encodekey(key)]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def _in_layer(self) -> bool:
+        return getattr(self.__dict__["_threads"], "data", None) is not None
+
+    @contextmanager
+    def layer(self, values: Mapping[str, str]) -> Iterator[None]:
+        """On this thread only: the process environment plus ``values``."""
+        data = dict(self.__dict__["_data"])  # one C-level copy of the process environment
+        data.update({self.encodekey(k): self.encodevalue(v) for k, v in values.items()})
+        threads = self.__dict__["_threads"]
+        previous = getattr(threads, "data", None)
+        threads.data = data
+        try:
+            yield
+        finally:
+            threads.data = previous
+
+
+def _per_thread_environ() -> _PerThreadEnviron:
+    """Give ``os.environ`` the per-thread class once (it is transparent outside a layer)."""
+    with _LOCK:
+        environ = os.environ
+        if not isinstance(environ, _PerThreadEnviron):
+            environ.__dict__["_threads"] = threading.local()
+            environ.__class__ = _PerThreadEnviron
+        return environ  # type: ignore[return-value]
 
 
 class InjectedFault(Exception):
@@ -152,11 +212,8 @@ class LocalFunction:
 
     @contextmanager
     def _activated(self) -> Iterator[None]:
-        """This function's environment, modules and path, restored afterwards (call under _LOCK).
-
-        Only the variables the function sets are changed and restored: the process environment is
-        never emptied, because moto's own threads read it while a handler runs.
-        """
+        """This function's environment (on this thread only), modules and path, restored afterwards
+        (call under _LOCK)."""
         wanted = dict(_BASE_ENV)
         wanted.update({
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
@@ -165,28 +222,22 @@ class LocalFunction:
             "LAMBDA_TASK_ROOT": str(self.code_dir),
         })
         wanted.update(self.environment)
-        saved_env = {key: os.environ.get(key) for key in wanted}
-        os.environ.update(wanted)
         names = self._own_top_level_names()
-        saved_modules = {
-            m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".", 1)[0] in names
-        }
-        sys.modules.update(self._modules)
-        saved_path = list(sys.path)
-        sys.path[:0] = [str(self.code_dir), *map(str, self.layer_dirs)]
-        try:
-            yield
-        finally:
-            self._modules = {m: sys.modules[m] for m in list(sys.modules) if m.split(".", 1)[0] in names}
-            for m in self._modules:
-                sys.modules.pop(m, None)
-            sys.modules.update(saved_modules)
-            sys.path[:] = saved_path
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with _per_thread_environ().layer(wanted):
+            saved_modules = {
+                m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".", 1)[0] in names
+            }
+            sys.modules.update(self._modules)
+            saved_path = list(sys.path)
+            sys.path[:0] = [str(self.code_dir), *map(str, self.layer_dirs)]
+            try:
+                yield
+            finally:
+                self._modules = {m: sys.modules[m] for m in list(sys.modules) if m.split(".", 1)[0] in names}
+                for m in self._modules:
+                    sys.modules.pop(m, None)
+                sys.modules.update(saved_modules)
+                sys.path[:] = saved_path
 
     def _load(self) -> Callable[..., Any]:
         if self._entry is None:
