@@ -106,6 +106,27 @@ def topic_uses_aws_managed_key(topic: Any) -> bool:
     return isinstance(arn, str) and arn.endswith(":alias/aws/sns")
 
 
+def key_alias_name(key: Any) -> Optional[str]:
+    """The alias name when ``key`` is a KMS alias rather than a key (``kms.Alias``, or a key ARN
+    that names an alias); None for a key or when a token hides it.
+
+    An alias ARN in an IAM statement's Resource names the alias, not its key, so every use of the
+    key would be denied at run time (AWS KMS developer guide, "Use aliases to control access").
+    """
+    if key is None:
+        return None
+    name = getattr(key, "alias_name", None)
+    if isinstance(name, str) and not Token.is_unresolved(name):
+        return name
+    if isinstance(name, str) and hasattr(key, "alias_target_key"):  # a kms.Alias of this app
+        declared = getattr(getattr(key, "node", None) and key.node.default_child, "alias_name", None)
+        return declared if isinstance(declared, str) and not Token.is_unresolved(declared) else key.node.path
+    arn = getattr(key, "key_arn", None)
+    if isinstance(arn, str) and ":alias/" in arn:
+        return "alias/" + arn.split(":alias/", 1)[1]
+    return None
+
+
 @dataclass(frozen=True)
 class ExternalSetup:
     """One thing you must apply yourself to a resource you passed in and the construct cannot change.

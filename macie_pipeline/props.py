@@ -22,6 +22,7 @@ from .external import (
     Ownership,
     bucket_is_versioned,
     environment_differs,
+    key_alias_name,
     ownership,
     topic_uses_aws_managed_key,
 )
@@ -475,6 +476,21 @@ def validate_settings(
         )
     if (discovery_results_bucket is None) != (discovery_results_key is None):
         problems.append("discovery_results_bucket and discovery_results_key go together")
+
+    for where, key in (
+        ("encryption_key", encryption_key),
+        ("discovery_results_key", discovery_results_key),
+        ("ingress_bucket's encryption_key", getattr(ingress_bucket, "encryption_key", None)),
+        ("vault_bucket's encryption_key", getattr(vault_bucket, "encryption_key", None)),
+        ("discovery_results_bucket's encryption_key", getattr(discovery_results_bucket, "encryption_key", None)),
+        ("topic's master_key", None if topic_uses_aws_managed_key(topic) else getattr(topic, "master_key", None)),
+    ):
+        alias = key_alias_name(key)
+        if alias is not None:
+            problems.append(
+                f"{where} is the KMS alias {alias}, not a key: IAM statements on an alias do not cover its key, "
+                "so every use would be denied at run time; pass the key itself (kms.Key.from_key_arn)"
+            )
 
     for setting, mine in (("ingress_bucket", ingress_bucket), ("vault_bucket", vault_bucket)):
         for path, role, theirs in other_pipeline_buckets:

@@ -221,6 +221,37 @@ def test_topic_with_the_aws_managed_key_is_refused():
     )
 
 
+def test_kms_aliases_are_refused_wherever_a_key_is_expected():
+    """IAM statements on an alias ARN name the alias, not its key: every one of these would fail at run time."""
+    stack = cdk.Stack(cdk.App(), "ByoProps", env=ENV)
+    key = kms.Key(stack, "Key")
+    owned_alias = kms.Alias(stack, "Owned", alias_name="alias/pipeline-data", target_key=key)
+    results_alias = kms.Alias.from_alias_name(stack, "Results", "alias/macie-results")
+    ingress = s3.Bucket.from_bucket_attributes(
+        stack, "Ingress", bucket_name="landing", encryption_key=kms.Key.from_key_arn(
+            stack, "IngressKey", "arn:aws:kms:eu-west-1:111122223333:alias/landing"))
+    topic = sns.Topic(stack, "Topic", master_key=kms.Alias.from_alias_name(stack, "TopicAlias", "alias/alerts"))
+    with pytest.raises(ValueError) as raised:
+        SensitiveDataScanPipeline(
+            stack, "Pipeline", encryption_key=owned_alias, ingress_bucket=ingress, topic=topic,
+            discovery_results_bucket=s3.Bucket.from_bucket_name(stack, "ResultsBucket", "macie-results"),
+            discovery_results_key=results_alias, externally_managed=["encryption_key", "ingress_bucket", "topic"],
+        )
+    tail = ", not a key: IAM statements on an alias do not cover its key, so every use would be denied at run time; " \
+        "pass the key itself (kms.Key.from_key_arn)"
+    aliases = [line for line in str(raised.value).splitlines() if "KMS alias" in line]
+    assert aliases == [
+        f"- encryption_key is the KMS alias alias/pipeline-data{tail}",
+        f"- discovery_results_key is the KMS alias alias/macie-results{tail}",
+        f"- ingress_bucket's encryption_key is the KMS alias alias/landing{tail}",
+        f"- topic's master_key is the KMS alias alias/alerts{tail}",
+    ]
+    # A key is accepted wherever an alias was refused.
+    ok = cdk.Stack(cdk.App(), "ByoKeys", env=ENV)
+    SensitiveDataScanPipeline(ok, "Pipeline", encryption_key=kms.Key(ok, "Key"),
+                              topic=sns.Topic(ok, "Topic", master_key=kms.Key(ok, "TopicKey")))
+
+
 def test_finding_policy_mapping_is_case_insensitive_and_defaults_to_review():
     assert FindingPolicy.from_mapping({"low": "ALLOW", "HIGH": FindingAction.DENY}) == FindingPolicy(
         low="ALLOW", medium=FindingAction.REVIEW, high=FindingAction.DENY
