@@ -102,12 +102,17 @@ def data_bucket(
         **lock_kwargs,
     )
     if event_bridge_enabled:
-        # Set on the bucket itself: CDK's event_bridge_enabled deploys a notification custom resource
-        # (a Lambda function with an AWS managed policy) to do the same.
-        bucket.node.default_child.add_property_override(
-            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
-        )
+        enable_event_bridge(bucket)
     return bucket
+
+
+def enable_event_bridge(bucket: s3.Bucket) -> None:
+    """Send the bucket's events to EventBridge, set on the bucket itself: CDK's
+    ``event_bridge_enabled`` deploys a notification custom resource (a Lambda function with an AWS
+    managed policy) to do the same."""
+    bucket.node.default_child.add_property_override(
+        "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+    )
 
 
 def state_table(scope: Construct, id: str, *, key: kms.IKey, removal_policy: RemovalPolicy) -> dynamodb.Table:

@@ -113,14 +113,12 @@ def key_alias_name(key: Any) -> Optional[str]:
     An alias ARN in an IAM statement's Resource names the alias, not its key, so every use of the
     key would be denied at run time (AWS KMS developer guide, "Use aliases to control access").
     """
-    if key is None:
-        return None
+    if isinstance(key, kms.Alias):  # of this app: its alias_name is a token, the declared name is not
+        declared = key.node.default_child.alias_name
+        return key.node.path if Token.is_unresolved(declared) else declared
     name = getattr(key, "alias_name", None)
     if isinstance(name, str) and not Token.is_unresolved(name):
         return name
-    if isinstance(name, str) and hasattr(key, "alias_target_key"):  # a kms.Alias of this app
-        declared = getattr(getattr(key, "node", None) and key.node.default_child, "alias_name", None)
-        return declared if isinstance(declared, str) and not Token.is_unresolved(declared) else key.node.path
     arn = getattr(key, "key_arn", None)
     if isinstance(arn, str) and ":alias/" in arn:
         return "alias/" + arn.split(":alias/", 1)[1]

@@ -31,7 +31,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_macie as macie
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -61,10 +60,9 @@ from .props import (
     UnknownFormatPolicy,
     _value,
     as_finding_policy,
-    supplied_ownership,
     validate_settings,
 )
-from .workflow import EVENT_DETAIL_TYPE, EVENT_SOURCE, ScanWorkflow, WorkflowResources, WorkflowSettings
+from .workflow import ScanWorkflow, WorkflowResources, WorkflowSettings, job_arn_pattern
 
 MACIE_SERVICE_LINKED_ROLE = "aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie"
 DISCOVERY_RESULTS_PREFIX = "macie-discovery-results"
@@ -113,6 +111,17 @@ class _OneResourcePolicy:
                         "the other at deploy time. Add your statements with add_to_resource_policy() instead"
                     )
         return errors
+
+
+def _alarms_key_statement() -> iam.PolicyStatement:
+    """The key policy statement that lets this account's CloudWatch alarms publish to a topic under the key."""
+    return iam.PolicyStatement(
+        sid="AllowCloudWatchAlarmsToPublish",
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources=["*"],
+        conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+    )
 
 
 @jsii.implements(IAspect)
@@ -259,7 +268,7 @@ class SensitiveDataScanPipeline(Construct):
         if finding_policy is None:
             finding_policy = FindingPolicy()
         stack = Stack.of(self)
-        validate_settings(
+        self._owner = validate_settings(
             custom_data_identifiers=custom_data_identifiers,
             allow_lists=allow_lists,
             managed_data_identifier_selector=managed_data_identifier_selector,
@@ -291,11 +300,6 @@ class SensitiveDataScanPipeline(Construct):
         #: (configure_discovery_results, create_macie_session): account-wide settings other
         #: pipelines of the app must not repeat.
         self._account_settings = (configure_discovery_results, create_macie_session)
-        self._owner = supplied_ownership(
-            {"ingress_bucket": ingress_bucket, "vault_bucket": vault_bucket, "encryption_key": encryption_key,
-             "topic": topic, "event_bus": event_bus},
-            stack,
-        )
         self._external_setup: list[ExternalSetup] = []
         self.node.add_validation(_OneResourcePolicy(self))
         self._removal_policy = removal_policy
@@ -330,15 +334,7 @@ class SensitiveDataScanPipeline(Construct):
             self, "OperationsKey", description="SensitiveDataScanPipeline topic, table and logs", removal_policy=removal_policy
         )
         defaults.allow_cloudwatch_logs(self.operations_key, Aws.REGION, Aws.ACCOUNT_ID, Aws.PARTITION)
-        self.operations_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            )
-        )
+        self.operations_key.add_to_resource_policy(_alarms_key_statement())
 
         # ---------------------------------------------------------------- zones
         #: Receives server access logs of every other bucket (SSE-S3: log delivery supports no KMS).
@@ -936,7 +932,6 @@ class SensitiveDataScanPipeline(Construct):
         object_reason = "Object-level S3 actions need bucket/* (object keys are not known in advance); actions are listed explicitly, none is a wildcard."
         for fn, buckets in (
             (self.transfer_function, (self.ingress_bucket, self.quarantine_bucket, self.review_bucket, self.vault_bucket)),
-            (self.integrity_function, ()),
             (self.evaluate_function, (self._results_bucket,)),
         ):
             for bucket in buckets:
@@ -951,8 +946,7 @@ class SensitiveDataScanPipeline(Construct):
                    self.evaluate_function, self.request_review_function):
             _ack(sm_role, f"AwsSolutions-IAM5[Resource::{arn_of(fn)}:*]",
                  "CDK's LambdaInvoke grant covers the function's versions (:*); only these functions are invocable.")
-        jobs = f"arn:{stack.partition}:macie2:{stack.region}:{stack.account}:classification-job/*"  # as the workflow grants
-        _ack(sm_role, f"AwsSolutions-IAM5[Resource::{nag_id(jobs)}]",
+        _ack(sm_role, f"AwsSolutions-IAM5[Resource::{nag_id(job_arn_pattern(stack))}]",
              "Macie classification jobs are created at run time, one per scan; their ids cannot be known at deploy time.")
         _ack(sm_role, f"AwsSolutions-IAM5[Resource::{nag_id(self.ingress_bucket.arn_for_objects('*'))}]",
              "The workflow deletes the exact scanned version (s3:DeleteObjectVersion) of any ingress key.")
@@ -1018,10 +1012,7 @@ class SensitiveDataScanPipeline(Construct):
         needs_events = trigger.kind == "object-created"
         if self._owner["ingress_bucket"] is Ownership.OWNED:
             if needs_events:
-                # As on a created ingress bucket: a property of the bucket itself, no custom resource.
-                bucket.node.default_child.add_property_override(
-                    "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
-                )
+                defaults.enable_event_bridge(bucket)
                 Aspects.of(bucket).add(_KeepEventBridgeNotifications(bucket))
             return
         steps = []
@@ -1058,13 +1049,7 @@ class SensitiveDataScanPipeline(Construct):
         if key is None:
             return  # the created topic's key (operations key) already allows CloudWatch alarms
         key_owner = ownership(key, Stack.of(self), kms.Key)
-        statement = iam.PolicyStatement(
-            sid="AllowCloudWatchAlarmsToPublish",
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-        )
+        statement = _alarms_key_statement()
         if key_owner is Ownership.OWNED and key.add_to_resource_policy(statement).statement_added:
             return
         self._record(

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from aws_cdk import Duration, Stack, Token
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 
@@ -349,17 +349,6 @@ def _named_entries(problems: list, field: str, entries: Sequence, kind: type):
         yield where, entry
 
 
-def _same_bucket(a: Any, b: Any) -> bool:
-    """The same construct, or two references whose literal names are equal (e.g. imported by name)."""
-    if a is b:
-        return True
-    name_a, name_b = getattr(a, "bucket_name", None), getattr(b, "bucket_name", None)
-    return (
-        isinstance(name_a, str) and isinstance(name_b, str)
-        and not Token.is_unresolved(name_a) and not Token.is_unresolved(name_b) and name_a == name_b
-    )
-
-
 def validate_settings(
     *,
     custom_data_identifiers: Sequence[CustomDataIdentifier],
@@ -386,11 +375,12 @@ def validate_settings(
     topic=None,
     event_bus=None,
     externally_managed: Sequence[str] = (),
-    stack: Optional[Stack] = None,
+    stack: Stack,
     other_pipelines: Sequence[tuple[str, bool, bool]] = (),
     other_pipeline_buckets: Sequence[tuple[str, str, Any]] = (),
-) -> None:
-    """Check every setting and raise one ValueError that lists every problem found.
+) -> dict[str, Optional[Ownership]]:
+    """Check every setting and raise one ValueError that lists every problem found; returns the
+    ownership of each bring-your-own setting (see ``supplied_ownership``).
 
     ``stack`` is the pipeline's stack (to tell owned from imported resources); ``other_pipelines``
     are ``(path, configure_discovery_results, create_macie_session)`` of the pipelines already in
@@ -514,7 +504,7 @@ def validate_settings(
                 "a second session fails the deployment"
             )
 
-    _check_bring_your_own(
+    owner = _check_bring_your_own(
         problems,
         supplied={
             "ingress_bucket": ingress_bucket,
@@ -533,6 +523,7 @@ def validate_settings(
 
     if problems:
         raise ValueError("Invalid SensitiveDataScanPipeline settings:\n- " + "\n- ".join(problems))
+    return owner
 
 
 def _same_bucket(a, b) -> bool:
@@ -590,13 +581,9 @@ def supplied_ownership(supplied: Mapping[str, Any], stack: Stack) -> dict[str, O
 
 
 def _check_bring_your_own(
-    problems: list, *, supplied: Mapping[str, Any], externally_managed, stack: Optional[Stack], trigger,
+    problems: list, *, supplied: Mapping[str, Any], externally_managed, stack: Stack, trigger,
     vault_object_lock, discovery_results_bucket, configure_discovery_results: bool,
-) -> None:
-    if stack is None:
-        if any(r is not None for r in supplied.values()) or externally_managed:
-            problems.append("existing resources need the pipeline's stack to be checked")
-        return
+) -> dict[str, Optional[Ownership]]:
     owner = supplied_ownership(supplied, stack)
     for name, resource in supplied.items():
         if owner[name] is None:
@@ -650,3 +637,4 @@ def _check_bring_your_own(
                 f"{name} is imported: the construct cannot {need}. "
                 f"Add {name!r} to externally_managed and apply what external_setup lists for it"
             )
+    return owner

@@ -32,6 +32,11 @@ TAG_VERDICT = "macie-pipeline:verdict"
 TAG_FINDINGS = "macie-pipeline:findings"
 TAG_OUTCOME = "macie-pipeline:outcome"
 
+def job_arn_pattern(stack: Stack) -> str:
+    """Every Macie classification job of the stack's account and Region: job ids exist only at run time."""
+    return f"arn:{stack.partition}:macie2:{stack.region}:{stack.account}:classification-job/*"
+
+
 # Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
 HANDLER_TRANSIENT_ERRORS = ["TransientError"]
 INVALID_INPUT_ERROR = "InvalidInputError"  # pipeline_common.errors.InvalidInputError
@@ -87,10 +92,7 @@ class ScanWorkflow(Construct):
         super().__init__(scope, id)
         self._r = resources
         self._s = settings
-        stack = Stack.of(self)
-        self._account = stack.account
-        self._partition = stack.partition
-        self._region = stack.region
+        self._account = Stack.of(self).account
         self.definition = self._build()
 
     # ------------------------------------------------------------------ the whole path
@@ -764,4 +766,4 @@ class ScanWorkflow(Construct):
         )
 
     def _job_arn_pattern(self) -> str:
-        return f"arn:{self._partition}:macie2:{self._region}:{self._account}:classification-job/*"
+        return job_arn_pattern(Stack.of(self))

@@ -219,7 +219,7 @@ def test_the_imported_ingress_bucket_is_left_unchanged(byo):
 
 
 # ---------------------------------------------------------------------- what the user must apply
-def test_external_setup_lists_exactly_what_the_imported_resources_need(byo, pipeline):
+def test_external_setup_lists_exactly_what_the_imported_resources_need(pipeline):
     listed = [(i.setting, i.applies_to, [s.sid for s in i.statements]) for i in pipeline.external_setup]
     assert listed == [
         ("encryption_key", "key policy", ["AllowMacieServiceLinkedRoleToReadStagedObjects"]),

@@ -7,7 +7,6 @@ templates/definitions so each check is shown rejecting a known-bad input.
 from __future__ import annotations
 
 import json
-import os
 
 import boto3
 import pytest
@@ -32,8 +31,6 @@ from support.botocore_model import (
     validate_sdk_task,
 )
 from support.cfn_lint import errors_of, format_findings, lint_template
-
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 STACK_NAME = "SupportToolsProbe"
 

@@ -15,14 +15,14 @@ import app as sample_app
 from support.asl import resolve_intrinsics, run_asl_validator
 from support.botocore_model import sdk_tasks_in_definition, validate_sdk_task
 from support.cfn_lint import errors_of, format_findings, lint_template
-from template_support import masked, synthesize, walk_states
+from template_support import masked, walk_states
 
 MACIE_SLR = "role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie"
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return synthesize(sample_app.build_app)
+def sample(sample_synth):
+    return sample_synth
 
 
 @pytest.fixture(scope="module")

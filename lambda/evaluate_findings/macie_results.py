@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline_common.errors import PipelineError, TransientError
+from pipeline_common.errors import PipelineError
 from pipeline_common.log import get_logger
-from pipeline_common.transient import error_code, is_transient
+from pipeline_common.transient import as_pipeline_error, error_code
 
 from verdicts import COMPLETE, PARTIAL, SKIPPED
 
@@ -39,10 +39,7 @@ def aws_call(what: str, call: Callable[..., T], /, **kwargs: Any) -> T:
     try:
         return call(**kwargs)
     except (ClientError, BotoCoreError) as error:
-        code = error_code(error)
-        if is_transient(error):
-            raise TransientError(f"{what} failed with {code}; retry later") from error
-        raise PipelineError(f"{what} failed with {code}") from error
+        raise as_pipeline_error(what, error) from error
 
 
 # ---------------------------------------------------------------------------------------- findings
@@ -231,9 +228,6 @@ def _aws_iter(what: str, iterator: Iterable[T]) -> Iterator[T]:
         except StopIteration:
             return
         except (ClientError, BotoCoreError) as error:
-            code = error_code(error)
-            if is_transient(error):
-                raise TransientError(f"{what} failed with {code}; retry later") from error
-            raise PipelineError(f"{what} failed with {code}") from error
+            raise as_pipeline_error(what, error) from error
         yield item
 

@@ -48,8 +48,9 @@ _CONFIG = Config(
 )
 _CLIENTS: dict[str, Any] = {}
 
-# S3 answers a stalled upload/download with 400 RequestTimeout: worth a retry, unlike other 400s.
-_EXTRA_TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
+# S3 answers a stalled upload/download with 400 RequestTimeout (in the shared transient set): worth a
+# retry, unlike other 400s. Its ...Exception spelling is not in the shared set.
+_EXTRA_TRANSIENT_CODES = frozenset({"RequestTimeoutException"})
 _GONE_CODES = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound", "MethodNotAllowed", "405"})
 _BAD_INPUT_CODES = frozenset({"InvalidArgument", "400", "InvalidBucketName", "NoSuchBucket"})
 

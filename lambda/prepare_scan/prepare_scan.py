@@ -25,7 +25,7 @@ logger = get_logger("prepare_scan")
 
 # The skipped list travels in the state machine payload (256 KB): report at most this many entries.
 MAX_SKIPPED_REPORTED = 100
-_EXTRA_TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
+_EXTRA_TRANSIENT_CODES = frozenset({"RequestTimeoutException"})
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 _CLIENTS: dict[str, Any] = {}

@@ -6,21 +6,20 @@ and publishes the review link to the SNS topic. review_api resumes the workflow 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import time
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline_common.constants import REVIEW_PREFIX, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
-from pipeline_common.errors import InvalidInputError, PipelineError, TransientError
+from pipeline_common.constants import TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
+from pipeline_common.errors import InvalidInputError
 from pipeline_common.log import get_logger
-from pipeline_common.transient import error_code, is_transient
+from pipeline_common.state_table import iso_utc as _iso, review_pk
+from pipeline_common.transient import as_pipeline_error as _aws_error, error_code
 
 from review_message import fit_for_storage, message_body, review_link, review_objects, subject
 
@@ -44,14 +43,6 @@ def _sns() -> Any:
     if "sns" not in _RESOURCES:
         _RESOURCES["sns"] = boto3.client("sns", config=_CONFIG)
     return _RESOURCES["sns"]
-
-
-def review_pk(review_id: str) -> str:
-    return REVIEW_PREFIX + hashlib.sha256(review_id.encode("utf-8")).hexdigest()
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _settings(env: Mapping[str, str]) -> tuple[str, str, str, int]:
@@ -84,13 +75,6 @@ def _parse_event(event: Any) -> tuple[str, str, str, list]:
     if problems:
         raise InvalidInputError("; ".join(problems))
     return event["taskToken"], event["scanId"], event["executionArn"], event["objects"]
-
-
-def _aws_error(what: str, error: BaseException) -> Exception:
-    code = error_code(error)
-    if is_transient(error):
-        return TransientError(f"{what} failed with {code}; retry later")
-    return PipelineError(f"{what} failed with {code}")
 
 
 def request_review(event: Any, *, env: Mapping[str, str], table: Any = None, sns: Any = None) -> dict:

@@ -93,11 +93,9 @@ def _size(size: int | None) -> str:
     return f"{size} bytes"  # pragma: no cover
 
 
-def message_body(
-    objects: list[dict], *, link: str, deadline: str, scan_id: str, omitted: int = 0
-) -> str:
+def message_body(objects: list[dict], *, link: str, deadline: str, scan_id: str) -> str:
     """The plain-text notification: what needs review, why, where to decide, and by when."""
-    total = len(objects) + omitted
+    total = len(objects)
     lines = [
         f"{total} object(s) from scan {scan_id} need a human review before they are released.",
         "",

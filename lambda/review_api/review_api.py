@@ -8,12 +8,10 @@ appear in a page or a log line; logs carry a short fingerprint of the id's hash 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 import uuid
-from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import boto3
@@ -22,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_common.constants import REVIEW_PREFIX, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from pipeline_common.log import get_logger
+from pipeline_common.state_table import iso_utc as _iso_now, review_pk
 from pipeline_common.transient import error_code, is_transient
 
 from review_page import (
@@ -63,20 +62,12 @@ class _Unavailable(Exception):
     """A dependency failed transiently: answer 503 so the reviewer can try again."""
 
 
-def review_pk(review_id: str) -> str:
-    return REVIEW_PREFIX + hashlib.sha256(review_id.encode("utf-8")).hexdigest()
-
-
-def _iso_now(now: float) -> str:
-    return datetime.fromtimestamp(now, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _is_expired(item: Mapping[str, Any], now: float) -> bool:
     try:
         expires_at = int(item.get(TABLE_TTL_ATTRIBUTE))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return True
-    return item.get("status") == STATUS_EXPIRED or expires_at <= now
+    return expires_at <= now
 
 
 def _not_found() -> dict:

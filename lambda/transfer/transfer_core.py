@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, urlencode
 
-from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, S3_MAX_KEY_BYTES, S3_MAX_TAGS
+from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, S3_MAX_KEY_BYTES, S3_MAX_TAG_VALUE, S3_MAX_TAGS
 from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError
 from pipeline_common.objects import normalise_etag, object_ref
 
@@ -39,7 +39,7 @@ TRANSIENT_CODES = frozenset(
 )
 
 TAG_KEY_MAX = 128
-TAG_VALUE_MAX = 256
+TAG_VALUE_MAX = S3_MAX_TAG_VALUE
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .engine import DECISIONS, EngineError, LocalPipeline, RunResult
-from .macie import MacieBehavior
+from .macie import FINAL_STATUSES, MacieBehavior
 from .template import TemplateError, choose_pipeline, load_assembly, load_template, synth_app, synth_sample
 
 # Files the walk never uploads: version-control and OS clutter.
@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stack", help="the stack to use when the app has several")
     run.add_argument("--pipeline", metavar="PATH", help="the construct path of the pipeline when a stack has several")
     run.add_argument("--schedule", action="store_true", help="one scheduled batch instead of one execution per object")
-    run.add_argument("--macie-status", default="COMPLETE", choices=["COMPLETE", "CANCELLED", "PAUSED", "USER_PAUSED", "IDLE"],
+    run.add_argument("--macie-status", default="COMPLETE", choices=FINAL_STATUSES,
                      help="the status the local Macie job reaches. Default: COMPLETE")
     run.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the executions. Default: 300")

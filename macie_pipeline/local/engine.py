@@ -35,7 +35,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from ..asl import walk_states
+from ..workflow import EVENT_SOURCE
 from . import awsmodel, patches
+from .detection import DEFAULT_MAXIMUM_MATCH_DISTANCE
 from .functions import CURRENT, LOG_SINK, InjectedFault, LocalFunction, layer_is_pure_python
 from .macie import LocalMacie, MacieBehavior
 from .review_server import ReviewServer
@@ -47,6 +49,7 @@ from .template import (
     EVENT_BUS,
     FUNCTION,
     KEY,
+    LAYER,
     REGION,
     RULE,
     TABLE,
@@ -58,7 +61,6 @@ from .template import (
     physical_names,
 )
 
-EVENT_SOURCE = "sensitive-data-scan-pipeline"
 ZONES = ("ingress", "quarantine", "review", "vault")
 TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "FAILED")
 DECISIONS = ("approve", "deny", "none", "manual")
@@ -196,10 +198,8 @@ class LocalPipeline:
         self._echo_logs = echo_logs
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self.functions: dict[str, LocalFunction] = {}
-        self.invocations: list[tuple[str, Any, Optional[dict]]] = []
         self.waits: list[tuple[str, float]] = []
         self.sdk_calls: list[tuple[str, str, dict]] = []
-        self.notes: list[str] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._hooks: dict[str, list[Callable[[Any], None]]] = {}
         self._after: dict[str, list[Callable[[Any], Any]]] = {}
@@ -207,9 +207,8 @@ class LocalPipeline:
         self._events: list[dict] = []
         self._notifications: list[dict] = []
         self._executions: list[str] = []
-        self._counted: set[str] = set()  # executions whose states are in entered_states
+        self._counted: set[str] = set()  # executions whose states are in COVERAGE
         self._state_lock = threading.Lock()
-        self.entered_states: Counter[str] = Counter()
         self.uploaded: list[Uploaded] = []
         self._original_make_api_call = None
         self.server: Optional[ReviewServer] = None
@@ -338,8 +337,8 @@ class LocalPipeline:
         try:
             self._s3.head_bucket(Bucket=name)
         except ClientError:
+            # An imported bucket, not created by the template: created empty, versioned.
             self._create_bucket(name, {"VersioningConfiguration": {"Status": "Enabled"}})
-            self.notes.append(f"bucket {name} is not created by the template (imported): created empty, versioned")
 
     def _create_table(self, name: str, props: Mapping[str, Any]) -> None:
         self._session.client("dynamodb").create_table(
@@ -355,7 +354,7 @@ class LocalPipeline:
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("index.py", "# runs in process: see macie_pipeline.local.functions\n")
         layer_dirs: dict[str, Path] = {}
-        for logical in self.stack.of_type("AWS::Lambda::LayerVersion"):
+        for logical in self.stack.of_type(LAYER):
             folder = self.stack.asset_dir(logical)
             if folder is not None:
                 layer_dirs[self.physical[logical].ref] = folder / "python" if (folder / "python").is_dir() else folder
@@ -412,7 +411,7 @@ class LocalPipeline:
             identifiers.append(CustomIdentifierSpec(
                 id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=props["Regex"],
                 keywords=tuple(props.get("Keywords") or ()), ignore_words=tuple(props.get("IgnoreWords") or ()),
-                maximum_match_distance=int(props.get("MaximumMatchDistance", 50)),
+                maximum_match_distance=int(props.get("MaximumMatchDistance", DEFAULT_MAXIMUM_MATCH_DISTANCE)),
             ))
         allow_lists = []
         for logical, resource in self.stack.of_type(ALLOW_LIST).items():
@@ -451,7 +450,6 @@ class LocalPipeline:
             self._create_bucket(bucket, {"VersioningConfiguration": {"Status": "Enabled"}})
             key_arn = self._session.client("kms").create_key(Description="local Macie discovery results")["KeyMetadata"]["Arn"]
             self.macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": {"bucketName": bucket, "keyPrefix": "macie", "kmsKeyArn": key_arn}}})
-            self.notes.append("the stack does not set Macie's export configuration: the account is simulated with one")
 
     def _capture_result_events(self) -> None:
         self._event_queue = self._queue("local-engine-result-events")
@@ -508,9 +506,7 @@ class LocalPipeline:
             engine._raise_call_fault(service, operation_name)
             if service != "macie2":
                 return original(client, operation_name, api_params)
-            awsmodel.validate_input("macie2", operation_name, api_params)
-            engine.sdk_calls.append(("macie2", operation_name, json.loads(json.dumps(api_params, default=str))))
-            wire = engine.macie.call(operation_name, api_params)
+            wire = engine._call_macie(operation_name, api_params)
             return awsmodel.parse_wire_output("macie2", operation_name, wire)
 
         botocore.client.BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
@@ -541,8 +537,6 @@ class LocalPipeline:
             return result
 
         result, error, logs = function.invoke(event, before, after)
-        with self._state_lock:
-            self.invocations.append((function.role, event, error))
         if error is not None:
             return json.dumps(error), True, logs
         return json.dumps(result), False, logs
@@ -553,11 +547,15 @@ class LocalPipeline:
         operation = awsmodel.operation_for_action(service, action).name
         self._raise_call_fault(service, operation)
         params = awsmodel.sfn_params_to_api(service, action, parameters)
+        wire = self._call_macie(operation, params)
+        return awsmodel.api_output_to_sfn(service, action, wire)
+
+    def _call_macie(self, operation: str, params: dict) -> dict:
+        """Validate the call against Macie's API model, record it in :attr:`sdk_calls`, and serve it."""
         awsmodel.validate_input("macie2", operation, params)
         with self._state_lock:
-            self.sdk_calls.append((service, operation, json.loads(json.dumps(params, default=str))))
-        wire = self.macie.call(operation, params)
-        return awsmodel.api_output_to_sfn(service, action, wire)
+            self.sdk_calls.append(("macie2", operation, json.loads(json.dumps(params, default=str))))
+        return self.macie.call(operation, params)
 
     def sdk_error_name(self, service: str, error: ClientError) -> Optional[str]:
         """The error name Step Functions gives an AWS SDK integration's error.
@@ -702,8 +700,8 @@ class LocalPipeline:
                 arn = self.deliver(self.object_created_event(item))
                 if arn is not None:
                     started.append(arn)
-        self.wait(started, decision=decision, timeout=timeout)
-        return self.result([u.version_id for u in uploaded], started)
+        finished = self.wait(started, decision=decision, timeout=timeout)
+        return self.result([u.version_id for u in uploaded], finished)
 
     def wait(self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0) -> list[Execution]:
         """Drive executions to their end, answering review requests as ``decision`` says."""
@@ -807,18 +805,8 @@ class LocalPipeline:
         with self._state_lock:
             if arn not in self._counted and description["status"] != "RUNNING":
                 self._counted.add(arn)
-                self.entered_states.update(states)
                 COVERAGE.update(states)
         return Execution(arn, description["status"], description.get("error"), description.get("cause"), states, history)
-
-    def all_state_names(self) -> set[str]:
-        return {name for _, name, _ in walk_states(self.definition.get("States") or {})}
-
-    def zone_of(self, bucket: str) -> Optional[str]:
-        for zone, name in self.zones.items():
-            if name == bucket:
-                return zone
-        return None
 
     def stored_versions(self) -> list[dict]:
         """Every object version (not delete markers) in the four zones: zone, bucket, key, version, sha256, tags."""
@@ -867,8 +855,12 @@ class LocalPipeline:
                 places.append(s)
         return places
 
-    def result(self, version_ids: Iterable[str], executions: Sequence[str]) -> RunResult:
-        """Where the uploads with these ingress version ids ended, and what the executions did."""
+    def result(self, version_ids: Iterable[str], executions: Sequence[str | Execution]) -> RunResult:
+        """Where the uploads with these ingress version ids ended, and what the executions did.
+
+        ``executions``: execution ARNs (looked up now) or finished :class:`Execution` objects, as
+        :meth:`wait` returns them (used as they are).
+        """
         events = self.events
         stored = self.stored_versions()
         wanted = set(version_ids)
@@ -899,7 +891,8 @@ class LocalPipeline:
                 tags=place["tags"] if place else {},
                 review=last.get("review"),
             ))
-        return RunResult(objects, [self.execution(a) for a in executions], events, self.notifications)
+        finished = [e if isinstance(e, Execution) else self.execution(e) for e in executions]
+        return RunResult(objects, finished, events, self.notifications)
 
     # ------------------------------------------------------------------ invariants
     def _execution_facts(self) -> dict[str, dict[str, Any]]:

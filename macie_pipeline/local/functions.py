@@ -55,28 +55,31 @@ class _PerThreadEnviron(os._Environ):
     other threads never see a key appear or vanish.
     """
 
+    def _layer(self) -> Optional[dict]:
+        """This thread's own dict inside :meth:`layer`, else None."""
+        return getattr(self.__dict__["_threads"], "data", None)
+
     @property
     def _data(self) -> dict:  # type: ignore[override]
-        layer = getattr(self.__dict__["_threads"], "data", None)
+        layer = self._layer()
         return self.__dict__["_data"] if layer is None else layer
 
     def __setitem__(self, key: str, value: str) -> None:
-        if self._in_layer():
-            self._data[self.encodekey(key)] = self.encodevalue(value)
-        else:
+        layer = self._layer()
+        if layer is None:
             super().__setitem__(key, value)
+        else:
+            layer[self.encodekey(key)] = self.encodevalue(value)
 
     def __delitem__(self, key: str) -> None:
-        if not self._in_layer():
+        layer = self._layer()
+        if layer is None:
             super().__delitem__(key)
             return
         try:
-            del self._data[self.encodekey(key)]
+            del layer[self.encodekey(key)]
         except KeyError:
             raise KeyError(key) from None
-
-    def _in_layer(self) -> bool:
-        return getattr(self.__dict__["_threads"], "data", None) is not None
 
     @contextmanager
     def layer(self, values: Mapping[str, str]) -> Iterator[None]:
@@ -84,7 +87,7 @@ class _PerThreadEnviron(os._Environ):
         data = dict(self.__dict__["_data"])  # one C-level copy of the process environment
         data.update({self.encodekey(k): self.encodevalue(v) for k, v in values.items()})
         threads = self.__dict__["_threads"]
-        previous = getattr(threads, "data", None)
+        previous = self._layer()
         threads.data = data
         try:
             yield
@@ -183,13 +186,9 @@ class LocalFunction:
     _entry: Optional[Callable[..., Any]] = field(default=None, repr=False)
 
     @property
-    def module_name(self) -> str:
-        return self.handler.rsplit(".", 1)[0]
-
-    @property
     def role(self) -> str:
         """The handler module's name (``prepare_scan``, ``transfer``, ...): how scenarios name steps."""
-        return self.module_name
+        return self.handler.rsplit(".", 1)[0]
 
     def _own_top_level_names(self) -> set[str]:
         """Module names this function brings itself: its asset's and its layers' own modules

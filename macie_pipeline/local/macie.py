@@ -47,6 +47,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from . import awsmodel
 from .detection import (
+    DEFAULT_MAXIMUM_MATCH_DISTANCE,
     FINDING_OCCURRENCES,
     MANAGED_IDENTIFIERS,
     RECOMMENDED,
@@ -393,8 +394,7 @@ class LocalMacie:
         if unknown:
             raise _Invalid(f"The local Macie models only {', '.join(MANAGED_IDENTIFIERS)}; not {', '.join(unknown)}.")
         for identifier in params.get("customDataIdentifierIds") or []:
-            if identifier not in self.custom_identifiers:
-                raise _Invalid(f"Custom data identifier {identifier} was not found.", "ResourceNotFoundException")
+            self._custom_identifier(identifier)
         for identifier in params.get("allowListIds") or []:
             if identifier not in self.allow_lists:
                 raise _Invalid(f"Allow list {identifier} was not found.", "ResourceNotFoundException")
@@ -635,7 +635,7 @@ class LocalMacie:
         spec = CustomIdentifierSpec(
             id="test", arn="test", name="test", regex=params["regex"],
             keywords=tuple(params.get("keywords") or ()), ignore_words=tuple(params.get("ignoreWords") or ()),
-            maximum_match_distance=params.get("maximumMatchDistance", 50),
+            maximum_match_distance=params.get("maximumMatchDistance", DEFAULT_MAXIMUM_MATCH_DISTANCE),
         )
         try:
             return {"matchCount": count_matches(spec, params["sampleText"])}
@@ -681,7 +681,7 @@ class LocalMacie:
                     if not self._in_scope(scoping, item):
                         continue
                     try:
-                        body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item))["Body"].read()
+                        body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))["Body"].read()
                         extraction = extract_text(body, item.key, item.head.get("ContentType"))
                     except ClientError:
                         extraction = Extraction(SKIPPED, SOURCE_OBJECT_NO_LONGER_AVAILABLE, None, "")
@@ -741,14 +741,14 @@ class LocalMacie:
                     head = self.s3.head_object(Bucket=bucket, Key=entry["Key"])
                 except ClientError:
                     continue  # deleted since it was listed: no longer part of the job
-                version = {"VersionId": head["VersionId"]} if head.get("VersionId") not in (None, "null") else {}
-                tag_set = self.s3.get_object_tagging(Bucket=bucket, Key=entry["Key"], **version)["TagSet"]
+                tag_set = self.s3.get_object_tagging(Bucket=bucket, Key=entry["Key"], **self._version(head))["TagSet"]
                 yield _Object(bucket, entry["Key"], int(head["ContentLength"]), head["LastModified"],
                               {t["Key"]: t["Value"] for t in tag_set}, head)
 
     @staticmethod
-    def _version(item: _Object) -> dict:
-        version = item.head.get("VersionId")
+    def _version(head: Mapping[str, Any]) -> dict:
+        """The ``VersionId`` argument for S3 calls on the object ``head`` describes (none if unversioned)."""
+        version = head.get("VersionId")
         return {"VersionId": version} if version not in (None, "null") else {}
 
     @staticmethod
@@ -800,7 +800,7 @@ class LocalMacie:
             "storageClass": head.get("StorageClass") or "STANDARD",
             "tags": [{"key": k, "value": v} for k, v in item.tags.items()],
         }
-        if self._version(item):
+        if self._version(head):
             info["versionId"] = head["VersionId"]
         return info
 

@@ -29,7 +29,7 @@ import inspect
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -172,7 +172,8 @@ def deactivate(host: Host) -> None:
             _REGISTRY.host = None
 
 
-def _swap(point: str, replacement: Callable[..., Any]) -> Callable[..., Any]:
+def _swap(point: str, replacement: Any) -> Any:
+    """Put ``replacement`` at ``point``; the original is returned and kept for :func:`check_patch_points`."""
     owner, name = _resolve(point)
     original = getattr(owner, name)
     _REGISTRY.originals[point] = original
@@ -228,9 +229,7 @@ def _install_waits() -> None:
         host.record_wait("wait", wait_seconds)
         return None
 
-    owner, name = _resolve(_RETRY_TIME)
-    _REGISTRY.originals[_RETRY_TIME] = getattr(owner, name)
-    setattr(owner, name, _FastTime(time))
+    _swap(_RETRY_TIME, _FastTime(time))
 
 
 def _install_callback() -> None:

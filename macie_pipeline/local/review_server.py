@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import unquote
 
-from .template import ACCOUNT
+from .template import ACCOUNT, FUNCTION
 
 if TYPE_CHECKING:
     from .engine import LocalPipeline
@@ -103,7 +103,7 @@ def _routes(engine: "LocalPipeline") -> tuple[str, list[tuple[str, re.Pattern, d
         target = props.get("ResourceId") or {}
         resource = path_of(target["Ref"]) if isinstance(target, dict) and target.get("Ref") in resources else "/"
         uri = json.dumps((props.get("Integration") or {}).get("Uri"))
-        function = next((logical for logical in stack.of_type("AWS::Lambda::Function") if logical in uri), None)
+        function = next((logical for logical in stack.of_type(FUNCTION) if logical in uri), None)
         if function:
             routes.setdefault(resource, {})[str(props.get("HttpMethod"))] = function
     compiled = []

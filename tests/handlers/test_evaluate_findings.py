@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import logging
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import boto3
@@ -17,6 +15,7 @@ from moto import mock_aws
 import evaluate_findings
 import macie_results
 from pipeline_common.errors import InvalidInputError, PipelineError, TransientError
+from support.lambda_helpers import FakeContext, captured_logs
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -25,14 +24,6 @@ STAGED_BUCKET = "quarantine-bucket"
 SOURCE_BUCKET = "ingress-bucket"
 RESULTS_BUCKET = "macie-results-bucket"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "evaluate-findings"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:evaluate-findings"
-    aws_request_id: str = "req-1"
 
 
 # ------------------------------------------------------------------------------ enum checking
@@ -111,13 +102,8 @@ def run(macie, s3, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(evaluate_findings.logger.registered_formatter)
-    underlying = logging.getLogger("evaluate_findings")
-    underlying.addHandler(handler)
-    yield stream
-    underlying.removeHandler(handler)
+    with captured_logs(evaluate_findings) as stream:
+        yield stream
 
 
 # ---------------------------------------------------------------------------------- test data
@@ -455,9 +441,7 @@ def test_discovery_records_are_streamed_across_chunk_boundaries() -> None:
 
 def test_job_as_step_functions_returns_it_is_understood():
     """The workflow hands over the whole DescribeClassificationJob response in Step Functions' PascalCase."""
-    import evaluate_findings as handler_module
-
-    job_id, state, _ = handler_module._parse_event(
+    job_id, state, _ = evaluate_findings._parse_event(
         {
             "job": {"JobId": "abc123", "JobStatus": "COMPLETE", "LastRunErrorStatus": {"Code": "ERROR"}, "Name": "x"},
             "scanComplete": True,
@@ -465,7 +449,7 @@ def test_job_as_step_functions_returns_it_is_understood():
         }
     )
     assert job_id == "abc123" and state.job_status == "COMPLETE" and state.job_error is True
-    _, cancelled, _ = handler_module._parse_event(
+    _, cancelled, _ = evaluate_findings._parse_event(
         {"job": {"JobId": "abc123", "JobStatus": "CANCELLED"}, "scanComplete": True, "objects": []}
     )
     assert cancelled.scan_complete is False and cancelled.job_error is False

@@ -11,7 +11,6 @@ import boto3
 import pandas as pd
 import pytest
 from botocore.exceptions import (
-    ClientError,
     EndpointConnectionError,
     FlexibleChecksumError,
     IncompleteReadError,
@@ -21,6 +20,7 @@ from moto import mock_aws
 
 import integrity_check
 from pipeline_common.errors import InvalidInputError, PipelineError, SourceChangedError, TransientError
+from support.lambda_helpers import client_error
 
 BUCKET = "staging-bucket"
 SECRET = "SECRET-7731-VALUE"
@@ -215,11 +215,6 @@ def test_bad_input(event):
 
 
 # ---------------------------------------------------------------------------------------------- transient failures
-def client_error(code: str, status: int = 503) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "HeadObject")
-
-
 REF = {"bucket": BUCKET, "key": "a.csv", "versionId": "v1"}
 EVENT = {"object": REF, "originalKey": "a.csv"}
 

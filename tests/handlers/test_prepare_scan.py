@@ -13,6 +13,7 @@ from moto import mock_aws
 
 import prepare_scan
 from pipeline_common.errors import InvalidInputError, TransientError
+from support.lambda_helpers import client_error
 
 INGRESS = "ingress-bucket"
 TABLE = "state-table"
@@ -224,11 +225,6 @@ def test_long_execution_name_gives_hashed_scan_id(aws):
     assert claim(ddb, ref)["scanId"] == {"S": result["scanId"]}
 
 
-def _client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "boom"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "Op")
-
-
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
@@ -245,7 +241,7 @@ def test_dynamodb_errors_are_mapped(aws, monkeypatch, code, status, expected):
     client = prepare_scan._client("dynamodb")
 
     def fail(**_):
-        raise _client_error(code, status)
+        raise client_error(code, status)
 
     monkeypatch.setattr(client, "put_item", fail)
     with pytest.raises(expected) as raised:
@@ -258,7 +254,7 @@ def test_s3_listing_errors_are_mapped(aws, monkeypatch, code, status, expected):
     client = prepare_scan._client("s3")
 
     def fail(**_):
-        raise _client_error(code, status)
+        raise client_error(code, status)
 
     monkeypatch.setattr(client, "list_object_versions", fail)
     with pytest.raises(expected) as raised:

@@ -5,67 +5,38 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 import request_review
 from pipeline_common.errors import InvalidInputError, TransientError
+from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
-TABLE = "pipeline-state"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token-" + "x" * 200
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "request-review"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:request-review"
-    aws_request_id: str = "req-1"
+@pytest.fixture
+def review_api_url() -> str:
+    return "https://abc123.execute-api.us-east-1.amazonaws.com/prod/"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        topic = sns.create_topic(Name="review-requests")["TopicArn"]
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        monkeypatch.setenv("STATE_TABLE", TABLE)
-        monkeypatch.setenv("TOPIC_ARN", topic)
-        monkeypatch.setenv("REVIEW_API_URL", "https://abc123.execute-api.us-east-1.amazonaws.com/prod/")
-        monkeypatch.setenv("REVIEW_TIMEOUT_SECONDS", "3600")
-        monkeypatch.setattr(request_review, "_RESOURCES", {})
-        table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
-        yield {"table": table, "sqs": sqs, "queue": queue}
+def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setattr(request_review, "_RESOURCES", {})
+    return review_backend
 
 
 @pytest.fixture
 def logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(request_review.logger.registered_formatter)
-    logging.getLogger("request_review").addHandler(handler)
-    yield stream
-    logging.getLogger("request_review").removeHandler(handler)
+    with captured_logs(request_review) as stream:
+        yield stream
 
 
 def evaluated(key: str, verdict: str, types: dict[str, int] | None = None, severity: str | None = None) -> dict:
@@ -153,7 +124,7 @@ def test_nothing_to_review_is_an_input_error_and_changes_nothing(aws) -> None:
     assert aws["table"].scan()["Items"] == [] and received(aws) == []
 
 
-def test_throttled_publish_is_transient(aws, monkeypatch) -> None:
+def test_throttled_publish_is_transient(aws) -> None:
     sns = boto3.client("sns", region_name=REGION)
     with Stubber(sns) as stubber:
         stubber.add_client_error("publish", "Throttled", "Rate exceeded", 400)

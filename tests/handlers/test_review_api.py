@@ -10,84 +10,46 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 import request_review
 import review_api
+from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
-TABLE = "pipeline-state"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token-" + "t" * 300
 EVIL_KEY = 'reports/<script>alert("x")</script>&.csv'
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "fn"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:fn"
-    aws_request_id: str = "req-1"
+@pytest.fixture
+def review_api_url() -> str:
+    return "https://reviews.example.com/prod/"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    with mock_aws():
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-        topic = sns.create_topic(Name="review-requests")["TopicArn"]
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-        for name, value in {
-            "STATE_TABLE": TABLE,
-            "TOPIC_ARN": topic,
-            "REVIEW_API_URL": "https://reviews.example.com/prod/",
-            "REVIEW_TIMEOUT_SECONDS": "3600",
-        }.items():
-            monkeypatch.setenv(name, value)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        sent: list[dict] = []
-        sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
-        monkeypatch.setattr(request_review, "_RESOURCES", {})
-        monkeypatch.setattr(review_api, "_RESOURCES", {"stepfunctions": sfn})
-        with Stubber(sfn) as stubber:
-            yield {
-                "table": boto3.resource("dynamodb", region_name=REGION).Table(TABLE),
-                "sqs": sqs,
-                "queue": queue,
-                "stubber": stubber,
-                "sent": sent,
-            }
-            stubber.assert_no_pending_responses()
+def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """The shared review backend plus a stubbed Step Functions client that records SendTaskSuccess calls."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    sent: list[dict] = []
+    sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
+    monkeypatch.setattr(request_review, "_RESOURCES", {})
+    monkeypatch.setattr(review_api, "_RESOURCES", {"stepfunctions": sfn})
+    with Stubber(sfn) as stubber:
+        yield {**review_backend, "stubber": stubber, "sent": sent}
+        stubber.assert_no_pending_responses()
 
 
 @pytest.fixture
 def logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handlers = []
-    for module in (request_review, review_api):
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(module.logger.registered_formatter)
-        logging.getLogger(module.logger.service).addHandler(handler)
-        handlers.append((module.logger.service, handler))
-    yield stream
-    for name, handler in handlers:
-        logging.getLogger(name).removeHandler(handler)
+    with captured_logs(request_review, review_api) as stream:
+        yield stream
 
 
 def create_review(aws: dict) -> str:

@@ -14,6 +14,7 @@ from moto import mock_aws
 import transfer
 from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, TAG_FINDINGS, TAG_OUTCOME, TAG_SCAN_ID, TAG_VERDICT
 from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
+from support.lambda_helpers import client_error
 
 SRC = "ingress-bucket"
 DST = "clean-bucket"
@@ -233,11 +234,6 @@ def test_delete_removes_exactly_the_pinned_version_and_is_idempotent(s3):
     assert [v["VersionId"] for v in versions(s3, SRC)] == [newer["versionId"]]
 
 
-def _client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "boom"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "Op")
-
-
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
@@ -255,7 +251,7 @@ def test_copy_errors_are_mapped_and_the_source_stays(s3, monkeypatch, code, stat
     client = transfer._s3()
 
     def fail(**_):
-        raise _client_error(code, status)
+        raise client_error(code, status)
 
     monkeypatch.setattr(client, "copy_object", fail)
     with pytest.raises(expected) as raised:
@@ -269,7 +265,7 @@ def test_source_head_errors_are_mapped(s3, monkeypatch, code, status, expected):
     source = put(s3, "in/h.csv", b"h")
 
     def fail(**_):
-        raise _client_error(code, status)
+        raise client_error(code, status)
 
     monkeypatch.setattr(transfer._s3(), "head_object", fail)
     with pytest.raises(expected) as raised:

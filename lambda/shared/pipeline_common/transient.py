@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 
+from .errors import PipelineError, TransientError
+
 # Error codes AWS services use for throttling and server-side failures.
 TRANSIENT_ERROR_CODES = frozenset(
     {
@@ -51,3 +53,11 @@ def is_transient(error: BaseException) -> bool:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return isinstance(status, int) and status >= 500
     return False
+
+
+def as_pipeline_error(what: str, error: BaseException) -> Exception:
+    """The workflow error for a failed AWS call: TransientError if it is worth retrying, else PipelineError."""
+    code = error_code(error)
+    if is_transient(error):
+        return TransientError(f"{what} failed with {code}; retry later")
+    return PipelineError(f"{what} failed with {code}")
