@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aws_cdk import Duration, RemovalPolicy
+import jsii
+from aws_cdk import Aspects, Duration, IAspect, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -109,10 +110,30 @@ def data_bucket(
 def enable_event_bridge(bucket: s3.Bucket) -> None:
     """Send the bucket's events to EventBridge, set on the bucket itself: CDK's
     ``event_bridge_enabled`` deploys a notification custom resource (a Lambda function with an AWS
-    managed policy) to do the same."""
+    managed policy) to do the same.
+
+    If the bucket also gets CDK-managed S3 event notifications (``add_event_notification``, before or
+    after this call), their custom resource writes the bucket's whole notification configuration at
+    deploy time; an aspect turns EventBridge on in it too, or it would switch EventBridge off and no
+    scan would ever start.
+    """
     bucket.node.default_child.add_property_override(
         "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
     )
+    Aspects.of(bucket).add(_KeepEventBridgeNotifications(bucket))
+
+
+@jsii.implements(IAspect)
+class _KeepEventBridgeNotifications:
+    """Turns EventBridge on in the bucket's CDK notification resource, if the bucket has one."""
+
+    def __init__(self, bucket: s3.Bucket) -> None:
+        self._path = bucket.node.path
+        self._bucket = bucket
+
+    def visit(self, node) -> None:
+        if node.node.path == self._path and node.node.try_find_child("Notifications") is not None:
+            self._bucket.enable_event_bridge_notification()
 
 
 def state_table(scope: Construct, id: str, *, key: kms.IKey, removal_policy: RemovalPolicy) -> dynamodb.Table:

@@ -11,11 +11,9 @@ import jsii
 from aws_cdk import (
     Acknowledgment,
     Annotations,
-    Aspects,
     Aws,
     CfnOutput,
     Duration,
-    IAspect,
     RemovalPolicy,
     Size,
     Stack,
@@ -122,21 +120,6 @@ def _alarms_key_statement() -> iam.PolicyStatement:
         resources=["*"],
         conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
     )
-
-
-@jsii.implements(IAspect)
-class _KeepEventBridgeNotifications:
-    """On an owned ingress bucket that also has CDK-managed S3 event notifications (added before or
-    after the pipeline), turn EventBridge on in that notification resource too: its custom resource
-    writes the bucket's whole notification configuration and would otherwise switch EventBridge off."""
-
-    def __init__(self, bucket: s3.Bucket) -> None:
-        self._path = bucket.node.path
-        self._bucket = bucket
-
-    def visit(self, node) -> None:
-        if node.node.path == self._path and node.node.try_find_child("Notifications") is not None:
-            self._bucket.enable_event_bridge_notification()
 
 
 class SensitiveDataScanPipeline(Construct):
@@ -1013,7 +996,6 @@ class SensitiveDataScanPipeline(Construct):
         if self._owner["ingress_bucket"] is Ownership.OWNED:
             if needs_events:
                 defaults.enable_event_bridge(bucket)
-                Aspects.of(bucket).add(_KeepEventBridgeNotifications(bucket))
             return
         steps = []
         if needs_events:

@@ -169,3 +169,23 @@ def test_grant_review_decision_refuses_without_iam_auth(synthesized):
     stacks, _ = synthesized
     with pytest.raises(ValueError, match="^grant_review_decision needs review_api_iam_auth=True"):
         stacks["StackA"].node.find_child("GateOne").grant_review_decision(stacks["StackA"].node.find_child("GateTwo").state_machine)
+
+
+def test_a_created_ingress_bucket_keeps_eventbridge_on_next_to_cdk_notifications():
+    """The same for the bucket the construct creates: a user adding an S3 notification to
+    ``pipeline.ingress_bucket`` must not switch EventBridge off (no scan would ever start)."""
+    app = cdk.App()
+    stack = cdk.Stack(app, "Created")
+    gate = SensitiveDataScanPipeline(stack, "Gate")
+    gate.ingress_bucket.add_event_notification(
+        s3.EventType.OBJECT_REMOVED, s3n.SqsDestination(sqs.Queue(stack, "Removed", enforce_ssl=True))
+    )
+    template = app.synth().get_stack_by_name("Created").template
+    [notifications] = [r for r in template["Resources"].values() if r["Type"] == "Custom::S3BucketNotifications"]
+    config = notifications["Properties"]["NotificationConfiguration"]
+    assert config["EventBridgeConfiguration"] == {} and len(config["QueueConfigurations"]) == 1
+    ingress_id = stack.resolve(gate.ingress_bucket.bucket_name)["Ref"]
+    assert notifications["Properties"]["BucketName"] == {"Ref": ingress_id}
+    assert template["Resources"][ingress_id]["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
