@@ -1,11 +1,17 @@
-"""Names that are a contract between the state machine, the handlers, the docs and the tests."""
+"""Names the handlers share. What the construct must spell the same way (tag keys, the state
+table's keys, event names) lives in :mod:`pipeline_common.contract` and is re-exported here."""
 
-# Object tags written by the pipeline (S3 allows 10 tags per object; the pipeline uses at most 4).
-TAG_SCAN_ID = "macie-pipeline:scan-id"
-TAG_VERDICT = "macie-pipeline:verdict"
-TAG_FINDINGS = "macie-pipeline:findings"
-TAG_OUTCOME = "macie-pipeline:outcome"
-PIPELINE_TAG_KEYS = (TAG_SCAN_ID, TAG_VERDICT, TAG_FINDINGS, TAG_OUTCOME)
+from .contract import (  # noqa: F401 - re-exported for the handlers
+    CLAIM_PREFIX,
+    PIPELINE_TAG_KEYS,
+    REVIEW_PREFIX,
+    TABLE_PARTITION_KEY,
+    TABLE_TTL_ATTRIBUTE,
+    TAG_FINDINGS,
+    TAG_OUTCOME,
+    TAG_SCAN_ID,
+    TAG_VERDICT,
+)
 
 # User metadata written on every copy, used to make moves idempotent (ASCII only, as S3 requires).
 META_SOURCE_VERSION = "macie-pipeline-source-version"
@@ -25,12 +31,6 @@ SEVERITIES = ("LOW", "MEDIUM", "HIGH")
 # Reviewer decisions.
 APPROVE = "APPROVE"
 DECISIONS = (APPROVE, DENY)
-
-# DynamoDB state table: one string partition key, TTL on expiresAt (epoch seconds).
-TABLE_PARTITION_KEY = "pk"
-TABLE_TTL_ATTRIBUTE = "expiresAt"
-CLAIM_PREFIX = "claim#"
-REVIEW_PREFIX = "review#"
 
 S3_MAX_KEY_BYTES = 1024
 S3_MAX_TAGS = 10
