@@ -23,14 +23,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-# EventBridge result events (documented in the README).
-EVENT_SOURCE = "sensitive-data-scan-pipeline"
-EVENT_DETAIL_TYPE = "Sensitive Data Scan Result"
-
-TAG_SCAN_ID = "macie-pipeline:scan-id"
-TAG_VERDICT = "macie-pipeline:verdict"
-TAG_FINDINGS = "macie-pipeline:findings"
-TAG_OUTCOME = "macie-pipeline:outcome"
+from .contract import (  # noqa: F401 - EVENT_DETAIL_TYPE and EVENT_SOURCE are re-exported (README, public API)
+    EVENT_DETAIL_TYPE,
+    EVENT_SOURCE,
+    STAGING_PREFIX,
+    TAG_FINDINGS,
+    TAG_OUTCOME,
+    TAG_SCAN_ID,
+    TAG_VERDICT,
+    States,
+)
 
 def job_arn_pattern(stack: Stack) -> str:
     """Every Macie classification job of the stack's account and Region: job ids exist only at run time."""
@@ -120,7 +122,7 @@ class ScanWorkflow(Construct):
     def _prepare_scan(self, invalid_input: sfn.IChainable, scan_failure: sfn.IChainable) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
-            "Prepare scan",
+            States.PREPARE_SCAN,
             lambda_function=self._r.prepare_scan,
             payload=sfn.TaskInput.from_object({"event.$": "$", "executionName.$": "$$.Execution.Name"}),
             result_selector={
@@ -144,7 +146,7 @@ class ScanWorkflow(Construct):
         """Per object: copy the exact version to quarantine with the scan-id tag, then check integrity."""
         stage_map = sfn.Map(
             self,
-            "Stage objects",
+            States.STAGE_OBJECTS,
             items_path="$.objects",
             item_selector={"source.$": "$$.Map.Item.Value", "scanId.$": "$.scanId"},
             max_concurrency=self._s.stage_concurrency,
@@ -152,13 +154,13 @@ class ScanWorkflow(Construct):
             comment="Copy each object version to quarantine and check its integrity",
         )
         copy = self._transfer(
-            "Copy to quarantine",
+            States.COPY_TO_QUARANTINE,
             {
                 "operation": "copy",
                 "source.$": "$.source",
                 "destination": {
                     "bucket": self._r.quarantine_bucket.bucket_name,
-                    "key.$": "States.Format('scans/{}/{}', $.scanId, $.source.key)",
+                    "key.$": f"States.Format('{STAGING_PREFIX}{{}}/{{}}', $.scanId, $.source.key)",
                 },
                 "tags": {TAG_SCAN_ID + ".$": "$.scanId", TAG_OUTCOME: "SCANNING"},
             },
@@ -391,7 +393,7 @@ class ScanWorkflow(Construct):
         # A version left in ingress is a duplicate, not a loss: report it and go on, so that this
         # branch never aborts the other one while it waits for a reviewer.
         report = self._put_event(
-            "Report ingress cleanup failed",
+            States.REPORT_INGRESS_CLEANUP_FAILED,
             {
                 "executionArn.$": "$$.Execution.Id",
                 "outcome": "INGRESS_CLEANUP_FAILED",
@@ -421,7 +423,7 @@ class ScanWorkflow(Construct):
         tags = self._verdict_tags
 
         promote = self._transfer(
-            "Promote to vault",
+            States.PROMOTE_TO_VAULT,
             {
                 "operation": "move",
                 "source.$": "$.item.staged",
@@ -431,7 +433,7 @@ class ScanWorkflow(Construct):
             result_path="$.location",
         )
         hold = self._transfer(
-            "Hold for review",
+            States.HOLD_FOR_REVIEW,
             {
                 "operation": "move",
                 "source.$": "$.item.staged",
@@ -528,7 +530,7 @@ class ScanWorkflow(Construct):
         item_failed = self._object_failed("Decision failed", "$.item.source", "REVIEW")
         tags = self._verdict_tags
         approve = self._transfer(
-            "Promote approved object",
+            States.PROMOTE_APPROVED,
             {
                 "operation": "move",
                 "source.$": "$.location",

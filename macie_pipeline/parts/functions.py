@@ -1,0 +1,270 @@
+"""The Lambda functions: their layers, and each function with its environment and its IAM together.
+
+Explicit actions rather than ``grant_*`` helpers: no action wildcards, and no role may delete from
+the vault or write to ingress. Each function's environment is its contract class
+(``macie_pipeline.contract``), the very class its handler parses at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import jsii
+from aws_cdk import Duration, IStableStringProducer, Lazy, Size
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+
+from .. import defaults, layers
+from ..contract import (
+    CLAIM_PREFIX,
+    REVIEW_PREFIX,
+    STAGING_PREFIX,
+    EvaluateFindingsEnvironment,
+    FunctionEnvironment,
+    IntegrityCheckEnvironment,
+    PrepareScanEnvironment,
+    RequestReviewEnvironment,
+    ReviewApiEnvironment,
+    TransferEnvironment,
+)
+from ..external import flatten_reference
+from ..options import LayerOptions, PipelineOptions
+from ..props import value_of
+from .context import PartContext, acknowledge
+from .keys import Keys
+from .macie_setup import MacieSetup
+from .messaging import Messaging
+from .zones import Zones
+
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
+#: Customer managed key actions the functions that use the operations key need.
+OPERATIONS_KEY_USE = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+OBJECT_ARN_REASON = (
+    "Object-level S3 actions need bucket/* (object keys are not known in advance); actions are listed explicitly, "
+    "none is a wildcard."
+)
+
+
+@jsii.implements(IStableStringProducer)
+class _Later:
+    """A value known only once a later part exists (the review API's URL), resolved at synth."""
+
+    def __init__(self) -> None:
+        self.value: Optional[str] = None
+
+    def produce(self) -> Optional[str]:
+        return self.value
+
+
+class Functions:
+    """``prepare_scan``, ``transfer``, ``integrity_check``, ``evaluate_findings``, ``request_review``
+    and ``review_api``: one role each, logging to its own encrypted log group."""
+
+    def __init__(
+        self, ctx: PartContext, *, options: PipelineOptions, keys: Keys, zones: Zones, messaging: Messaging, macie: MacieSetup,
+    ) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        self._review_api_url = _Later()
+        runtime_layer, pandas_layer = self._layers(options.layers)
+        self.prepare_scan = self._prepare_scan(runtime_layer, options, zones, messaging)
+        self.transfer = self._transfer(runtime_layer, zones)
+        self.integrity_check = self._integrity_check(runtime_layer, pandas_layer, zones)
+        self.evaluate_findings = self._evaluate_findings(runtime_layer, options, macie)
+        self.request_review = self._request_review(runtime_layer, options, messaging)
+        self.review_api = self._review_api(runtime_layer, messaging)
+
+    @property
+    def all(self) -> tuple[lambda_.Function, ...]:
+        return (self.prepare_scan, self.transfer, self.integrity_check, self.evaluate_findings, self.request_review, self.review_api)
+
+    @property
+    def invoked_by_workflow(self) -> tuple[lambda_.Function, ...]:
+        return (self.prepare_scan, self.transfer, self.integrity_check, self.evaluate_findings, self.request_review)
+
+    def set_review_api_url(self, url: str) -> None:
+        """The review API's base URL for review links (the API is built after the functions)."""
+        self._review_api_url.value = url
+
+    # ------------------------------------------------------------------ layers
+    def _layers(self, given: LayerOptions) -> tuple[lambda_.ILayerVersion, lambda_.ILayerVersion]:
+        scope = self._ctx.scope
+        runtime_layer = given.runtime_layer or lambda_.LayerVersion(
+            scope,
+            "RuntimeLayer",
+            code=lambda_.Code.from_asset(str(layers.build_runtime_layer())),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="Powertools for AWS Lambda and the pipeline's shared code",
+        )
+        pandas_layer = given.pandas_layer or lambda_.LayerVersion(
+            scope,
+            "PandasLayer",
+            code=lambda_.Code.from_asset(str(layers.build_pandas_layer())),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="pandas and fastparquet for the integrity check",
+        )
+        return runtime_layer, pandas_layer
+
+    # ------------------------------------------------------------------ the functions
+    def _prepare_scan(self, layer, options: PipelineOptions, zones: Zones, messaging: Messaging) -> lambda_.Function:
+        """Validates the event, claims each object version once (state table), derives the scan id."""
+        fn = self._function(
+            "PrepareScan", [layer], timeout=Duration.minutes(2),
+            environment=PrepareScanEnvironment(
+                state_table=messaging.state_table.table_name,
+                ingress_bucket=zones.ingress_bucket.bucket_name,
+                ingress_prefix=options.trigger.prefix or "",
+                max_batch_objects=options.trigger.max_batch_objects,
+                claim_ttl_seconds=options.timing.claim_ttl_seconds(),
+            ),
+        )
+        allow(fn, ["s3:ListBucket", "s3:ListBucketVersions"], [zones.ingress_bucket.bucket_arn])
+        allow(fn, ["dynamodb:PutItem", "dynamodb:GetItem"], [messaging.state_table.table_arn], leading_keys=CLAIM_PREFIX + "*")
+        allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        return fn
+
+    def _transfer(self, layer, zones: Zones) -> lambda_.Function:
+        """Copies, moves and tags exact object versions between the zones; the only vault writer."""
+        fn = self._function("Transfer", [layer], timeout=Duration.minutes(15), memory_size=1024, environment=TransferEnvironment())
+        readable = (zones.ingress_bucket, zones.quarantine_bucket, zones.review_bucket)
+        writable = (zones.quarantine_bucket, zones.review_bucket, zones.vault_bucket)
+        allow(
+            fn,
+            ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+             "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            [b.arn_for_objects("*") for b in readable],
+        )
+        allow(
+            fn,
+            ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:GetObject", "s3:GetObjectVersion",
+             "s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            [b.arn_for_objects("*") for b in writable],
+        )
+        allow(fn, ["s3:ListBucket", "s3:ListBucketVersions"], [b.bucket_arn for b in (*readable, zones.vault_bucket)])
+        allow(fn, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [self._keys.data_key.key_arn])
+        # Buckets you pass in may use keys of their own (import them with their encryption_key).
+        ingress_key = self._keys.other_key(zones.ingress_bucket)
+        if ingress_key is not None:
+            allow(fn, ["kms:Decrypt"], [ingress_key.key_arn])
+        vault_key = self._keys.other_key(zones.vault_bucket)
+        if vault_key is not None:
+            allow(fn, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [vault_key.key_arn])
+        for bucket in (zones.ingress_bucket, zones.quarantine_bucket, zones.review_bucket, zones.vault_bucket):
+            acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(bucket.arn_for_objects('*'))}]", OBJECT_ARN_REASON)
+        return fn
+
+    def _integrity_check(self, layer, pandas_layer, zones: Zones) -> lambda_.Function:
+        """Parses each staged object in bounded memory (pandas): VALID, CORRUPT or UNCHECKED."""
+        fn = self._function(
+            "IntegrityCheck", [layer, pandas_layer], timeout=Duration.minutes(15), memory_size=2048, ephemeral_storage_size=10240,
+            environment=IntegrityCheckEnvironment(),
+        )
+        staged = zones.quarantine_bucket.arn_for_objects(STAGING_PREFIX + "*")
+        allow(fn, ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"], [staged])
+        allow(fn, ["s3:ListBucket"], [zones.quarantine_bucket.bucket_arn])
+        allow(fn, ["kms:Decrypt"], [self._keys.data_key.key_arn])
+        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(staged)}]", OBJECT_ARN_REASON)
+        return fn
+
+    def _evaluate_findings(self, layer, options: PipelineOptions, macie: MacieSetup) -> lambda_.Function:
+        """Reads every finding and discovery result of the job and decides each object's verdict."""
+        results_bucket = macie.results_bucket
+        fn = self._function(
+            "EvaluateFindings", [layer], timeout=Duration.minutes(10), memory_size=512,
+            environment=EvaluateFindingsEnvironment(
+                finding_policy=json.dumps(options.verdicts.resolved_finding_policy().as_dict(), sort_keys=True),
+                unknown_format_policy=value_of(options.verdicts.unknown_format_policy),
+                custom_data_identifier_names=macie.custom_identifier_names(),
+                results_bucket=None if results_bucket is None else results_bucket.bucket_name,
+                results_prefix=macie.results_prefix,
+            ),
+        )
+        allow(fn, ["macie2:ListFindings", "macie2:GetFindings", "macie2:GetClassificationExportConfiguration"], ["*"])
+        if results_bucket is not None:
+            allow(fn, ["s3:GetObject"], [results_bucket.arn_for_objects("*")])
+            allow(fn, ["s3:ListBucket"], [results_bucket.bucket_arn])
+            allow(fn, ["kms:Decrypt"], [macie.results_key.key_arn])
+            acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(results_bucket.arn_for_objects('*'))}]", OBJECT_ARN_REASON)
+        acknowledge(fn.role, "AwsSolutions-IAM5[Resource::*]",
+                    "macie2:ListFindings, GetFindings and GetClassificationExportConfiguration have no resource-level permissions; X-Ray needs *.")
+        return fn
+
+    def _request_review(self, layer, options: PipelineOptions, messaging: Messaging) -> lambda_.Function:
+        """Stores the task token under a single-use review id and sends the reviewer the link."""
+        fn = self._function(
+            "RequestReview", [layer], timeout=Duration.minutes(1),
+            environment=RequestReviewEnvironment(
+                state_table=messaging.state_table.table_name,
+                topic_arn=messaging.topic.topic_arn,
+                review_timeout_seconds=int(options.timing.approval_timeout.to_seconds()),
+                review_api_url=Lazy.string(self._review_api_url),
+            ),
+        )
+        allow(fn, ["dynamodb:PutItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
+        allow(fn, ["sns:Publish"], [messaging.topic.topic_arn])
+        allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        if messaging.topic_supplied and messaging.topic_key is not None:
+            allow(fn, ["kms:GenerateDataKey", "kms:Decrypt"], [messaging.topic_key.key_arn])
+        return fn
+
+    def _review_api(self, layer, messaging: Messaging) -> lambda_.Function:
+        """Serves the review page (GET, read-only) and records a decision (POST)."""
+        fn = self._function(
+            "ReviewApiHandler", [layer], timeout=Duration.seconds(29),
+            environment=ReviewApiEnvironment(state_table=messaging.state_table.table_name),
+        )
+        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
+        allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        return fn
+
+    # ------------------------------------------------------------------ helpers
+    def _function(
+        self, id: str, function_layers: Sequence[lambda_.ILayerVersion], *, timeout: Duration, environment: FunctionEnvironment,
+        memory_size: int = 256, ephemeral_storage_size: int = 512,
+    ) -> lambda_.Function:
+        """A function with its own role: logs to its own encrypted log group, nothing else by default."""
+        ctx = self._ctx
+        folder = environment.FUNCTION
+        log_group = defaults.log_group(ctx.scope, f"{id}Logs", key=self._keys.operations_key, removal_policy=ctx.removal_policy)
+        role = iam.Role(
+            ctx.scope, f"{id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"SensitiveDataScanPipeline {folder}"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn])
+        )
+        fn = lambda_.Function(
+            ctx.scope,
+            id,
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=f"{folder}.handler",
+            code=lambda_.Code.from_asset(str(Path(layers.lambda_code_dir()) / folder), exclude=["__pycache__", "*.pyc"]),
+            layers=list(function_layers),
+            role=role,
+            timeout=timeout,
+            memory_size=memory_size,
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_size),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment={"POWERTOOLS_SERVICE_NAME": f"macie-pipeline-{folder.replace('_', '-')}", **environment.to_environment()},
+            description=f"SensitiveDataScanPipeline: {folder.replace('_', ' ')}",
+        )
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.")
+        acknowledge(fn, "AwsSolutions-L1",
+                    f"Pinned to {LAMBDA_RUNTIME.name}: the pandas layer's binary wheels are built for exactly this runtime; upgrade both together.")
+        return fn
+
+    def _nag_id(self, value: str) -> str:
+        """The resource as cdk-nag names it in a finding id (works for imported ARNs too)."""
+        return flatten_reference(self._ctx.stack.resolve(value))
+
+
+def allow(fn: lambda_.Function, actions: list, resources: list, *, leading_keys: Optional[str] = None) -> None:
+    """Allow ``actions`` on ``resources``; for the state table, only on items whose key starts as given."""
+    conditions = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [leading_keys]}} if leading_keys else None
+    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
