@@ -274,25 +274,32 @@ class TimingOptions:
         return int((self.max_scan_wait.to_seconds() + self.approval_timeout.to_seconds()) * 2)
 
     def check(self, problems: Problems) -> None:
-        ok = all([
-            problems.expect(name, getattr(self, name), Duration, "a Duration", optional=name == "approval_heartbeat")
-            for name in ("poll_interval", "max_scan_wait", "approval_timeout", "approval_heartbeat")
-        ])
-        if not ok:
-            return
-        poll, wait, timeout = (d.to_seconds() for d in (self.poll_interval, self.max_scan_wait, self.approval_timeout))
-        if poll < 10:
-            problems.append("poll_interval must be at least 10 seconds")
-        if wait < poll:
-            problems.append("max_scan_wait must be at least poll_interval")
-        if wait > Duration.days(30).to_seconds():
-            problems.append("max_scan_wait must be at most 30 days")
-        if timeout < 60:
-            problems.append("approval_timeout must be at least 1 minute")
-        if timeout > Duration.days(365).to_seconds():
-            problems.append("approval_timeout must be at most 365 days (the Standard workflow limit)")
-        if self.approval_heartbeat is not None and self.approval_heartbeat.to_seconds() >= timeout:
-            problems.append("approval_heartbeat must be shorter than approval_timeout")
+        seconds = {}
+        for name in ("poll_interval", "max_scan_wait", "approval_timeout", "approval_heartbeat"):
+            value = getattr(self, name)
+            if problems.expect(name, value, Duration, "a Duration", optional=name == "approval_heartbeat") and value is not None:
+                seconds[name] = value.to_seconds()
+        _check_scan_times(problems, seconds.get("poll_interval"), seconds.get("max_scan_wait"))
+        _check_approval_times(problems, seconds.get("approval_timeout"), seconds.get("approval_heartbeat"))
+
+
+def _check_scan_times(problems: Problems, poll: Optional[float], wait: Optional[float]) -> None:
+    """None: not given, or of the wrong type (already reported)."""
+    if poll is not None and poll < 10:
+        problems.append("poll_interval must be at least 10 seconds")
+    if wait is not None and poll is not None and wait < poll:
+        problems.append("max_scan_wait must be at least poll_interval")
+    if wait is not None and wait > Duration.days(30).to_seconds():
+        problems.append("max_scan_wait must be at most 30 days")
+
+
+def _check_approval_times(problems: Problems, timeout: Optional[float], heartbeat: Optional[float]) -> None:
+    if timeout is not None and timeout < 60:
+        problems.append("approval_timeout must be at least 1 minute")
+    if timeout is not None and timeout > Duration.days(365).to_seconds():
+        problems.append("approval_timeout must be at most 365 days (the Standard workflow limit)")
+    if heartbeat is not None and timeout is not None and heartbeat >= timeout:
+        problems.append("approval_heartbeat must be shorter than approval_timeout")
 
 
 @dataclass(frozen=True)

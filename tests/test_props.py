@@ -256,3 +256,69 @@ def test_finding_policy_mapping_is_case_insensitive_and_defaults_to_review():
     assert FindingPolicy.from_mapping({"low": "ALLOW", "HIGH": FindingAction.DENY}) == FindingPolicy(
         low="ALLOW", medium=FindingAction.REVIEW, high=FindingAction.DENY
     )
+
+
+# ---------------------------------------------------------------------- wrong types
+_WRONG_TYPES = {
+    "removal_policy": ("RETAIN", "removal_policy must be a RemovalPolicy, got str 'RETAIN'"),
+    "trigger": ("schedule", "trigger must be Trigger.on_object_created(...) or Trigger.on_schedule(...)"),
+    "custom_data_identifiers": ("EMP-[0-9]+", "custom_data_identifiers must be a list of CustomDataIdentifier objects, got str"),
+    "allow_lists": ([{"name": "x", "regex": "y"}], "allow_lists[0] must be a AllowList"),
+    "managed_data_identifier_selector": (5, "managed_data_identifier_selector must be a ManagedDataIdentifierSelector (or its value as a string), got int 5"),
+    "managed_data_identifier_ids": ("CREDIT_CARD_NUMBER", "managed_data_identifier_ids must be a list of managed data identifier ids, got str"),
+    "finding_policy": (["HIGH"], "finding_policy must be a FindingPolicy or a mapping of severity to action"),
+    "unknown_format_policy": (1, "unknown_format_policy must be a UnknownFormatPolicy (or its value as a string), got int 1"),
+    "deny_policy": (None, "deny_policy must be a DenyPolicy (or its value as a string), got NoneType None"),
+    "poll_interval": (5, "poll_interval must be a Duration, got int 5"),
+    "max_scan_wait": ("6h", "max_scan_wait must be a Duration, got str '6h'"),
+    "approval_timeout": (3.0, "approval_timeout must be a Duration, got float 3.0"),
+    "approval_heartbeat": (60, "approval_heartbeat must be a Duration, got int 60"),
+    "notification_emails": ("security@example.com", "notification_emails must be a list of email addresses, got str"),
+    "vault_object_lock": (True, "vault_object_lock must be an ObjectLock"),
+    "create_macie_session": ("yes", "create_macie_session must be a bool, got str 'yes'"),
+    "configure_discovery_results": (1, "configure_discovery_results must be a bool, got int 1"),
+    "discovery_results_bucket": ("macie-results", "discovery_results_bucket must be an s3.IBucket"),
+    "discovery_results_key": ("arn:aws:kms:eu-west-1:111122223333:key/k", "discovery_results_key must be a kms.IKey"),
+    "review_api_iam_auth": ("true", "review_api_iam_auth must be a bool, got str 'true'"),
+    "pandas_layer": ("arn:aws:lambda:eu-west-1:111122223333:layer:pandas:1", "pandas_layer must be a lambda.ILayerVersion"),
+    "runtime_layer": (3, "runtime_layer must be a lambda.ILayerVersion"),
+    "ingress_bucket": ("landing", "ingress_bucket must be an s3.IBucket"),
+    "vault_bucket": (42, "vault_bucket must be an s3.IBucket"),
+    "encryption_key": ("alias/aws/s3", "encryption_key must be a kms.IKey"),
+    "topic": ("arn:aws:sns:eu-west-1:111122223333:alerts", "topic must be an sns.ITopic"),
+    "event_bus": ("default", "event_bus must be an events.IEventBus"),
+    "externally_managed": ("topic", "externally_managed must be a list of setting names, not a single string"),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(_WRONG_TYPES))
+def test_a_wrong_type_raises_type_error_naming_the_setting_and_the_type(setting):
+    value, problem = _WRONG_TYPES[setting]
+    stack = cdk.Stack(cdk.App(), "Types")
+    with pytest.raises(TypeError) as raised:
+        SensitiveDataScanPipeline(stack, "Pipeline", **{setting: value})
+    assert f"- {problem}" in str(raised.value)
+    assert isinstance(raised.value, ValueError), "still the one ValueError that lists every problem"
+    assert [c.node.id for c in stack.node.find_child("Pipeline").node.children] == []
+
+
+def test_every_setting_is_type_checked():
+    """A new keyword argument needs its own wrong-type case above."""
+    import inspect
+
+    settings = [p.name for p in inspect.signature(SensitiveDataScanPipeline.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    assert sorted(settings) == sorted(_WRONG_TYPES)
+
+
+def test_type_problems_and_value_problems_are_reported_together():
+    with pytest.raises(TypeError) as raised:
+        _build(poll_interval=5, approval_timeout=Duration.seconds(5), trigger=Trigger.on_schedule(max_batch_objects="10"))
+    assert str(raised.value) == "\n- ".join([
+        "Invalid SensitiveDataScanPipeline settings:",
+        "trigger max_batch_objects must be an int, got str '10'",
+        "poll_interval must be a Duration, got int 5",
+        "approval_timeout must be at least 1 minute",
+    ])
+    with pytest.raises(ValueError) as raised:
+        _build(approval_timeout=Duration.seconds(5))
+    assert not isinstance(raised.value, TypeError), "only a wrong type makes the error a TypeError"
