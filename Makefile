@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_CLI_NOTICES := false
 
-.PHONY: synth test demo deps browser clean
+.PHONY: synth test lint demo deps browser clean
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -41,8 +41,12 @@ browser:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
-## Run every test (handlers, template, cdk-nag, cfn-lint, ASL, local engine scenarios, browser).
-test: deps browser
+## Lint (ruff: pyflakes, pycodestyle, import order, bugbear, complexity at most 10 per function).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+## Run every test (lint, handlers, template, cdk-nag, cfn-lint, ASL, local engine scenarios, browser).
+test: deps browser lint
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 ## Regenerate the README's workflow diagram (Mermaid) from the synthesized state machine.

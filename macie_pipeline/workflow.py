@@ -34,6 +34,7 @@ from .contract import (  # noqa: F401 - EVENT_DETAIL_TYPE and EVENT_SOURCE are r
     States,
 )
 
+
 def job_arn_pattern(stack: Stack) -> str:
     """Every Macie classification job of the stack's account and Region: job ids exist only at run time."""
     return f"arn:{stack.partition}:macie2:{stack.region}:{stack.account}:classification-job/*"

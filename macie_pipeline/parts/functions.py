@@ -191,7 +191,8 @@ class Functions:
             allow(fn, ["kms:Decrypt"], [macie.results_key.key_arn])
             acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(results_bucket.arn_for_objects('*'))}]", OBJECT_ARN_REASON)
         acknowledge(fn.role, "AwsSolutions-IAM5[Resource::*]",
-                    "macie2:ListFindings, GetFindings and GetClassificationExportConfiguration have no resource-level permissions; X-Ray needs *.")
+                    "macie2:ListFindings, GetFindings and GetClassificationExportConfiguration have no resource-level "
+                    "permissions; X-Ray needs *.")
         return fn
 
     def _request_review(self, layer, options: PipelineOptions, messaging: Messaging) -> lambda_.Function:
@@ -232,7 +233,8 @@ class Functions:
         folder = environment.FUNCTION
         log_group = defaults.log_group(ctx.scope, f"{id}Logs", key=self._keys.operations_key, removal_policy=ctx.removal_policy)
         role = iam.Role(
-            ctx.scope, f"{id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"SensitiveDataScanPipeline {folder}"
+            ctx.scope, f"{id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"SensitiveDataScanPipeline {folder}",
         )
         role.add_to_policy(
             iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn])
@@ -254,9 +256,11 @@ class Functions:
             environment={"POWERTOOLS_SERVICE_NAME": f"macie-pipeline-{folder.replace('_', '-')}", **environment.to_environment()},
             description=f"SensitiveDataScanPipeline: {folder.replace('_', ' ')}",
         )
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", "X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.")
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.")
         acknowledge(fn, "AwsSolutions-L1",
-                    f"Pinned to {LAMBDA_RUNTIME.name}: the pandas layer's binary wheels are built for exactly this runtime; upgrade both together.")
+                    f"Pinned to {LAMBDA_RUNTIME.name}: the pandas layer's binary wheels are built for exactly this runtime; "
+                    "upgrade both together.")
         return fn
 
     def _nag_id(self, value: str) -> str:

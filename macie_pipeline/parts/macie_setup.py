@@ -60,7 +60,7 @@ class MacieSetup:
         if not self.custom_data_identifiers:
             return None
         return json.dumps(
-            {resource.name: cdi.name for resource, cdi in zip(self.custom_data_identifiers, self._given_identifiers)},
+            {resource.name: cdi.name for resource, cdi in zip(self.custom_data_identifiers, self._given_identifiers, strict=True)},
             sort_keys=True,
         )
 
@@ -183,9 +183,11 @@ class MacieSetup:
             ),
             install_latest_aws_sdk=False,
         )
-        acknowledge(export, "AwsSolutions-IAM5[Resource::*]", "macie2:PutClassificationExportConfiguration has no resource-level permissions.")
+        acknowledge(export, "AwsSolutions-IAM5[Resource::*]",
+                    "macie2:PutClassificationExportConfiguration has no resource-level permissions.")
         provider = self._ctx.stack.node.try_find_child("AWS679f53fac002430cb0da5b7982bd2287")
         if provider is not None:
-            acknowledge(provider, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            acknowledge(provider,
+                        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                         "CDK's AwsCustomResource provider (one per stack) logs with the AWS managed basic execution policy.")
         return export

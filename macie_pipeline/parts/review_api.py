@@ -76,7 +76,8 @@ class ReviewApi:
                 request_parameters={"method.request.path.reviewId": True},
             )
             self._acknowledge_authorization(m)
-        acknowledge(api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+        acknowledge(api,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
                     "API Gateway execution logging needs the account's CloudWatch role; this is AWS's policy for exactly that.")
         acknowledge(api.deployment_stage, "AwsSolutions-APIG3",
                     "WAF is an account-level choice (cost, shared web ACLs); the stage is throttled to 5 requests/s.")
