@@ -1,6 +1,7 @@
 """SensitiveDataScanPipeline: an AWS CDK construct that gates objects through an Amazon Macie scan."""
 
 from .external import ExternalSetup
+from .options import InvalidSettingsError, InvalidSettingsTypeError
 from .pipeline import SensitiveDataScanPipeline
 from .props import (
     AllowList,
@@ -21,6 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "SensitiveDataScanPipeline",
     "ExternalSetup",
+    "InvalidSettingsError",
+    "InvalidSettingsTypeError",
     "AllowList",
     "CustomDataIdentifier",
     "DenyPolicy",
