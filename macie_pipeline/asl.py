@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 __all__ = [
     "ACCOUNT",
@@ -166,58 +166,77 @@ class _Resolver:
         return {k: self.resolve(v, k) for k, v in value.items()}
 
     def intrinsic(self, fn: str, arg: Any, key: str | None = None) -> Any:
-        if fn == "Ref":
-            return self.ref(arg, arn_context=_is_arn_key(key))
-        if fn == "Fn::GetAtt":
-            if isinstance(arg, str):
-                logical_id, _, attribute = arg.partition(".")
-            else:
-                logical_id, attribute = arg[0], self.resolve(arg[1])
-            return self.get_att(logical_id, str(attribute))
-        if fn == "Fn::Join":
-            delimiter, items = arg
-            items = self.resolve(items)
-            return str(delimiter).join(_text(self.resolve(item)) for item in items)
-        if fn == "Fn::Sub":
-            if isinstance(arg, list):
-                text, variables = arg[0], arg[1] if len(arg) > 1 else {}
-            else:
-                text, variables = arg, {}
-            return "".join(
-                piece if isinstance(piece, str) else _text(self.sub_variable(piece[1], variables))
-                for piece in _split_sub(text)
-            )
-        if fn == "Fn::Select":
-            index, items = arg
-            items = self.resolve(items)
-            index = int(self.resolve(index))
-            if isinstance(items, list) and 0 <= index < len(items):
-                return self.resolve(items[index])
-            return f"PLACEHOLDER_SELECT_{index}"
-        if fn == "Fn::Split":
-            delimiter, source = arg
-            return _text(self.resolve(source)).split(delimiter)
-        if fn == "Fn::GetAZs":
-            return [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
-        if fn == "Fn::ImportValue":
-            return f"PLACEHOLDER_IMPORT_{_text(self.resolve(arg))}"
-        if fn == "Fn::Base64":
-            return base64.b64encode(_text(self.resolve(arg)).encode()).decode()
-        if fn == "Fn::If":
-            return self.resolve(arg[1], key)  # deterministic: the "true" branch
-        if fn == "Fn::FindInMap":
-            names = [_text(self.resolve(part)) for part in arg[:3]]
-            try:
-                return self.resolve(self.template["Mappings"][names[0]][names[1]][names[2]])
-            except (KeyError, TypeError):
-                return "PLACEHOLDER_" + "_".join(names)
-        if fn == "Fn::ToJsonString":
-            return json.dumps(self.resolve(arg), separators=(",", ":"))
-        if fn == "Fn::Length":
-            resolved = self.resolve(arg)
-            return len(resolved) if isinstance(resolved, list) else 1
-        return f"PLACEHOLDER_{fn.replace('Fn::', '')}"
+        """The value of intrinsic function ``fn`` applied to ``arg`` (``key``: the JSON key holding it)."""
+        evaluate = _INTRINSICS.get(fn)
+        if evaluate is None:
+            return f"PLACEHOLDER_{fn.replace('Fn::', '')}"
+        return evaluate(self, arg, key)
 
+    # -- one method per intrinsic function (see _INTRINSICS) -----------------
+    def _ref(self, arg: Any, key: str | None) -> Any:
+        return self.ref(arg, arn_context=_is_arn_key(key))
+
+    def _get_att(self, arg: Any, key: str | None) -> Any:
+        if isinstance(arg, str):
+            logical_id, _, attribute = arg.partition(".")
+        else:
+            logical_id, attribute = arg[0], self.resolve(arg[1])
+        return self.get_att(logical_id, str(attribute))
+
+    def _join(self, arg: Any, key: str | None) -> str:
+        delimiter, items = arg
+        items = self.resolve(items)
+        return str(delimiter).join(_text(self.resolve(item)) for item in items)
+
+    def _sub(self, arg: Any, key: str | None) -> str:
+        if isinstance(arg, list):
+            text, variables = arg[0], arg[1] if len(arg) > 1 else {}
+        else:
+            text, variables = arg, {}
+        return "".join(
+            piece if isinstance(piece, str) else _text(self.sub_variable(piece[1], variables))
+            for piece in _split_sub(text)
+        )
+
+    def _select(self, arg: Any, key: str | None) -> Any:
+        index, items = arg
+        items = self.resolve(items)
+        index = int(self.resolve(index))
+        if isinstance(items, list) and 0 <= index < len(items):
+            return self.resolve(items[index])
+        return f"PLACEHOLDER_SELECT_{index}"
+
+    def _split(self, arg: Any, key: str | None) -> list[str]:
+        delimiter, source = arg
+        return _text(self.resolve(source)).split(delimiter)
+
+    def _get_azs(self, arg: Any, key: str | None) -> list[str]:
+        return [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+
+    def _import_value(self, arg: Any, key: str | None) -> str:
+        return f"PLACEHOLDER_IMPORT_{_text(self.resolve(arg))}"
+
+    def _base64(self, arg: Any, key: str | None) -> str:
+        return base64.b64encode(_text(self.resolve(arg)).encode()).decode()
+
+    def _if(self, arg: Any, key: str | None) -> Any:
+        return self.resolve(arg[1], key)  # deterministic: the "true" branch
+
+    def _find_in_map(self, arg: Any, key: str | None) -> Any:
+        names = [_text(self.resolve(part)) for part in arg[:3]]
+        try:
+            return self.resolve(self.template["Mappings"][names[0]][names[1]][names[2]])
+        except (KeyError, TypeError):
+            return "PLACEHOLDER_" + "_".join(names)
+
+    def _to_json_string(self, arg: Any, key: str | None) -> str:
+        return json.dumps(self.resolve(arg), separators=(",", ":"))
+
+    def _length(self, arg: Any, key: str | None) -> int:
+        resolved = self.resolve(arg)
+        return len(resolved) if isinstance(resolved, list) else 1
+
+    # -- ${name} of Fn::Sub / DefinitionSubstitutions ------------------------
     def sub_variable(self, name: str, variables: dict, key: str | None = None) -> Any:
         if name in variables:
             return self.resolve(variables[name], key)
@@ -225,6 +244,24 @@ class _Resolver:
             logical_id, _, attribute = name.partition(".")
             return self.get_att(logical_id, attribute)
         return self.ref(name, arn_context=_is_arn_key(key))
+
+
+# How _Resolver.intrinsic evaluates each function; any other becomes PLACEHOLDER_<name>.
+_INTRINSICS: dict[str, Callable[[_Resolver, Any, str | None], Any]] = {
+    "Ref": _Resolver._ref,
+    "Fn::GetAtt": _Resolver._get_att,
+    "Fn::Join": _Resolver._join,
+    "Fn::Sub": _Resolver._sub,
+    "Fn::Select": _Resolver._select,
+    "Fn::Split": _Resolver._split,
+    "Fn::GetAZs": _Resolver._get_azs,
+    "Fn::ImportValue": _Resolver._import_value,
+    "Fn::Base64": _Resolver._base64,
+    "Fn::If": _Resolver._if,
+    "Fn::FindInMap": _Resolver._find_in_map,
+    "Fn::ToJsonString": _Resolver._to_json_string,
+    "Fn::Length": _Resolver._length,
+}
 
 
 def _text(value: Any) -> str:
@@ -268,62 +305,83 @@ def resolve_intrinsics(value: Any, template: dict | None = None) -> Any:
 # --------------------------------------------------------------------------
 
 _KEY_BEFORE = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*$')
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+class _JsonText:
+    """JSON text being written, knowing whether it currently ends inside a JSON string."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.in_string = False
+        self._escaped = False
+        self._string_start = -1  # index of the opening quote of the current (or last) string
+
+    def add_literal(self, piece: str) -> None:
+        """Append JSON text, following its quotes and escapes."""
+        for i, ch in enumerate(piece):
+            self._scan(ch, len(self.text) + i)
+        self.text += piece
+
+    def _scan(self, ch: str, position: int) -> None:
+        if not self.in_string:
+            if ch == '"':
+                self.in_string = True
+                self._string_start = position
+        elif self._escaped:
+            self._escaped = False
+        elif ch == "\\":
+            self._escaped = True
+        elif ch == '"':
+            self.in_string = False
+
+    def whole_value_key(self) -> str | None:
+        """The JSON key whose string value has just been opened (``"Resource": "`` so far), else None.
+
+        A value inserted here may turn out to be the whole string (``"Resource": "<value>"``).
+        """
+        if not self.in_string:
+            return None
+        match = _KEY_BEFORE.search(self.text[max(0, self._string_start - 1000):self._string_start])
+        key = json.loads(f'"{match.group(1)}"') if match else None
+        return key if self._string_start == len(self.text) - 1 else None
+
+    def add_value(self, value: Any) -> None:
+        """Append an evaluated intrinsic: escaped text inside a string, else a bare JSON value."""
+        self.text += _render(value, self.in_string)
+
+
+def _render(value: Any, in_string: bool) -> str:
+    """``value`` as JSON text: string content inside a string; outside one a number, bool or list as
+    itself, a string that is a number as that number, anything else ``1``."""
+    if in_string:
+        return json.dumps(_text(value))[1:-1]
+    if isinstance(value, (bool, int, float, list)):
+        return json.dumps(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        return value
+    return "1"
 
 
 def _assemble(pieces: list[Any], resolver: _Resolver, substitutions: dict) -> str:
-    """Join literal JSON text and intrinsics, tracking whether we're in a JSON string.
+    """Join literal JSON text and intrinsics, each intrinsic rendered for where it stands.
 
     ``pieces`` holds str (JSON text), dict (an intrinsic) or ("var", name)
     (a ``${name}`` of Fn::Sub / DefinitionSubstitutions).
     """
-    out: list[str] = []
-    text_so_far = ""  # mirror of "".join(out), kept for look-behind
-    in_string = False
-    escaped = False
-    string_start = -1
-
+    out = _JsonText()
     for piece in pieces:
         if isinstance(piece, str):
-            for i, ch in enumerate(piece):
-                if in_string:
-                    if escaped:
-                        escaped = False
-                    elif ch == "\\":
-                        escaped = True
-                    elif ch == '"':
-                        in_string = False
-                elif ch == '"':
-                    in_string = True
-                    string_start = len(text_so_far) + i
-            out.append(piece)
-            text_so_far += piece
+            out.add_literal(piece)
             continue
-
-        key = None
-        at_string_start = False
-        if in_string:
-            at_string_start = string_start == len(text_so_far) - 1
-            match = _KEY_BEFORE.search(text_so_far[max(0, string_start - 1000):string_start])
-            key = json.loads(f'"{match.group(1)}"') if match else None
-        whole_value_key = key if at_string_start else None
-
+        key = out.whole_value_key()
         if isinstance(piece, tuple):
-            value = resolver.sub_variable(piece[1], substitutions, whole_value_key)
+            value = resolver.sub_variable(piece[1], substitutions, key)
         else:
             (fn,) = piece
-            value = resolver.intrinsic(fn, piece[fn], whole_value_key)
-
-        if in_string:
-            rendered = json.dumps(_text(value))[1:-1]
-        elif isinstance(value, bool) or isinstance(value, (int, float, list)):
-            rendered = json.dumps(value)
-        elif isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value):
-            rendered = value
-        else:
-            rendered = "1"
-        out.append(rendered)
-        text_so_far += rendered
-    return text_so_far
+            value = resolver.intrinsic(fn, piece[fn], key)
+        out.add_value(value)
+    return out.text
 
 
 def _pieces_with_substitutions(text: str, substitution_names: set[str]) -> list[Any]:
@@ -356,16 +414,8 @@ def _definition_of(logical_id: str, resource: dict, template: dict) -> dict:
     props = resource.get("Properties", {})
     resolver = _Resolver(template)
     substitutions = props.get("DefinitionSubstitutions") or {}
-    names = set(substitutions)
-
     if "Definition" in props:
-        definition = resolver.resolve(props["Definition"])
-        if names:  # ${x} placeholders inside an inline Definition
-            text = _assemble(
-                _pieces_with_substitutions(json.dumps(definition), names), resolver, substitutions
-            )
-            definition = _parse(text, logical_id)
-        return definition
+        return _inline_definition(logical_id, props["Definition"], resolver, substitutions)
 
     body = props.get("DefinitionString")
     if body is None:
@@ -373,31 +423,56 @@ def _definition_of(logical_id: str, resource: dict, template: dict) -> dict:
             f"state machine {logical_id} has neither Definition nor DefinitionString "
             f"(DefinitionS3Location is not supported): {sorted(props)}"
         )
+    pieces, substitutions = _definition_string_pieces(logical_id, body, substitutions)
+    return _parse(_assemble(pieces, resolver, substitutions), logical_id)
 
-    pieces: list[Any]
+
+def _inline_definition(logical_id: str, definition: Any, resolver: _Resolver, substitutions: dict) -> dict:
+    """A ``Definition`` (JSON, not text) with its intrinsics and its ``${x}`` substitutions evaluated."""
+    names = set(substitutions)
+    definition = resolver.resolve(definition)
+    if names:  # ${x} placeholders inside an inline Definition
+        text = _assemble(_pieces_with_substitutions(json.dumps(definition), names), resolver, substitutions)
+        definition = _parse(text, logical_id)
+    return definition
+
+
+def _definition_string_pieces(logical_id: str, body: Any, substitutions: dict) -> tuple[list[Any], dict]:
+    """The pieces of a ``DefinitionString`` for :func:`_assemble`, and the substitutions they take values from
+    (a ``Fn::Sub`` body adds its own variables)."""
+    names = set(substitutions)
     if isinstance(body, str):
-        pieces = _pieces_with_substitutions(body, names)
-    elif isinstance(body, dict) and list(body) == ["Fn::Join"]:
-        delimiter, parts = body["Fn::Join"]
-        pieces = []
-        for i, part in enumerate(parts):
-            if i and delimiter:
-                pieces.extend(_pieces_with_substitutions(delimiter, names))
-            if isinstance(part, str):
-                pieces.extend(_pieces_with_substitutions(part, names))
-            else:
-                pieces.append(part)
-    elif isinstance(body, dict) and list(body) == ["Fn::Sub"]:
+        return _pieces_with_substitutions(body, names), substitutions
+    if isinstance(body, dict) and list(body) == ["Fn::Join"]:
+        return _join_pieces(body["Fn::Join"], names), substitutions
+    if isinstance(body, dict) and list(body) == ["Fn::Sub"]:
         arg = body["Fn::Sub"]
         text, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
         substitutions = {**substitutions, **variables}
-        pieces = []
-        for piece in _split_sub(text):
-            pieces.extend(_pieces_with_substitutions(piece, names) if isinstance(piece, str) else [piece])
-    else:
-        raise ValueError(f"state machine {logical_id}: unsupported DefinitionString form {body!r:.200}")
+        return _sub_pieces(text, names), substitutions
+    raise ValueError(f"state machine {logical_id}: unsupported DefinitionString form {body!r:.200}")
 
-    return _parse(_assemble(pieces, resolver, substitutions), logical_id)
+
+def _join_pieces(join: list, names: set[str]) -> list[Any]:
+    """The pieces of ``Fn::Join [delimiter, parts]``: its text parts (and delimiters) and its intrinsics."""
+    delimiter, parts = join
+    pieces: list[Any] = []
+    for i, part in enumerate(parts):
+        if i and delimiter:
+            pieces.extend(_pieces_with_substitutions(delimiter, names))
+        if isinstance(part, str):
+            pieces.extend(_pieces_with_substitutions(part, names))
+        else:
+            pieces.append(part)
+    return pieces
+
+
+def _sub_pieces(text: str, names: set[str]) -> list[Any]:
+    """The pieces of ``Fn::Sub`` text: literal text and ("var", name) for each ``${name}``."""
+    pieces: list[Any] = []
+    for piece in _split_sub(text):
+        pieces.extend(_pieces_with_substitutions(piece, names) if isinstance(piece, str) else [piece])
+    return pieces
 
 
 def definitions_from_template(template: dict) -> dict[str, dict]:

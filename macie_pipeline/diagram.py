@@ -248,31 +248,46 @@ class _Renderer:
     def connect(self, states: dict, scope: tuple) -> bool:
         """Edges of ``states`` (and of the scopes inside them); True when a state ends the scope by ``End``."""
         ends = False
-
-        def target(name: str) -> str:
-            try:
-                return self.ids[scope + (name,)]
-            except KeyError:
-                raise ValueError(f"state {name!r} is the target of a transition but is not defined in its scope") from None
-
         for name, state in states.items():
             node = self.ids[scope + (name,)]
-            if "Next" in state:
-                self.edge(node, target(state["Next"]))
-            elif state.get("End") and state.get("Type") not in ("Succeed", "Fail", "Choice"):
+            if self._next_edge(node, state, scope):
                 ends = True
-                if not scope:
-                    self.edge(node, _END_ID)
-            for rule in state.get("Choices", []):
-                self.edge(node, target(rule["Next"]), _condition(rule))
-            if "Default" in state:
-                self.edge(node, target(state["Default"]), "otherwise")
-            for catcher in state.get("Catch", []):
-                self.edge(node, target(catcher["Next"]), ", ".join(catcher.get("ErrorEquals", [])), dashed=True)
+            self._choice_edges(node, state, scope)
+            self._catch_edges(node, state, scope)
             if state.get("Type") in _CONTAINERS:
                 for index, (_title, inner) in enumerate(_children(state)):
                     self.connect(inner, scope + (name, index))
         return ends
+
+    def _target(self, scope: tuple, name: str) -> str:
+        """The node id of state ``name`` of ``scope``, the target of a transition."""
+        try:
+            return self.ids[scope + (name,)]
+        except KeyError:
+            raise ValueError(f"state {name!r} is the target of a transition but is not defined in its scope") from None
+
+    def _next_edge(self, node: str, state: dict, scope: tuple) -> bool:
+        """The edge of ``Next`` (at the top level, of ``End`` too); True when the state ends the scope by ``End``."""
+        if "Next" in state:
+            self.edge(node, self._target(scope, state["Next"]))
+            return False
+        if not state.get("End") or state.get("Type") in ("Succeed", "Fail", "Choice"):
+            return False
+        if not scope:
+            self.edge(node, _END_ID)
+        return True
+
+    def _choice_edges(self, node: str, state: dict, scope: tuple) -> None:
+        """An edge per Choice rule, labelled with its condition, and one for ``Default``."""
+        for rule in state.get("Choices", []):
+            self.edge(node, self._target(scope, rule["Next"]), _condition(rule))
+        if "Default" in state:
+            self.edge(node, self._target(scope, state["Default"]), "otherwise")
+
+    def _catch_edges(self, node: str, state: dict, scope: tuple) -> None:
+        """A dashed edge per ``Catch``, labelled with its error names."""
+        for catcher in state.get("Catch", []):
+            self.edge(node, self._target(scope, catcher["Next"]), ", ".join(catcher.get("ErrorEquals", [])), dashed=True)
 
 
 def mermaid_from_definition(definition: dict) -> str:
