@@ -39,8 +39,12 @@ from .props import (
     MAX_IGNORE_WORDS,
     MAX_KEYWORDS,
     MAX_MATCH_DISTANCE,
+    MAX_ALLOW_LISTS_PER_JOB,
+    MAX_CUSTOM_DATA_IDENTIFIERS_PER_JOB,
+    MAX_DESCRIPTION_LENGTH,
     MAX_WORD_LENGTH,
-    MIN_WORD_LENGTH,
+    MIN_IGNORE_WORD_LENGTH,
+    MIN_KEYWORD_LENGTH,
     NAME_PATTERN,
     SEVERITY_NAMES,
     AllowList,
@@ -139,15 +143,20 @@ def check_enum(problems: list, name: str, value: Any, enum_type: type) -> None:
         problems.append(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def check_words(problems: list, where: str, words: Sequence[str], limit: int) -> None:
+def check_words(problems: list, where: str, words: Sequence[str], limit: int, min_length: int) -> None:
     if isinstance(words, str):
         problems.append(f"{where} must be a list of words, not a single string")
         return
     if len(words) > limit:
         problems.append(f"{where} has {len(words)} entries, Macie allows at most {limit}")
     for word in words:
-        if not isinstance(word, str) or not MIN_WORD_LENGTH <= len(word) <= MAX_WORD_LENGTH:
-            problems.append(f"{where}: {word!r} must be {MIN_WORD_LENGTH}-{MAX_WORD_LENGTH} characters")
+        if not isinstance(word, str) or not min_length <= len(word) <= MAX_WORD_LENGTH:
+            problems.append(f"{where}: {word!r} must be {min_length}-{MAX_WORD_LENGTH} characters")
+
+
+def check_count(problems: list, setting: str, entries: Sequence, limit: int, what: str) -> None:
+    if len(entries) > limit:
+        problems.append(f"{setting} has {len(entries)} entries, a Macie job takes at most {limit} {what}")
 
 
 def named_entries(problems: Problems, setting: str, entries: Sequence, kind: type) -> Iterator[tuple[str, Any]]:
@@ -165,6 +174,9 @@ def named_entries(problems: Problems, setting: str, entries: Sequence, kind: typ
             problems.append(f"{where}: duplicate name")
         names.add(entry.name)
         check_regex(problems, where, entry.regex)
+        description = entry.description
+        if description is not None and (not isinstance(description, str) or not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH):
+            problems.append(f"{where}: description must be 1-{MAX_DESCRIPTION_LENGTH} characters")
         yield where, entry
 
 
@@ -187,6 +199,7 @@ class MacieOptions:
         self._check_custom_data_identifiers(problems)
         if problems.expect_list("allow_lists", self.allow_lists, object, "AllowList objects"):
             list(named_entries(problems, "allow_lists", self.allow_lists, AllowList))  # the shared checks are all it needs
+            check_count(problems, "allow_lists", self.allow_lists, MAX_ALLOW_LISTS_PER_JOB, "allow lists")
         self._check_managed_identifiers(problems)
         problems.expect("create_macie_session", self.create_macie_session, bool, "a bool")
 
@@ -194,11 +207,13 @@ class MacieOptions:
         if not problems.expect_list("custom_data_identifiers", self.custom_data_identifiers, object, "CustomDataIdentifier objects"):
             return
         for where, cdi in named_entries(problems, "custom_data_identifiers", self.custom_data_identifiers, CustomDataIdentifier):
-            check_words(problems, f"{where}.keywords", cdi.keywords, MAX_KEYWORDS)
-            check_words(problems, f"{where}.ignore_words", cdi.ignore_words, MAX_IGNORE_WORDS)
+            check_words(problems, f"{where}.keywords", cdi.keywords, MAX_KEYWORDS, MIN_KEYWORD_LENGTH)
+            check_words(problems, f"{where}.ignore_words", cdi.ignore_words, MAX_IGNORE_WORDS, MIN_IGNORE_WORD_LENGTH)
             distance = cdi.maximum_match_distance
             if not isinstance(distance, int) or isinstance(distance, bool) or not 1 <= distance <= MAX_MATCH_DISTANCE:
                 problems.append(f"{where}: maximum_match_distance must be an integer from 1 to {MAX_MATCH_DISTANCE}")
+        check_count(problems, "custom_data_identifiers", self.custom_data_identifiers, MAX_CUSTOM_DATA_IDENTIFIERS_PER_JOB,
+                    "custom data identifiers")
 
     def _check_managed_identifiers(self, problems: Problems) -> None:
         selector_ok = problems.expect_enum(

@@ -19,7 +19,12 @@ MAX_REGEX_LENGTH = 512
 MAX_KEYWORDS = 50
 MAX_IGNORE_WORDS = 10
 MAX_WORD_LENGTH = 90
-MIN_WORD_LENGTH = 3
+MIN_KEYWORD_LENGTH = 3
+MIN_IGNORE_WORD_LENGTH = 4
+MAX_DESCRIPTION_LENGTH = 512
+# What one classification job may use (CreateClassificationJob).
+MAX_CUSTOM_DATA_IDENTIFIERS_PER_JOB = 30
+MAX_ALLOW_LISTS_PER_JOB = 10
 MAX_MATCH_DISTANCE = 300
 MAX_BATCH_OBJECTS = 50
 MAX_NAME_LENGTH = 128
@@ -97,10 +102,12 @@ class CustomDataIdentifier:
     :param name: unique name, 1-128 of letters, digits, space, ``_ . -``.
     :param regex: the pattern Macie matches (at most 512 characters); checked at synth.
     :param keywords: words that must appear within ``maximum_match_distance`` characters before a
-        match (up to 50, 3-90 characters each). Default: none, every regex match counts.
-    :param ignore_words: matches equal to one of these are ignored (up to 10, 3-90 characters).
+        match (up to 50, 3-90 characters each, not case sensitive). Default: none, every regex match counts.
+    :param ignore_words: a match that *contains* one of these is ignored (up to 10, 4-90 characters,
+        case sensitive).
     :param maximum_match_distance: 1-300 characters. Default: 50 (Macie's default).
-    :param description: free text. Default: none.
+    :param description: free text, 1-512 characters (others in the account may see it: no sensitive
+        data). Default: none.
     """
 
     name: str
@@ -117,7 +124,7 @@ class AllowList:
 
     :param name: unique name (same rules as a custom data identifier's).
     :param regex: matches of this pattern are never reported (at most 512 characters).
-    :param description: free text. Default: none.
+    :param description: free text, 1-512 characters. Default: none.
     """
 
     name: str

@@ -322,3 +322,36 @@ def test_type_problems_and_value_problems_are_reported_together():
     with pytest.raises(ValueError) as raised:
         _build(approval_timeout=Duration.seconds(5))
     assert not isinstance(raised.value, TypeError), "only a wrong type makes the error a TypeError"
+
+
+# ---------------------------------------------------------------------- Macie's own limits
+def test_macie_limits_fail_at_synth_with_the_entry_named():
+    """Values Macie would reject at deploy (the resource) or at run time (the job) fail at synth."""
+    with pytest.raises(ValueError) as raised:
+        _build(
+            custom_data_identifiers=[
+                CustomDataIdentifier(name="Emp", regex="EMP-[0-9]+", keywords=["emp"], ignore_words=["EMP", "EMP-0000"],
+                                     description="d" * 513),
+                *[CustomDataIdentifier(name=f"Id{i}", regex=f"ID{i}-[0-9]+") for i in range(30)],
+            ],
+            allow_lists=[AllowList(name=f"List{i}", regex=f"TEST{i}", description="" if i == 0 else None) for i in range(11)],
+        )
+    assert str(raised.value) == "\n- ".join([
+        "Invalid SensitiveDataScanPipeline settings:",
+        "custom_data_identifiers[0] ('Emp'): description must be 1-512 characters",
+        # Ignore words are 4-90 characters (keywords 3-90): 'EMP' is a valid keyword, not an ignore word.
+        "custom_data_identifiers[0] ('Emp').ignore_words: 'EMP' must be 4-90 characters",
+        "custom_data_identifiers has 31 entries, a Macie job takes at most 30 custom data identifiers",
+        "allow_lists[0] ('List0'): description must be 1-512 characters",
+        "allow_lists has 11 entries, a Macie job takes at most 10 allow lists",
+    ])
+
+
+def test_macie_limits_at_their_edges_are_accepted():
+    stack = cdk.Stack(cdk.App(), "Edges")
+    SensitiveDataScanPipeline(
+        stack, "Pipeline",
+        custom_data_identifiers=[CustomDataIdentifier(name=f"Id{i}", regex=f"ID{i}-[0-9]+", keywords=["abc"], ignore_words=["ID0-0"],
+                                                      description="d" * 512) for i in range(30)],
+        allow_lists=[AllowList(name=f"List{i}", regex=f"TEST{i}", description="x") for i in range(10)],
+    )
