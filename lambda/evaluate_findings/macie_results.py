@@ -98,11 +98,11 @@ class ResultsLocation:
     kms_key_arn: str | None = None
 
 
-def results_location(macie: Any, env: Mapping[str, str]) -> ResultsLocation | None:
-    """RESULTS_BUCKET/RESULTS_PREFIX when set, else the account's classification export configuration."""
-    bucket = (env.get("RESULTS_BUCKET") or "").strip()
-    if bucket:
-        return ResultsLocation(bucket, env.get("RESULTS_PREFIX") or "")
+def results_location(macie: Any, bucket: str | None = None, prefix: str | None = None) -> ResultsLocation | None:
+    """``bucket``/``prefix`` (RESULTS_BUCKET/RESULTS_PREFIX) when a bucket is given, else the account's
+    classification export configuration; None when there is neither."""
+    if bucket and bucket.strip():
+        return ResultsLocation(bucket.strip(), prefix or "")
     try:
         response = aws_call(
             "Macie GetClassificationExportConfiguration", macie.get_classification_export_configuration

@@ -14,6 +14,8 @@ from moto import mock_aws
 
 import evaluate_findings
 import macie_results
+from pipeline_common.clients import ClientCache
+from pipeline_common.contract import InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, TransientError
 from support.lambda_helpers import FakeContext, captured_logs
 
@@ -96,7 +98,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def run(macie, s3, monkeypatch: pytest.MonkeyPatch):
     """Invoke the real handler with the stubbed Macie client and the moto S3 client."""
     client, _ = macie
-    monkeypatch.setattr(evaluate_findings, "_CLIENTS", {"macie2": client, "s3": s3})
+    monkeypatch.setattr(evaluate_findings, "_CLIENTS", ClientCache(evaluate_findings._CLIENTS.config, macie2=client, s3=s3))
     return lambda event: evaluate_findings.handler(event, FakeContext())
 
 
@@ -407,6 +409,14 @@ def test_errors_map_to_the_contract(run, macie, monkeypatch) -> None:
         with pytest.raises(PipelineError, match=f"failed with {code}") as caught:
             run(event([obj("a.csv")]))
         assert not isinstance(caught.value, TransientError)
+
+
+def test_a_bad_variable_fails_each_invocation_before_any_call(run, macie, monkeypatch) -> None:
+    """The environment is read when the handler runs; text that is not JSON is named by the contract."""
+    monkeypatch.setenv("FINDING_POLICY", "{HIGH: DENY}")
+    monkeypatch.setenv("CUSTOM_DATA_IDENTIFIER_NAMES", "[")
+    with pytest.raises(InvalidEnvironment, match="FINDING_POLICY must be JSON.*CUSTOM_DATA_IDENTIFIER_NAMES must be JSON"):
+        run(event([obj("a.csv")]))  # no Macie call was stubbed
 
 
 class TrickleBody:

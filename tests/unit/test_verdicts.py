@@ -160,7 +160,7 @@ def test_unknown_format_policy_and_load_policy() -> None:
     assert parse_unknown_format_policy("deny") == DENY
     with pytest.raises(InvalidInputError, match="UNKNOWN_FORMAT_POLICY must be one of ALLOW, REVIEW, DENY, got 'QUARANTINE'"):
         parse_unknown_format_policy("QUARANTINE")
-    policy = load_policy({"FINDING_POLICY": '{"HIGH": "DENY"}', "UNKNOWN_FORMAT_POLICY": "ALLOW"})
+    policy = load_policy('{"HIGH": "DENY"}', "ALLOW")
     assert policy == Policy(findings={"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": DENY}, unknown_format=ALLOW)
 
 
