@@ -20,6 +20,7 @@ from botocore.stub import ANY, Stubber
 
 import request_review
 import review_api
+from pipeline_common.clients import ClientCache
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
@@ -39,8 +40,8 @@ def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
     sfn = boto3.client("stepfunctions", region_name=REGION)
     sent: list[dict] = []
     sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
-    monkeypatch.setattr(request_review, "_RESOURCES", {})
-    monkeypatch.setattr(review_api, "_RESOURCES", {"stepfunctions": sfn})
+    monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
+    monkeypatch.setattr(review_api, "_CLIENTS", ClientCache(review_api._CLIENTS.config, stepfunctions=sfn))
     with Stubber(sfn) as stubber:
         yield {**review_backend, "stubber": stubber, "sent": sent}
         stubber.assert_no_pending_responses()
@@ -268,3 +269,12 @@ def test_bad_requests_change_nothing(aws) -> None:
     not_allowed = api("DELETE", review_id)
     assert not_allowed["statusCode"] == 405 and not_allowed["headers"]["Allow"] == "GET, POST"
     assert items(aws) == before and aws["sent"] == []
+
+
+def test_a_missing_table_name_is_a_plain_error_page(aws, logs, monkeypatch) -> None:
+    """The environment is read on each request; a deployment error shows no internals to the browser."""
+    monkeypatch.delenv("STATE_TABLE")
+    page = api("GET", "r" * 43)
+    assert page["statusCode"] == 500 and "STATE_TABLE" not in page["body"]
+    failure = [json.loads(line) for line in logs.getvalue().splitlines() if "Unexpected failure" in line]
+    assert len(failure) == 1 and failure[0]["errorCode"] == "InvalidEnvironment"
