@@ -9,13 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from pipeline_common.clients import ClientCache, client_config
-from pipeline_common.constants import CLEAN, INTEGRITY_RESULTS, REVIEW, VERDICTS
-from pipeline_common.contract import EvaluateFindingsEnvironment
-from pipeline_common.errors import InvalidInputError
-from pipeline_common.log import get_logger
-from pipeline_common.objects import object_ref
-
 from macie_results import (
     ResultsLocation,
     finding_location,
@@ -25,6 +18,12 @@ from macie_results import (
     read_analysis,
     results_location,
 )
+from pipeline_common.clients import ClientCache, client_config
+from pipeline_common.constants import CLEAN, INTEGRITY_RESULTS, REVIEW, VERDICTS
+from pipeline_common.contract import EvaluateFindingsEnvironment
+from pipeline_common.errors import InvalidInputError
+from pipeline_common.log import get_logger
+from pipeline_common.objects import object_ref
 from verdicts import MISSING, FindingTally, JobState, Policy, decide, load_policy, parse_custom_identifier_names
 
 logger = get_logger("evaluate_findings")

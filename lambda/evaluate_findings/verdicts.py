@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipeline_common.objects import tag_value
 from pipeline_common.constants import (
     ALLOW,
     CLEAN,
@@ -24,6 +23,7 @@ from pipeline_common.constants import (
     UNCHECKED,
 )
 from pipeline_common.errors import InvalidInputError
+from pipeline_common.objects import tag_value
 
 # Analysis status of one object, from Macie's sensitive data discovery results.
 COMPLETE, PARTIAL, SKIPPED, MISSING = "COMPLETE", "PARTIAL", "SKIPPED", "MISSING"

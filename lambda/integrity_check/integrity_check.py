@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
+import integrity_core as core
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -26,15 +27,12 @@ from botocore.exceptions import (
     IncompleteReadError,
     ParamValidationError,
 )
-
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.contract import IntegrityCheckEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, SourceChangedError, TransientError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import normalise_etag, object_ref
 from pipeline_common.transient import error_code, is_transient
-
-import integrity_core as core
 
 logger = get_logger("integrity_check")
 

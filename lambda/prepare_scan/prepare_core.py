@@ -16,7 +16,7 @@ TRIGGER_SCHEDULE = "schedule"
 
 # A claim can be taken when nobody holds it, when this scan holds it (a Lambda retry), or when the
 # holder's claim has expired (DynamoDB deletes expired items only eventually, up to days later).
-CLAIM_CONDITION = "attribute_not_exists(pk) OR scanId = :scan OR expiresAt < :now"
+CLAIM_CONDITION = f"attribute_not_exists({TABLE_PARTITION_KEY}) OR scanId = :scan OR {TABLE_TTL_ATTRIBUTE} < :now"
 
 # Storage classes whose objects cannot be read without a restore: Macie and CopyObject both fail.
 UNREADABLE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})

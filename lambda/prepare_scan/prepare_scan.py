@@ -10,15 +10,13 @@ import os
 import time
 from typing import Any, Iterator, Mapping, NoReturn
 
+import prepare_core
 from botocore.exceptions import BotoCoreError, ClientError
-
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.contract import PrepareScanEnvironment
 from pipeline_common.errors import TransientError
 from pipeline_common.log import get_logger
 from pipeline_common.transient import error_code, is_transient
-
-import prepare_core
 
 logger = get_logger("prepare_scan")
 

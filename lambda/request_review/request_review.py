@@ -12,15 +12,15 @@ import time
 from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
-
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.constants import TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from pipeline_common.contract import RequestReviewEnvironment
 from pipeline_common.errors import InvalidInputError
 from pipeline_common.log import get_logger
-from pipeline_common.state_table import iso_utc as _iso, review_pk
-from pipeline_common.transient import as_pipeline_error as _aws_error, error_code
-
+from pipeline_common.state_table import iso_utc as _iso
+from pipeline_common.state_table import review_pk
+from pipeline_common.transient import as_pipeline_error as _aws_error
+from pipeline_common.transient import error_code
 from review_message import fit_for_storage, message_body, review_link, review_objects, subject
 
 logger = get_logger("request_review")
@@ -60,7 +60,11 @@ def _store(table: Any, item: dict) -> str:
         review_id = secrets.token_urlsafe(32)
         item[TABLE_PARTITION_KEY] = review_pk(review_id)
         try:
-            table.put_item(Item=item, ConditionExpression="attribute_not_exists(#pk)", ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY})
+            table.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY},
+            )
             return review_id
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException" and attempt < PUT_ATTEMPTS:

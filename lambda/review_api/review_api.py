@@ -15,14 +15,13 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
-
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.constants import REVIEW_PREFIX, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from pipeline_common.contract import ReviewApiEnvironment
 from pipeline_common.log import get_logger
-from pipeline_common.state_table import iso_utc as _iso_now, review_pk
+from pipeline_common.state_table import iso_utc as _iso_now
+from pipeline_common.state_table import review_pk
 from pipeline_common.transient import error_code, is_transient
-
 from review_page import (
     FormError,
     parse_decision,

@@ -12,9 +12,8 @@ from typing import Iterator
 
 import boto3
 import pytest
-from botocore.stub import Stubber
-
 import request_review
+from botocore.stub import Stubber
 from pipeline_common.clients import ClientCache
 from pipeline_common.contract import InvalidEnvironment, RequestReviewEnvironment
 from pipeline_common.errors import InvalidInputError, TransientError

@@ -16,10 +16,9 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
-
 import request_review
 import review_api
+from botocore.stub import ANY, Stubber
 from pipeline_common.clients import ClientCache
 from support.lambda_helpers import FakeContext, captured_logs
 
@@ -66,11 +65,21 @@ def create_review(aws: dict) -> str:
             "findings": {"count": 1, "types": types, "maxSeverity": severity},
         }
         for key, types, severity, reasons in [
-            (EVIL_KEY, {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "HIGH", ["1 HIGH-severity Macie finding(s); the finding policy requires review"]),
+            (
+                EVIL_KEY,
+                {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2},
+                "HIGH",
+                ["1 HIGH-severity Macie finding(s); the finding policy requires review"],
+            ),
             ("notes.bin", {}, None, ["Macie skipped the object and did not analyse it (reason: UNSUPPORTED_FILE_TYPE)"]),
         ]
     ]
-    event = {"taskToken": TOKEN, "scanId": "scan-7", "executionArn": "arn:aws:states:us-east-1:123456789012:execution:p:scan-7", "objects": objects}
+    event = {
+        "taskToken": TOKEN,
+        "scanId": "scan-7",
+        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:p:scan-7",
+        "objects": objects,
+    }
     assert request_review.handler(event, FakeContext()) == {"reviewRequested": True, "objectCount": 2}
     (message,) = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)["Messages"]
     aws["sqs"].delete_message(QueueUrl=aws["queue"], ReceiptHandle=message["ReceiptHandle"])
@@ -93,7 +102,13 @@ def api(method: str, review_id: str, body: str | None = None, *, b64: bool = Fal
         "requestContext": {
             "stage": "prod",
             "requestId": "api-req",
-            "identity": {"sourceIp": "203.0.113.9", "userArn": user_arn, "caller": None, "cognitoIdentityId": None, "userAgent": "Mozilla/5.0 (test)"},
+            "identity": {
+                "sourceIp": "203.0.113.9",
+                "userArn": user_arn,
+                "caller": None,
+                "cognitoIdentityId": None,
+                "userAgent": "Mozilla/5.0 (test)",
+            },
             "authorizer": {"claims": claims} if claims else None,
         },
     }
@@ -226,7 +241,9 @@ def test_a_lost_race_is_caught_by_the_condition(aws, race, status) -> None:
 
 def test_workflow_no_longer_waiting_marks_the_review_expired(aws) -> None:
     review_id = create_review(aws)
-    aws["stubber"].add_client_error("send_task_success", "TaskTimedOut", "Task Timed Out", 400, expected_params={"taskToken": TOKEN, "output": ANY})
+    aws["stubber"].add_client_error(
+        "send_task_success", "TaskTimedOut", "Task Timed Out", 400, expected_params={"taskToken": TOKEN, "output": ANY}
+    )
 
     response = api("POST", review_id, "decision=deny", user_arn="arn:aws:iam::123456789012:user/bob")
 

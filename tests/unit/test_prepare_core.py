@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-import pytest
-
 import prepare_core
+import pytest
 from pipeline_common.contract import PrepareScanEnvironment
 from pipeline_common.errors import InvalidInputError
 

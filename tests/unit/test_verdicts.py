@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from pipeline_common.constants import ALLOW, CLEAN, CORRUPT, DENY, REVIEW, UNCHECKED, VALID
 from pipeline_common.errors import InvalidInputError
 from verdicts import (
@@ -36,10 +35,17 @@ def finding(severity: str | None = "High", *, managed=(("CREDIT_CARD_NUMBER", 3)
     result = {
         "status": {"code": "COMPLETE"},
         "sensitiveData": [
-            {"category": "FINANCIAL_INFORMATION", "detections": [{"type": t, "count": n} for t, n in managed], "totalCount": sum(n for _, n in managed)}
+            {
+                "category": "FINANCIAL_INFORMATION",
+                "detections": [{"type": t, "count": n} for t, n in managed],
+                "totalCount": sum(n for _, n in managed),
+            }
         ],
         "customDataIdentifiers": {
-            "detections": [{"name": name, "arn": f"arn:aws:macie2:us-east-1:123456789012:custom-data-identifier/{name}", "count": n} for name, n in custom],
+            "detections": [
+                {"name": name, "arn": f"arn:aws:macie2:us-east-1:123456789012:custom-data-identifier/{name}", "count": n}
+                for name, n in custom
+            ],
             "totalCount": sum(n for _, n in custom),
         },
     }
