@@ -9,15 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-import boto3
-from botocore.config import Config
-
-from pipeline_common.constants import CLEAN, INTEGRITY_RESULTS, REVIEW, VERDICTS
-from pipeline_common.errors import InvalidInputError
-from pipeline_common.log import get_logger
-from pipeline_common.objects import object_ref
-
 from macie_results import (
+    ResultsLocation,
     finding_location,
     get_findings,
     job_results_prefix,
@@ -25,18 +18,17 @@ from macie_results import (
     read_analysis,
     results_location,
 )
+from pipeline_common.clients import ClientCache, client_config
+from pipeline_common.constants import CLEAN, INTEGRITY_RESULTS, REVIEW, VERDICTS
+from pipeline_common.contract import EvaluateFindingsEnvironment
+from pipeline_common.errors import InvalidInputError
+from pipeline_common.log import get_logger
+from pipeline_common.objects import object_ref
 from verdicts import MISSING, FindingTally, JobState, Policy, decide, load_policy, parse_custom_identifier_names
 
 logger = get_logger("evaluate_findings")
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
-_CLIENTS: dict[str, Any] = {}
-
-
-def _client(name: str) -> Any:
-    if name not in _CLIENTS:
-        _CLIENTS[name] = boto3.client(name, config=_CONFIG)
-    return _CLIENTS[name]
+_CLIENTS = ClientCache(client_config(read_timeout=60))
 
 
 def _account_id(context: Any) -> str:
@@ -100,9 +92,13 @@ def _parse_event(event: Any) -> tuple[str, JobState, list[dict]]:
     return job["jobId"], state, list(objects)
 
 
-def evaluate(event: Any, context: Any, *, macie: Any, s3: Any, env: Mapping[str, str]) -> dict:
-    policy: Policy = load_policy(env)
-    custom_names = parse_custom_identifier_names(env.get("CUSTOM_DATA_IDENTIFIER_NAMES"))
+def run(
+    event: Any, *, macie: Any, s3: Any, env: EvaluateFindingsEnvironment, region: str, context: Any
+) -> dict:
+    """The verdict of every object of the scan, from the job's findings (``macie``) and discovery results
+    (``s3``). ``context`` gives the account id (the Lambda context), ``region`` the job's region."""
+    policy: Policy = load_policy(env.finding_policy, env.unknown_format_policy)
+    custom_names = parse_custom_identifier_names(env.custom_data_identifier_names)
     job_id, job, objects = _parse_event(event)
     summary = {verdict: 0 for verdict in VERDICTS}
     if not objects:
@@ -114,8 +110,23 @@ def evaluate(event: Any, context: Any, *, macie: Any, s3: Any, env: Mapping[str,
         staged = item["staged"]
         index.setdefault((staged["bucket"], staged["key"]), []).append(position)
     tallies = [FindingTally(custom_names=custom_names) for _ in objects]
+    ignored = _tally_findings(macie, job_id, index, tallies)
+    location = results_location(macie, env.results_bucket, env.results_prefix)
+    analysis = _read_analysis(s3, location, job_id, set(index), region, context)
 
-    # Findings of the job, attributed by the staged bucket and key.
+    results = [_evaluated(item, tallies[position], analysis, policy, job, ignored) for position, item in enumerate(objects)]
+    for result in results:
+        summary[result["verdict"]] += 1
+    review_required = summary[REVIEW] > 0
+    logger.info("Evaluated the scan", extra={"jobId": job_id, "summary": summary, "reviewRequired": review_required})
+    return {"objects": results, "summary": summary, "reviewRequired": review_required}
+
+
+def _tally_findings(
+    macie: Any, job_id: str, index: Mapping[tuple[str, str], list[int]], tallies: list[FindingTally]
+) -> int:
+    """Add each finding of the job to the tally of the object(s) at its staged bucket and key; returns
+    how many findings were about no object of the scan."""
     total = ignored = 0
     for finding in get_findings(macie, list_finding_ids(macie, job_id)):
         total += 1
@@ -131,64 +142,71 @@ def evaluate(event: Any, context: Any, *, macie: Any, s3: Any, env: Mapping[str,
             "Ignored findings for objects that are not part of this scan",
             extra={"jobId": job_id, "ignoredFindings": ignored},
         )
+    return ignored
 
-    # Sensitive data discovery results: proof that each object was analysed.
-    location = results_location(macie, env)
-    analysis: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+def _read_analysis(
+    s3: Any,
+    location: ResultsLocation | None,
+    job_id: str,
+    wanted: set[tuple[str, str]],
+    region: str,
+    context: Any,
+) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """The sensitive data discovery results of the job (proof that each object was analysed), by staged
+    bucket and key; empty without a results location, so that no object counts as analysed."""
     if location is None:
         logger.warning("No sensitive data discovery results location is configured; every object counts as not analysed")
-    else:
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
-        prefix = job_results_prefix(location.key_prefix, _account_id(context), region, job_id)
-        analysis, stats = read_analysis(s3, location, prefix, set(index))
-        logger.info(
-            "Read the discovery results",
-            extra={
-                "resultsBucket": location.bucket,
-                "resultsPrefix": prefix,
-                "files": stats.files,
-                "records": stats.records,
-                "matchedRecords": stats.matched,
-                "badLines": stats.bad_lines,
-                "badFiles": stats.bad_files,
-            },
-        )
+        return {}
+    prefix = job_results_prefix(location.key_prefix, _account_id(context), region, job_id)
+    analysis, stats = read_analysis(s3, location, prefix, wanted)
+    logger.info(
+        "Read the discovery results",
+        extra={
+            "resultsBucket": location.bucket,
+            "resultsPrefix": prefix,
+            "files": stats.files,
+            "records": stats.records,
+            "matchedRecords": stats.matched,
+            "badLines": stats.bad_lines,
+            "badFiles": stats.bad_files,
+        },
+    )
+    return analysis
 
-    results = []
-    for position, item in enumerate(objects):
-        staged = item["staged"]
-        status, reason = analysis.get((staged["bucket"], staged["key"]), (MISSING, None))
-        integrity = item["integrity"]
-        verdict = decide(
-            integrity_status=integrity["status"],
-            integrity_reason=integrity.get("reason") if isinstance(integrity.get("reason"), str) else None,
-            findings=tallies[position],
-            analysis=status,
-            analysis_reason=reason,
-            policy=policy,
-            job=job,
-        )
-        final, reasons = verdict.verdict, list(verdict.reasons)
-        if ignored and final == CLEAN:
-            # A one-time job scoped to this scan's tag should find nothing else: if it did, the
-            # attribution of findings to objects cannot be trusted, so nothing is CLEAN.
-            final = REVIEW
-            reasons.append(f"{ignored} finding(s) of this job could not be attributed to a scanned object")
-        summary[final] += 1
-        results.append(
-            {
-                **item,
-                "verdict": final,
-                "reasons": reasons,
-                "analysis": status,
-                "findings": tallies[position].summary(),
-            }
-        )
-    review_required = summary[REVIEW] > 0
-    logger.info("Evaluated the scan", extra={"jobId": job_id, "summary": summary, "reviewRequired": review_required})
-    return {"objects": results, "summary": summary, "reviewRequired": review_required}
+
+def _evaluated(
+    item: Mapping[str, Any],
+    tally: FindingTally,
+    analysis: Mapping[tuple[str, str], tuple[str, str | None]],
+    policy: Policy,
+    job: JobState,
+    ignored: int,
+) -> dict:
+    """The input object with its verdict, the reasons for it, its analysis status and findings summary."""
+    staged = item["staged"]
+    status, reason = analysis.get((staged["bucket"], staged["key"]), (MISSING, None))
+    integrity = item["integrity"]
+    verdict = decide(
+        integrity_status=integrity["status"],
+        integrity_reason=integrity.get("reason") if isinstance(integrity.get("reason"), str) else None,
+        findings=tally,
+        analysis=status,
+        analysis_reason=reason,
+        policy=policy,
+        job=job,
+    )
+    final, reasons = verdict.verdict, list(verdict.reasons)
+    if ignored and final == CLEAN:
+        # A one-time job scoped to this scan's tag should find nothing else: if it did, the
+        # attribution of findings to objects cannot be trusted, so nothing is CLEAN.
+        final = REVIEW
+        reasons.append(f"{ignored} finding(s) of this job could not be attributed to a scanned object")
+    return {**item, "verdict": final, "reasons": reasons, "analysis": status, "findings": tally.summary()}
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: Any) -> dict:
-    return evaluate(event, context, macie=_client("macie2"), s3=_client("s3"), env=os.environ)
+    env = EvaluateFindingsEnvironment.from_environment(os.environ)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    return run(event, macie=_CLIENTS.client("macie2"), s3=_CLIENTS.client("s3"), env=env, region=region, context=context)

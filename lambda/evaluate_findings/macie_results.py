@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-
 from pipeline_common.errors import PipelineError
 from pipeline_common.log import get_logger
 from pipeline_common.transient import as_pipeline_error, error_code
-
 from verdicts import COMPLETE, PARTIAL, SKIPPED
 
 logger = get_logger("evaluate_findings")
@@ -98,11 +96,11 @@ class ResultsLocation:
     kms_key_arn: str | None = None
 
 
-def results_location(macie: Any, env: Mapping[str, str]) -> ResultsLocation | None:
-    """RESULTS_BUCKET/RESULTS_PREFIX when set, else the account's classification export configuration."""
-    bucket = (env.get("RESULTS_BUCKET") or "").strip()
-    if bucket:
-        return ResultsLocation(bucket, env.get("RESULTS_PREFIX") or "")
+def results_location(macie: Any, bucket: str | None = None, prefix: str | None = None) -> ResultsLocation | None:
+    """``bucket``/``prefix`` (RESULTS_BUCKET/RESULTS_PREFIX) when a bucket is given, else the account's
+    classification export configuration; None when there is neither."""
+    if bucket and bucket.strip():
+        return ResultsLocation(bucket.strip(), prefix or "")
     try:
         response = aws_call(
             "Macie GetClassificationExportConfiguration", macie.get_classification_export_configuration

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipeline_common.objects import tag_value
 from pipeline_common.constants import (
     ALLOW,
     CLEAN,
@@ -24,6 +23,7 @@ from pipeline_common.constants import (
     UNCHECKED,
 )
 from pipeline_common.errors import InvalidInputError
+from pipeline_common.objects import tag_value
 
 # Analysis status of one object, from Macie's sensitive data discovery results.
 COMPLETE, PARTIAL, SKIPPED, MISSING = "COMPLETE", "PARTIAL", "SKIPPED", "MISSING"
@@ -112,10 +112,11 @@ def parse_custom_identifier_names(text: str | None) -> dict[str, str]:
     return raw
 
 
-def load_policy(env: Mapping[str, str]) -> Policy:
+def load_policy(finding_policy: str | None, unknown_format_policy: str | None) -> Policy:
+    """The Policy from the texts of FINDING_POLICY and UNKNOWN_FORMAT_POLICY (None when unset)."""
     return Policy(
-        findings=parse_finding_policy(env.get("FINDING_POLICY")),
-        unknown_format=parse_unknown_format_policy(env.get("UNKNOWN_FORMAT_POLICY")),
+        findings=parse_finding_policy(finding_policy),
+        unknown_format=parse_unknown_format_policy(unknown_format_policy),
     )
 
 
@@ -214,6 +215,20 @@ def findings_tag_value(types: Mapping[str, int]) -> str:
     return tag_value(" ".join(f"{name}:{count}" for name, count in types.items()))
 
 
+class _Outcome:
+    """The verdict so far and every reason noted on the way."""
+
+    def __init__(self) -> None:
+        self.verdict = CLEAN
+        self.reasons: list[str] = []
+
+    def at_least(self, level: str, reason: str) -> None:
+        """Note ``reason`` and raise the verdict to ``level`` (CLEAN only notes it)."""
+        self.reasons.append(reason)
+        if VERDICT_RANK[level] > VERDICT_RANK[self.verdict]:
+            self.verdict = level
+
+
 def decide(
     *,
     integrity_status: str,
@@ -229,32 +244,37 @@ def decide(
         raise InvalidInputError(f"unknown integrity status {integrity_status!r}")
     if analysis not in ANALYSIS_STATUSES:
         raise InvalidInputError(f"unknown analysis status {analysis!r}")
+    outcome = _Outcome()
+    _weigh_integrity(outcome, integrity_status, integrity_reason, policy)
+    _weigh_findings(outcome, findings, policy)
+    _weigh_analysis(outcome, analysis, analysis_reason)
+    _weigh_job(outcome, job)
+    return Verdict(outcome.verdict, outcome.reasons)
 
-    verdict = CLEAN
-    reasons: list[str] = []
 
-    def at_least(level: str, reason: str) -> None:
-        nonlocal verdict
-        reasons.append(reason)
-        if VERDICT_RANK[level] > VERDICT_RANK[verdict]:
-            verdict = level
-
-    detail = _detail(integrity_reason)
-    if integrity_status == CORRUPT:
-        at_least(CORRUPT, "integrity check failed: the object is empty or cannot be parsed" + (f" ({detail})" if detail else ""))
-    elif integrity_status == UNCHECKED:
-        action = policy.unknown_format
+def _weigh_integrity(outcome: _Outcome, status: str, reason: str | None, policy: Policy) -> None:
+    """CORRUPT for a failed integrity check; an unchecked format as the unknown-format policy says."""
+    if status == CORRUPT:
+        detail = _detail(reason)
+        outcome.at_least(
+            CORRUPT, "integrity check failed: the object is empty or cannot be parsed" + (f" ({detail})" if detail else "")
+        )
+    elif status == UNCHECKED:
         text = "the file format is not recognised, so its integrity could not be checked"
-        if action == ALLOW:
-            reasons.append(text + "; allowed by the unknown-format policy")
-        elif action == REVIEW:
-            at_least(REVIEW, text + "; the unknown-format policy requires review")
+        if policy.unknown_format == ALLOW:
+            outcome.at_least(CLEAN, text + "; allowed by the unknown-format policy")
+        elif policy.unknown_format == REVIEW:
+            outcome.at_least(REVIEW, text + "; the unknown-format policy requires review")
         else:
-            at_least(DENY, text + "; the unknown-format policy denies such objects")
+            outcome.at_least(DENY, text + "; the unknown-format policy denies such objects")
 
+
+def _weigh_findings(outcome: _Outcome, findings: FindingTally, policy: Policy) -> None:
+    """The finding policy's action for each severity present, most severe first."""
     if findings.unknown_severity:
-        reasons.append(
-            f"{findings.unknown_severity} finding(s) had no recognised severity and were treated as {FALLBACK_SEVERITY}"
+        outcome.at_least(
+            CLEAN,
+            f"{findings.unknown_severity} finding(s) had no recognised severity and were treated as {FALLBACK_SEVERITY}",
         )
     for severity in sorted(findings.by_severity, key=SEVERITY_RANK.__getitem__, reverse=True):
         number = findings.by_severity[severity]
@@ -263,25 +283,31 @@ def decide(
         action = policy.action_for(severity)
         text = f"{number} {severity}-severity Macie finding(s)"
         if action == DENY:
-            at_least(DENY, text + "; the finding policy denies them")
+            outcome.at_least(DENY, text + "; the finding policy denies them")
         elif action == REVIEW:
-            at_least(REVIEW, text + "; the finding policy requires review")
+            outcome.at_least(REVIEW, text + "; the finding policy requires review")
         else:
-            reasons.append(text + "; allowed by the finding policy")
+            outcome.at_least(CLEAN, text + "; allowed by the finding policy")
 
-    detail = _detail(analysis_reason)
+
+def _weigh_analysis(outcome: _Outcome, analysis: str, reason: str | None) -> None:
+    """REVIEW unless Macie's discovery result says it analysed the whole object."""
+    detail = _detail(reason)
     suffix = f" (reason: {detail})" if detail else ""
     if analysis == MISSING:
-        at_least(REVIEW, "no Macie sensitive data discovery result was found for the object, so it may not have been analysed")
+        outcome.at_least(
+            REVIEW, "no Macie sensitive data discovery result was found for the object, so it may not have been analysed"
+        )
     elif analysis == PARTIAL:
-        at_least(REVIEW, "Macie analysed only part of the object" + suffix)
+        outcome.at_least(REVIEW, "Macie analysed only part of the object" + suffix)
     elif analysis == SKIPPED:
-        at_least(REVIEW, "Macie skipped the object and did not analyse it" + suffix)
+        outcome.at_least(REVIEW, "Macie skipped the object and did not analyse it" + suffix)
 
+
+def _weigh_job(outcome: _Outcome, job: JobState) -> None:
+    """REVIEW when the classification job did not complete or reported errors."""
     if not job.scan_complete:
         status = f" (job status {job.job_status})" if job.job_status else ""
-        at_least(REVIEW, f"the Macie classification job did not complete{status}")
+        outcome.at_least(REVIEW, f"the Macie classification job did not complete{status}")
     if job.job_error:
-        at_least(REVIEW, "the Macie classification job reported errors while analysing objects")
-
-    return Verdict(verdict, reasons)
+        outcome.at_least(REVIEW, "the Macie classification job reported errors while analysing objects")

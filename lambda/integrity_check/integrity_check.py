@@ -19,8 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
-import boto3
-from botocore.config import Config
+import integrity_core as core
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -28,50 +27,24 @@ from botocore.exceptions import (
     IncompleteReadError,
     ParamValidationError,
 )
-
+from pipeline_common.clients import ClientCache, client_config
+from pipeline_common.contract import IntegrityCheckEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, SourceChangedError, TransientError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import normalise_etag, object_ref
 from pipeline_common.transient import error_code, is_transient
 
-import integrity_core as core
-
 logger = get_logger("integrity_check")
 
 # The function hashes the bytes itself (integrity_core.HashingReader); botocore validates a response
 # checksum only when asked to (ChecksumMode on GetObject), so nothing is hashed twice.
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=60,
-    response_checksum_validation="when_required",
-)
-_CLIENTS: dict[str, Any] = {}
+_CLIENTS = ClientCache(client_config(read_timeout=60, response_checksum_validation="when_required"))
 
 # S3 answers a stalled upload/download with 400 RequestTimeout (in the shared transient set): worth a
 # retry, unlike other 400s. Its ...Exception spelling is not in the shared set.
 _EXTRA_TRANSIENT_CODES = frozenset({"RequestTimeoutException"})
 _GONE_CODES = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound", "MethodNotAllowed", "405"})
 _BAD_INPUT_CODES = frozenset({"InvalidArgument", "400", "InvalidBucketName", "NoSuchBucket"})
-
-
-def _client() -> Any:
-    if "s3" not in _CLIENTS:
-        _CLIENTS["s3"] = boto3.client("s3", config=_CONFIG)
-    return _CLIENTS["s3"]
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise PipelineError(f"{name} must be a positive integer, got {text!r}")
-    return value
 
 
 def _transient(exc: BaseException) -> bool:
@@ -128,12 +101,9 @@ def _parse_event(event: Any) -> tuple[dict, str]:
     return ref, original_key
 
 
-def check(event: Any, *, s3: Any, env: Mapping[str, str], tmp_dir: str | None = None) -> dict:
-    ref, original_key = _parse_event(event)
-    chunk_rows = _positive_int(env, "CHUNK_ROWS", core.DEFAULT_CHUNK_ROWS)
-    max_json_bytes = _positive_int(env, "MAX_JSON_DOCUMENT_BYTES", core.DEFAULT_MAX_JSON_DOCUMENT_BYTES)
-    location = {"bucket": ref["bucket"], "key": ref["key"], "versionId": ref["versionId"]}
-
+def _head(s3: Any, ref: Mapping[str, Any]) -> dict:
+    """HeadObject of the pinned version (with its checksums); SourceChangedError when its ETag or size
+    differ from the reference."""
     head = _s3_call(
         "HeadObject",
         s3.head_object,
@@ -148,6 +118,15 @@ def check(event: Any, *, s3: Any, env: Mapping[str, str], tmp_dir: str | None = 
     size = head.get("ContentLength")
     if ref.get("size") is not None and isinstance(size, int) and size != ref["size"]:
         raise SourceChangedError("the object version's size differs from the reference")
+    return head
+
+
+def run(event: Any, *, s3: Any, env: IntegrityCheckEnvironment, tmp_dir: str | None = None) -> dict:
+    """Check the staged object the event names, streamed from ``s3``, with the limits of ``env``."""
+    ref, original_key = _parse_event(event)
+    location = {"bucket": ref["bucket"], "key": ref["key"], "versionId": ref["versionId"]}
+    head = _head(s3, ref)
+    size = head.get("ContentLength")
     checksum, checksum_note = core.expected_checksum(head)
 
     response = _s3_call(
@@ -161,8 +140,8 @@ def check(event: Any, *, s3: Any, env: Mapping[str, str], tmp_dir: str | None = 
             size=size if isinstance(size, int) else None,
             checksum=checksum,
             checksum_note=checksum_note,
-            chunk_rows=chunk_rows,
-            max_json_bytes=max_json_bytes,
+            chunk_rows=env.chunk_rows,
+            max_json_bytes=env.max_json_document_bytes,
             tmp_dir=tmp_dir,
         )
     finally:
@@ -177,4 +156,5 @@ def check(event: Any, *, s3: Any, env: Mapping[str, str], tmp_dir: str | None = 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: Any) -> dict:
-    return check(event, s3=_client(), env=os.environ)
+    env = IntegrityCheckEnvironment.from_environment(os.environ)
+    return run(event, s3=_CLIENTS.client("s3"), env=env)

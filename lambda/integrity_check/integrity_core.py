@@ -446,9 +446,18 @@ _FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 def describe_parse_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
     """A short reason for a parser exception, or None if it is not a parse error (a bug: let it raise).
 
-    Only fixed texts and numbers are used: parser messages can quote the object's bytes.
+    Only fixed texts and numbers are used: parser messages can quote the object's bytes. The order of
+    the checks matters: UnicodeError and pandas' errors are ValueErrors too.
     """
-    pd = _pandas()
+    for describe in (_describe_gzip_error, _describe_pandas_error, _describe_other_error):
+        reason = describe(exc, spec)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _describe_gzip_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
+    """Truncated or damaged (gzip) streams."""
     if isinstance(exc, EOFError):
         return "truncated gzip stream" if spec.gzip else "unexpected end of data"
     if isinstance(exc, zlib.error):
@@ -458,23 +467,39 @@ def describe_parse_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
         if text.startswith("CRC check failed") or text.startswith("Incorrect length"):
             return "gzip CRC or length check failed"
         return "not a valid gzip stream"
+    return None
+
+
+def _describe_pandas_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
+    """Bad text and pandas' own parser errors."""
     if isinstance(exc, UnicodeError):
         return "not valid UTF-8 text"
+    pd = _pandas()
     if isinstance(exc, pd.errors.EmptyDataError):
         return "no columns to parse (blank text)"
     if isinstance(exc, pd.errors.ParserWarning):  # made an error by count_delimited_rows
         return "the first data row has more fields than the header"
     if isinstance(exc, pd.errors.ParserError):
-        match = _FIELDS_ERROR.search(str(exc))
-        if match:
-            expected, line, seen = match.groups()
-            return f"line {line} has {seen} fields, the header has {expected}"
-        if "EOF inside string" in str(exc):
-            return "unterminated quoted field"
-        return f"malformed {spec.kind.upper()} text"
+        return _describe_tokenizer_error(str(exc), spec)
+    return None
+
+
+def _describe_tokenizer_error(message: str, spec: FormatSpec) -> str:
+    """pandas' tokenizer message reduced to its numbers (the message itself may quote the data)."""
+    match = _FIELDS_ERROR.search(message)
+    if match:
+        expected, line, seen = match.groups()
+        return f"line {line} has {seen} fields, the header has {expected}"
+    if "EOF inside string" in message:
+        return "unterminated quoted field"
+    return f"malformed {spec.kind.upper()} text"
+
+
+def _describe_other_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
+    """The csv module's errors and the ValueErrors of the JSON readers (json, ujson, pandas)."""
     if isinstance(exc, csv.Error):
         return f"malformed {spec.kind} text"
-    if isinstance(exc, ValueError):  # json, ujson and pandas' JSON readers
+    if isinstance(exc, ValueError):
         if spec.kind == "jsonl":
             return "invalid JSON Lines record"
         if spec.kind == "json":
@@ -522,26 +547,38 @@ def _inspect(
         binary = gzip.GzipFile(fileobj=buffered, mode="rb")
         if not binary.peek(1):
             raise CorruptObject("empty object (after gzip decompression)")
+    rows = _count_rows(spec, binary, size=size, chunk_rows=chunk_rows, max_json_bytes=max_json_bytes, tmp_dir=tmp_dir)
+    if rows == 0:
+        return VALID, _NO_ROWS_REASON[spec.kind], 0
+    return VALID, f"parsed {rows} rows", rows
+
+
+def _count_rows(
+    spec: FormatSpec,
+    binary: Any,
+    *,
+    size: Optional[int],
+    chunk_rows: int,
+    max_json_bytes: int,
+    tmp_dir: Optional[str],
+) -> int:
+    """The rows of the (decompressed) stream, counted by the parser of ``spec.kind``."""
     if spec.kind in ("csv", "tsv"):
-        rows = count_delimited_rows(binary, sep="," if spec.kind == "csv" else "\t", chunk_rows=chunk_rows)
-    elif spec.kind == "jsonl":
-        rows = count_json_lines_rows(binary, chunk_rows=chunk_rows)
-    elif spec.kind == "fixed-width":
-        rows = count_fixed_width_rows(binary, chunk_rows=chunk_rows)
-    elif spec.kind == "json":
+        return count_delimited_rows(binary, sep="," if spec.kind == "csv" else "\t", chunk_rows=chunk_rows)
+    if spec.kind == "jsonl":
+        return count_json_lines_rows(binary, chunk_rows=chunk_rows)
+    if spec.kind == "fixed-width":
+        return count_fixed_width_rows(binary, chunk_rows=chunk_rows)
+    if spec.kind == "json":
         if not spec.gzip and size is not None and size > max_json_bytes:
             raise UncheckableObject(
                 f"JSON document larger than {_size_text(max_json_bytes)} cannot be checked in bounded memory"
             )
-        rows = count_json_document_rows(binary, max_bytes=max_json_bytes)
-    elif spec.kind == "parquet":
+        return count_json_document_rows(binary, max_bytes=max_json_bytes)
+    if spec.kind == "parquet":
         with spooled_file(binary, tmp_dir=tmp_dir, size=None if spec.gzip else size) as path:
-            rows = count_parquet_rows(path)
-    else:  # pragma: no cover - _EXTENSIONS and this switch are kept in step
-        raise AssertionError(spec.kind)
-    if rows == 0:
-        return VALID, _NO_ROWS_REASON[spec.kind], 0
-    return VALID, f"parsed {rows} rows", rows
+            return count_parquet_rows(path)
+    raise AssertionError(spec.kind)  # pragma: no cover - _EXTENSIONS and this switch are kept in step
 
 
 def check_object(
@@ -571,32 +608,50 @@ def check_object(
     reader = HashingReader(stream, checksum)
     buffered = io.BufferedReader(reader, buffer_size=READ_BUFFER_BYTES)
     try:
-        try:
-            status, reason, rows = _inspect(
-                spec, buffered, size=size, chunk_rows=chunk_rows, max_json_bytes=max_json_bytes, tmp_dir=tmp_dir
-            )
-        except IntegrityProblem as problem:
-            if reader.source_error is not None:
-                raise reader.source_error from None
-            status, reason, rows = problem.status, problem.reason, None
-        except Exception as exc:
-            if reader.source_error is not None:
-                raise reader.source_error from None
-            described = describe_parse_error(exc, spec) if spec else None
-            if described is None:
-                raise
-            status, reason, rows = CORRUPT, described, None
-        if spec is None and status == UNCHECKED:
-            reason = _unknown_format_reason(key)
-        checksum_state = ABSENT
-        if checksum is not None:
-            reader.drain()
-            if reader.digest() == checksum.digest():
-                checksum_state = VERIFIED
-            else:
-                return result(CORRUPT, fmt, f"checksum mismatch ({checksum.algorithm})", None, MISMATCH)
+        status, reason, rows = _parse(
+            spec, key, buffered, reader, size=size, chunk_rows=chunk_rows, max_json_bytes=max_json_bytes, tmp_dir=tmp_dir
+        )
+        checksum_state = _verify_checksum(reader, checksum)
     except SourceChecksumError:
         return result(CORRUPT, fmt, "checksum mismatch (reported by the transport)", None, MISMATCH)
+    if checksum_state == MISMATCH:
+        return result(CORRUPT, fmt, f"checksum mismatch ({checksum.algorithm})", None, MISMATCH)  # type: ignore[union-attr]
     if checksum_state == ABSENT and checksum_note:
         reason = f"{reason}; {checksum_note}" if reason else checksum_note
     return result(status, fmt, reason, rows, checksum_state)
+
+
+def _parse(
+    spec: Optional[FormatSpec],
+    key: str,
+    buffered: io.BufferedReader,
+    reader: HashingReader,
+    **limits: Any,
+) -> tuple[str, str, Optional[int]]:
+    """(status, reason, rows): what :func:`_inspect` found, or the problem it raised turned into a
+    result. A failure of the stream itself (``reader.source_error``) is re-raised instead, whatever the
+    parser made of it. ``limits`` are :func:`_inspect`'s keyword arguments."""
+    try:
+        status, reason, rows = _inspect(spec, buffered, **limits)
+    except IntegrityProblem as problem:
+        if reader.source_error is not None:
+            raise reader.source_error from None
+        return problem.status, problem.reason, None
+    except Exception as exc:
+        if reader.source_error is not None:
+            raise reader.source_error from None
+        described = describe_parse_error(exc, spec) if spec else None
+        if described is None:
+            raise
+        return CORRUPT, described, None
+    if spec is None and status == UNCHECKED:
+        reason = _unknown_format_reason(key)
+    return status, reason, rows
+
+
+def _verify_checksum(reader: HashingReader, checksum: Optional[ExpectedChecksum]) -> str:
+    """VERIFIED or MISMATCH once what the parser left unread is hashed too; ABSENT without a checksum."""
+    if checksum is None:
+        return ABSENT
+    reader.drain()
+    return VERIFIED if reader.digest() == checksum.digest() else MISMATCH

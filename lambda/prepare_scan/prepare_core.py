@@ -1,10 +1,9 @@
-"""Pure logic of prepare_scan: settings, event parsing, scan ids, claim keys and skip rules (no AWS calls)."""
+"""Pure logic of prepare_scan: event parsing, scan ids, claim keys and skip rules (no AWS calls)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -15,53 +14,14 @@ from pipeline_common.objects import normalise_etag
 TRIGGER_OBJECT_CREATED = "object-created"
 TRIGGER_SCHEDULE = "schedule"
 
-DEFAULT_MAX_BATCH_OBJECTS = 1000
-DEFAULT_CLAIM_TTL_SECONDS = 7 * 24 * 3600
-
 # A claim can be taken when nobody holds it, when this scan holds it (a Lambda retry), or when the
 # holder's claim has expired (DynamoDB deletes expired items only eventually, up to days later).
-CLAIM_CONDITION = "attribute_not_exists(pk) OR scanId = :scan OR expiresAt < :now"
+CLAIM_CONDITION = f"attribute_not_exists({TABLE_PARTITION_KEY}) OR scanId = :scan OR {TABLE_TTL_ATTRIBUTE} < :now"
 
 # Storage classes whose objects cannot be read without a restore: Macie and CopyObject both fail.
 UNREADABLE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 _SCAN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-@dataclass(frozen=True)
-class Settings:
-    ingress_bucket: str
-    state_table: str
-    max_batch_objects: int
-    claim_ttl_seconds: int
-    ingress_prefix: str
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"environment variable {name} must be at least 1, got {value}")
-    return value
-
-
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Read the function's configuration; a missing or bad variable is a deployment error (ValueError)."""
-    missing = [name for name in ("INGRESS_BUCKET", "STATE_TABLE") if not env.get(name)]
-    if missing:
-        raise ValueError(f"environment variable(s) {', '.join(missing)} must be set")
-    return Settings(
-        ingress_bucket=env["INGRESS_BUCKET"],
-        state_table=env["STATE_TABLE"],
-        max_batch_objects=_positive_int(env, "MAX_BATCH_OBJECTS", DEFAULT_MAX_BATCH_OBJECTS),
-        claim_ttl_seconds=_positive_int(env, "CLAIM_TTL_SECONDS", DEFAULT_CLAIM_TTL_SECONDS),
-        ingress_prefix=env.get("INGRESS_PREFIX", ""),
-    )
 
 
 def scan_id_for(execution_name: str) -> str:
@@ -128,6 +88,18 @@ def _field(mapping: Mapping[str, Any], name: str, path: str) -> Any:
 
 def object_from_event(event: Mapping[str, Any], ingress_bucket: str) -> dict[str, Any]:
     """The ObjectRef of an S3 ``Object Created`` event. The key is used as is (EventBridge does not URL-encode)."""
+    bucket_info, obj = _event_parts(event)
+    return {
+        "bucket": _event_bucket(bucket_info, ingress_bucket),
+        "key": _event_key(obj),
+        "versionId": _event_version(obj),
+        "etag": _event_etag(obj),
+        "size": _event_size(obj),
+    }
+
+
+def _event_parts(event: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """``event.detail.bucket`` and ``event.detail.object``."""
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise InvalidInputError("event.detail is missing or not an object")
@@ -137,19 +109,28 @@ def object_from_event(event: Mapping[str, Any], ingress_bucket: str) -> dict[str
         raise InvalidInputError("event.detail.bucket must be an object")
     if not isinstance(obj, Mapping):
         raise InvalidInputError("event.detail.object must be an object")
+    return bucket_info, obj
 
+
+def _event_bucket(bucket_info: Mapping[str, Any], ingress_bucket: str) -> str:
     bucket = _field(bucket_info, "name", "event.detail.bucket")
     if not isinstance(bucket, str) or not bucket:
         raise InvalidInputError("event.detail.bucket.name must be a non-empty string")
     if bucket != ingress_bucket:
         raise InvalidInputError(f"event is for bucket {bucket!r}, not the ingress bucket {ingress_bucket!r}")
+    return bucket
 
+
+def _event_key(obj: Mapping[str, Any]) -> str:
     key = _field(obj, "key", "event.detail.object")
     if not isinstance(key, str) or not key:
         raise InvalidInputError("event.detail.object.key must be a non-empty string")
     if len(key.encode("utf-8")) > S3_MAX_KEY_BYTES:
         raise InvalidInputError(f"event.detail.object.key is longer than {S3_MAX_KEY_BYTES} bytes")
+    return key
 
+
+def _event_version(obj: Mapping[str, Any]) -> str:
     version = obj.get("version-id")
     if version is None or version == "null":
         raise InvalidInputError(
@@ -157,16 +138,21 @@ def object_from_event(event: Mapping[str, Any], ingress_bucket: str) -> dict[str
         )
     if not isinstance(version, str) or not version:
         raise InvalidInputError("event.detail.object.version-id must be a non-empty string")
+    return version
 
+
+def _event_etag(obj: Mapping[str, Any]) -> str:
     etag = _field(obj, "etag", "event.detail.object")
     if not isinstance(etag, str) or not normalise_etag(etag):
         raise InvalidInputError("event.detail.object.etag must be a non-empty string")
+    return normalise_etag(etag)  # type: ignore[return-value]
 
+
+def _event_size(obj: Mapping[str, Any]) -> int:
     size = _field(obj, "size", "event.detail.object")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise InvalidInputError(f"event.detail.object.size must be a non-negative integer, got {size!r}")
-
-    return {"bucket": bucket, "key": key, "versionId": version, "etag": normalise_etag(etag), "size": size}
+    return size
 
 
 def object_from_version(bucket: str, version: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,16 +10,13 @@ import os
 import time
 from typing import Any, Iterator, Mapping, NoReturn
 
-import boto3
-from botocore.config import Config
+import prepare_core
 from botocore.exceptions import BotoCoreError, ClientError
-
+from pipeline_common.clients import ClientCache, client_config
+from pipeline_common.contract import PrepareScanEnvironment
 from pipeline_common.errors import TransientError
 from pipeline_common.log import get_logger
 from pipeline_common.transient import error_code, is_transient
-
-import prepare_core
-from prepare_core import Settings
 
 logger = get_logger("prepare_scan")
 
@@ -27,14 +24,7 @@ logger = get_logger("prepare_scan")
 MAX_SKIPPED_REPORTED = 100
 _EXTRA_TRANSIENT_CODES = frozenset({"RequestTimeoutException"})
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-_CLIENTS: dict[str, Any] = {}
-
-
-def _client(name: str) -> Any:
-    if name not in _CLIENTS:
-        _CLIENTS[name] = boto3.client(name, config=_CONFIG)
-    return _CLIENTS[name]
+_CLIENTS = ClientCache(client_config(read_timeout=30))
 
 
 def _reraise(error: Exception, action: str) -> NoReturn:
@@ -44,13 +34,13 @@ def _reraise(error: Exception, action: str) -> NoReturn:
     raise error
 
 
-def _claim(settings: Settings, ref: Mapping[str, Any], scan_id: str) -> str | None:
+def _claim(dynamodb: Any, env: PrepareScanEnvironment, ref: Mapping[str, Any], scan_id: str) -> str | None:
     """Claim ``ref`` for ``scan_id``. Returns None when claimed, else the scan id holding the claim."""
     now = time.time()
     try:
-        _client("dynamodb").put_item(
-            TableName=settings.state_table,
-            Item=prepare_core.claim_item(ref, scan_id, now, settings.claim_ttl_seconds),
+        dynamodb.put_item(
+            TableName=env.state_table,
+            Item=prepare_core.claim_item(ref, scan_id, now, env.claim_ttl_seconds),
             ConditionExpression=prepare_core.CLAIM_CONDITION,
             ExpressionAttributeValues=prepare_core.claim_condition_values(scan_id, now),
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -65,12 +55,12 @@ def _claim(settings: Settings, ref: Mapping[str, Any], scan_id: str) -> str | No
     return None
 
 
-def _latest_versions(settings: Settings) -> Iterator[dict[str, Any]]:
+def _latest_versions(s3: Any, env: PrepareScanEnvironment) -> Iterator[dict[str, Any]]:
     """Every latest, non-delete-marker version under the ingress prefix, in key order."""
-    paginator = _client("s3").get_paginator("list_object_versions")
-    kwargs: dict[str, Any] = {"Bucket": settings.ingress_bucket, "PaginationConfig": {"PageSize": 1000}}
-    if settings.ingress_prefix:
-        kwargs["Prefix"] = settings.ingress_prefix
+    paginator = s3.get_paginator("list_object_versions")
+    kwargs: dict[str, Any] = {"Bucket": env.ingress_bucket, "PaginationConfig": {"PageSize": 1000}}
+    if env.ingress_prefix:
+        kwargs["Prefix"] = env.ingress_prefix
     try:
         for page in paginator.paginate(**kwargs):
             for version in page.get("Versions", []):
@@ -80,22 +70,22 @@ def _latest_versions(settings: Settings) -> Iterator[dict[str, Any]]:
         _reraise(error, "S3 ListObjectVersions")
 
 
-def _candidates(trigger: str, event: Mapping[str, Any], settings: Settings) -> Iterator[tuple[dict, str | None]]:
+def _candidates(
+    s3: Any, env: PrepareScanEnvironment, trigger: str, event: Mapping[str, Any]
+) -> Iterator[tuple[dict, str | None]]:
     """``(ObjectRef, skip reason or None)`` for every object the event names."""
     if trigger == prepare_core.TRIGGER_OBJECT_CREATED:
-        ref = prepare_core.object_from_event(event, settings.ingress_bucket)
-        yield ref, prepare_core.skip_reason(ref["key"], ref["size"], settings.ingress_prefix)
+        ref = prepare_core.object_from_event(event, env.ingress_bucket)
+        yield ref, prepare_core.skip_reason(ref["key"], ref["size"], env.ingress_prefix)
         return
-    for version in _latest_versions(settings):
-        ref = prepare_core.object_from_version(settings.ingress_bucket, version)
-        reason = prepare_core.skip_reason(
-            ref["key"], ref["size"], settings.ingress_prefix, version.get("StorageClass")
-        )
+    for version in _latest_versions(s3, env):
+        ref = prepare_core.object_from_version(env.ingress_bucket, version)
+        reason = prepare_core.skip_reason(ref["key"], ref["size"], env.ingress_prefix, version.get("StorageClass"))
         yield ref, reason
 
 
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    settings = prepare_core.load_settings(os.environ)
+def run(event: Any, *, s3: Any, dynamodb: Any, env: PrepareScanEnvironment) -> dict[str, Any]:
+    """Claim the object versions the execution input names, up to ``env.max_batch_objects``."""
     execution_event, execution_name = prepare_core.parse_request(event)
     trigger = prepare_core.trigger_of(execution_event)
     scan_id = prepare_core.scan_id_for(execution_name)
@@ -104,13 +94,13 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     objects: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     skipped_total = 0
-    for ref, reason in _candidates(trigger, execution_event, settings):
-        if len(objects) >= settings.max_batch_objects:
+    for ref, reason in _candidates(s3, env, trigger, execution_event):
+        if len(objects) >= env.max_batch_objects:
             logger.info("batch is full; the remaining objects wait for the next run",
-                        extra={"maxBatchObjects": settings.max_batch_objects})
+                        extra={"maxBatchObjects": env.max_batch_objects})
             break
         if reason is None:
-            holder = _claim(settings, ref, scan_id)
+            holder = _claim(dynamodb, env, ref, scan_id)
             if holder is None:
                 objects.append(ref)
                 logger.info("object claimed", extra={"key": ref["key"], "versionId": ref["versionId"],
@@ -132,3 +122,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "skipped": skipped,
         "objectCount": len(objects),
     }
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    env = PrepareScanEnvironment.from_environment(os.environ)
+    return run(event, s3=_CLIENTS.client("s3"), dynamodb=_CLIENTS.client("dynamodb"), env=env)

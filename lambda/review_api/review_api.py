@@ -14,15 +14,14 @@ import time
 import uuid
 from typing import Any, Callable, Mapping
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-
+from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.constants import REVIEW_PREFIX, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
+from pipeline_common.contract import ReviewApiEnvironment
 from pipeline_common.log import get_logger
-from pipeline_common.state_table import iso_utc as _iso_now, review_pk
+from pipeline_common.state_table import iso_utc as _iso_now
+from pipeline_common.state_table import review_pk
 from pipeline_common.transient import error_code, is_transient
-
 from review_page import (
     FormError,
     parse_decision,
@@ -42,20 +41,8 @@ STATUS_PENDING, STATUS_DECIDED, STATUS_EXPIRED = "PENDING", "DECIDED", "EXPIRED"
 TOKEN_GONE_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 _DECISION_FIELDS = ("decision", "decidedAt", "reviewer", "reviewerSourceIp", "userAgent", "decisionRequestId")
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
-_RESOURCES: dict[str, Any] = {}
-
-
-def _table() -> Any:
-    if "dynamodb" not in _RESOURCES:
-        _RESOURCES["dynamodb"] = boto3.resource("dynamodb", config=_CONFIG)
-    return _RESOURCES["dynamodb"].Table(os.environ["STATE_TABLE"])
-
-
-def _sfn() -> Any:
-    if "stepfunctions" not in _RESOURCES:
-        _RESOURCES["stepfunctions"] = boto3.client("stepfunctions", config=_CONFIG)
-    return _RESOURCES["stepfunctions"]
+# A reviewer waits for the page: fail fast and let them try again.
+_CLIENTS = ClientCache(client_config(read_timeout=10, connect_timeout=3, max_attempts=3))
 
 
 class _Unavailable(Exception):
@@ -245,11 +232,21 @@ class ReviewApi:
         )
 
 
+def run(event: Any, *, dynamodb: Any, sfn: Any, env: ReviewApiEnvironment, request_id: str) -> dict:
+    """Answer one API Gateway request with the review items of ``env.state_table`` (``dynamodb`` resource)
+    and Step Functions (``sfn``); ``request_id`` is recorded with a decision."""
+    api = ReviewApi(dynamodb.Table(env.state_table), sfn)
+    return api.handle(event if isinstance(event, Mapping) else {}, request_id)
+
+
 @logger.inject_lambda_context(log_event=False)  # the event holds the review id: never log it
 def handler(event: dict, context: Any) -> dict:
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     try:
-        return ReviewApi(_table(), _sfn()).handle(event if isinstance(event, Mapping) else {}, request_id)
+        env = ReviewApiEnvironment.from_environment(os.environ)
+        return run(
+            event, dynamodb=_CLIENTS.resource("dynamodb"), sfn=_CLIENTS.client("stepfunctions"), env=env, request_id=request_id
+        )
     except Exception as error:  # never show a stack trace or internals to the browser
         logger.exception("Unexpected failure", extra={"errorCode": error_code(error)})
         return respond(500, render_notice("Error", "Something went wrong. Nothing was changed; please try again later."))

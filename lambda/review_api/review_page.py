@@ -15,7 +15,7 @@ from html import escape
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
-from pipeline_common.constants import APPROVE, DENY
+from pipeline_common.constants import APPROVE, DENY, TABLE_TTL_ATTRIBUTE
 
 REVIEW_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 MAX_FORM_BYTES = 4096
@@ -125,7 +125,7 @@ def render_review(item: Mapping[str, Any]) -> str:
     content = (
         f"<p>Scan <code>{escape(str(item.get('scanId', '')))}</code>: {escape(str(count))} object(s) need a decision. "
         "Approving releases every object listed here to the vault; denying quarantines them.</p>\n"
-        f"<p>Decide before <strong>{escape(iso_time(item.get('expiresAt')))}</strong>. "
+        f"<p>Decide before <strong>{escape(iso_time(item.get(TABLE_TTL_ATTRIBUTE)))}</strong>. "
         "Without a decision the objects stay quarantined.</p>\n"
         "<table>\n<thead><tr><th>Object key</th><th>Size</th><th>Highest severity</th><th>Findings</th>"
         "<th>Detection types (count)</th><th>Reasons</th></tr></thead>\n"

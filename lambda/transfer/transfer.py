@@ -8,21 +8,20 @@ after a partial move find the finished copy instead of failing.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any, Mapping, NoReturn
 
-import boto3
+import transfer_core
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from s3transfer.exceptions import S3CopyFailedError
-
+from pipeline_common.clients import ClientCache, client_config
+from pipeline_common.contract import TransferEnvironment
 from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import normalise_etag
 from pipeline_common.transient import error_code, is_transient
-
-import transfer_core
+from s3transfer.exceptions import S3CopyFailedError
 from transfer_core import TransferRequest
 
 logger = get_logger("transfer")
@@ -32,19 +31,7 @@ MULTIPART_THRESHOLD = 5 * 1024**3
 MULTIPART_CHUNKSIZE = 256 * 1024**2
 MAX_CONCURRENCY = 8
 
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=120,
-    max_pool_connections=MAX_CONCURRENCY + 2,
-)
-_CLIENTS: dict[str, Any] = {}
-
-
-def _s3() -> Any:
-    if "s3" not in _CLIENTS:
-        _CLIENTS["s3"] = boto3.client("s3", config=_CONFIG)
-    return _CLIENTS["s3"]
+_CLIENTS = ClientCache(client_config(read_timeout=120, max_pool_connections=MAX_CONCURRENCY + 2))
 
 
 def _fail(error: Exception, action: str, *, on_source: bool) -> NoReturn:
@@ -69,10 +56,10 @@ def _is_gone(error: ClientError) -> bool:
     return transfer_core.classify_error(error_code(error), status, on_source=True) == "source-changed"
 
 
-def _head_version(source: Mapping[str, Any]) -> dict[str, Any] | None:
+def _head_version(s3: Any, source: Mapping[str, Any]) -> dict[str, Any] | None:
     """HeadObject of the pinned source version (with checksums), or None when that version is gone."""
     try:
-        return _s3().head_object(
+        return s3.head_object(
             Bucket=source["bucket"], Key=source["key"], VersionId=source["versionId"], ChecksumMode="ENABLED"
         )
     except ClientError as error:
@@ -83,10 +70,10 @@ def _head_version(source: Mapping[str, Any]) -> dict[str, Any] | None:
         _fail(error, "HeadObject (source)", on_source=True)
 
 
-def _head_latest(bucket: str, key: str) -> dict[str, Any] | None:
+def _head_latest(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     """HeadObject of the current version of a destination key, or None when there is none."""
     try:
-        return _s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as error:
         if _is_gone(error):
             return None
@@ -95,9 +82,22 @@ def _head_latest(bucket: str, key: str) -> dict[str, Any] | None:
         _fail(error, "HeadObject (destination)", on_source=False)
 
 
-def _merged_tags(source: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, str]:
+def _head_copy(s3: Any, request: TransferRequest, version_id: str | None) -> dict[str, Any]:
+    """HeadObject of the copy just made (its version when S3 reported one, else the current one)."""
     try:
-        response = _s3().get_object_tagging(Bucket=source["bucket"], Key=source["key"], VersionId=source["versionId"])
+        return s3.head_object(
+            Bucket=request.destination_bucket,
+            Key=request.destination_key,
+            ChecksumMode="ENABLED",
+            **({"VersionId": version_id} if version_id else {}),
+        )
+    except (ClientError, BotoCoreError) as error:
+        _fail(error, "HeadObject (copy)", on_source=False)
+
+
+def _merged_tags(s3: Any, source: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, str]:
+    try:
+        response = s3.get_object_tagging(Bucket=source["bucket"], Key=source["key"], VersionId=source["versionId"])
     except (ClientError, BotoCoreError) as error:
         _fail(error, "GetObjectTagging (source)", on_source=True)
     merged, dropped = transfer_core.merge_tags(response.get("TagSet", []), tags)
@@ -106,18 +106,19 @@ def _merged_tags(source: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str
     return merged
 
 
-def _put_tags(bucket: str, key: str, version_id: str, tags: Mapping[str, str], *, on_source: bool) -> None:
+def _put_tags(s3: Any, bucket: str, key: str, version_id: str, tags: Mapping[str, str], *, on_source: bool) -> None:
     try:
-        _s3().put_object_tagging(
+        s3.put_object_tagging(
             Bucket=bucket, Key=key, VersionId=version_id, Tagging={"TagSet": transfer_core.tag_set(tags)}
         )
     except (ClientError, BotoCoreError) as error:
         _fail(error, "PutObjectTagging", on_source=on_source)
 
 
-def _managed_copy(request: TransferRequest, source_head: Mapping[str, Any], tags: Mapping[str, str], multipart: bool) -> str | None:
+def _managed_copy(
+    s3: Any, request: TransferRequest, source_head: Mapping[str, Any], tags: Mapping[str, str], multipart: bool
+) -> str | None:
     """Copy the pinned version; returns the new destination version id (None if S3 did not report one)."""
-    s3 = _s3()
     captured: list[str] = []
 
     def capture(parsed: Any = None, **_: Any) -> None:
@@ -153,10 +154,10 @@ def _managed_copy(request: TransferRequest, source_head: Mapping[str, Any], tags
     return captured[-1] if captured else None
 
 
-def _delete_version(bucket: str, key: str, version_id: str, *, action: str) -> None:
+def _delete_version(s3: Any, bucket: str, key: str, version_id: str, *, action: str) -> None:
     """Delete one version; an already absent version counts as deleted."""
     try:
-        _s3().delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
     except ClientError as error:
         if _is_gone(error):
             return
@@ -173,10 +174,10 @@ def _result(request: TransferRequest, dest_head: Mapping[str, Any], method: str,
     return ref
 
 
-def _finished_earlier(request: TransferRequest) -> dict[str, Any]:
+def _finished_earlier(s3: Any, request: TransferRequest) -> dict[str, Any]:
     """The source version is gone: for a move whose copy was already made (a retry), return that copy."""
     if request.operation == "move":
-        existing = _head_latest(request.destination_bucket, request.destination_key)
+        existing = _head_latest(s3, request.destination_bucket, request.destination_key)
         if existing is not None and transfer_core.is_copy_of(existing, request.source):
             logger.info("source already moved by an earlier attempt",
                         extra={"key": request.destination_key, "versionId": existing.get("VersionId")})
@@ -187,88 +188,116 @@ def _finished_earlier(request: TransferRequest) -> dict[str, Any]:
     raise SourceChangedError(f"s3://{source['bucket']}/{source['key']} version {source['versionId']} no longer exists")
 
 
-def _copy(request: TransferRequest) -> dict[str, Any]:
-    source = request.source
-    source_head = _head_version(source)
-    if source_head is None:
-        return _finished_earlier(request)
-    transfer_core.check_source(source_head, source)
-    pinned = {**source, "etag": normalise_etag(source_head.get("ETag")),
-              "size": source_head.get("ContentLength")}
-    size = int(source_head.get("ContentLength", 0))
-    multipart = size >= MULTIPART_THRESHOLD
-    tags = _merged_tags(source, request.tags)
-
+def _place_copy(
+    s3: Any,
+    request: TransferRequest,
+    source_head: Mapping[str, Any],
+    pinned: Mapping[str, Any],
+    tags: Mapping[str, str],
+    multipart: bool,
+) -> tuple[str | None, bool]:
+    """Make the destination hold a copy of the pinned version: reuse the copy an earlier attempt made, or
+    copy now. Returns the copy's version id and whether the copy is a multipart one."""
     dest_bucket, dest_key = request.destination_bucket, request.destination_key
-    existing = _head_latest(dest_bucket, dest_key)
+    existing = _head_latest(s3, dest_bucket, dest_key)
     if existing is not None and transfer_core.is_copy_of(existing, pinned):
-        dest_version = existing.get("VersionId")
-        multipart = multipart or transfer_core.is_multipart_etag(existing.get("ETag"))
         logger.info("destination already holds this version; reusing it",
-                    extra={"key": dest_key, "versionId": dest_version})
-    else:
-        logger.info("copying", extra={"sourceKey": source["key"], "sourceVersionId": source["versionId"],
-                                      "size": size, "multipart": multipart, "destinationKey": dest_key})
-        dest_version = _managed_copy(request, source_head, tags, multipart)
-        if dest_version is None:
-            latest = _head_latest(dest_bucket, dest_key)
-            if latest is None or not transfer_core.is_copy_of(latest, pinned):
-                raise VerificationError(f"the copy to s3://{dest_bucket}/{dest_key} cannot be found")
-            dest_version = latest.get("VersionId")
+                    extra={"key": dest_key, "versionId": existing.get("VersionId")})
+        return existing.get("VersionId"), multipart or transfer_core.is_multipart_etag(existing.get("ETag"))
+    source = request.source
+    logger.info("copying", extra={"sourceKey": source["key"], "sourceVersionId": source["versionId"],
+                                  "size": int(source_head.get("ContentLength", 0)), "multipart": multipart,
+                                  "destinationKey": dest_key})
+    dest_version = _managed_copy(s3, request, source_head, tags, multipart)
+    if dest_version is None:
+        latest = _head_latest(s3, dest_bucket, dest_key)
+        if latest is None or not transfer_core.is_copy_of(latest, pinned):
+            raise VerificationError(f"the copy to s3://{dest_bucket}/{dest_key} cannot be found")
+        dest_version = latest.get("VersionId")
+    return dest_version, multipart
 
-    if dest_version and tags:
-        _put_tags(dest_bucket, dest_key, dest_version, tags, on_source=False)
 
-    try:
-        dest_head = _s3().head_object(
-            Bucket=dest_bucket, Key=dest_key, ChecksumMode="ENABLED", **({"VersionId": dest_version} if dest_version else {})
-        )
-    except (ClientError, BotoCoreError) as error:
-        _fail(error, "HeadObject (copy)", on_source=False)
+def _verify_copy(
+    s3: Any,
+    request: TransferRequest,
+    source_head: Mapping[str, Any],
+    dest_head: Mapping[str, Any],
+    dest_version: str | None,
+    multipart: bool,
+) -> tuple[str, str | None]:
+    """Verify the copy against its source (see transfer_core.verify_copy); a copy that fails is removed
+    where the bucket allows it, and the VerificationError raised."""
+    dest_bucket, dest_key = request.destination_bucket, request.destination_key
     try:
         method, note = transfer_core.verify_copy(source_head, dest_head, multipart)
     except VerificationError:
         logger.error("copy failed verification; removing it", extra={"key": dest_key, "versionId": dest_version})
         if dest_version:
             try:
-                _delete_version(dest_bucket, dest_key, dest_version, action="DeleteObject (unverified copy)")
+                _delete_version(s3, dest_bucket, dest_key, dest_version, action="DeleteObject (unverified copy)")
             except Exception:  # noqa: BLE001 - the vault denies deletes by design; the error below is what matters
                 logger.exception("could not remove the unverified copy", extra={"bucket": dest_bucket, "key": dest_key})
         raise
     if note:
         logger.warning("copy verified by size only", extra={"key": dest_key, "note": note})
+    return method, note
+
+
+def _copy(s3: Any, request: TransferRequest) -> dict[str, Any]:
+    """Copy (or move) the pinned source version; the source is deleted only after the copy is verified."""
+    source = request.source
+    source_head = _head_version(s3, source)
+    if source_head is None:
+        return _finished_earlier(s3, request)
+    transfer_core.check_source(source_head, source)
+    pinned = {**source, "etag": normalise_etag(source_head.get("ETag")),
+              "size": source_head.get("ContentLength")}
+    multipart = int(source_head.get("ContentLength", 0)) >= MULTIPART_THRESHOLD
+    tags = _merged_tags(s3, source, request.tags)
+
+    dest_version, multipart = _place_copy(s3, request, source_head, pinned, tags, multipart)
+    if dest_version and tags:
+        _put_tags(s3, request.destination_bucket, request.destination_key, dest_version, tags, on_source=False)
+    dest_head = _head_copy(s3, request, dest_version)
+    method, note = _verify_copy(s3, request, source_head, dest_head, dest_version, multipart)
 
     if request.operation == "move":
-        _delete_version(source["bucket"], source["key"], source["versionId"], action="DeleteObject (source)")
+        _delete_version(s3, source["bucket"], source["key"], source["versionId"], action="DeleteObject (source)")
         logger.info("source version deleted", extra={"key": source["key"], "versionId": source["versionId"]})
     return _result(request, dest_head, method, note)
 
 
-def _tag(request: TransferRequest) -> dict[str, Any]:
+def _tag(s3: Any, request: TransferRequest) -> dict[str, Any]:
     source = request.source
-    head = _head_version(source)
+    head = _head_version(s3, source)
     if head is None:
         raise SourceChangedError(f"s3://{source['bucket']}/{source['key']} version {source['versionId']} no longer exists")
     transfer_core.check_source(head, source)
-    tags = _merged_tags(source, request.tags)
-    _put_tags(source["bucket"], source["key"], source["versionId"], tags, on_source=True)
+    tags = _merged_tags(s3, source, request.tags)
+    _put_tags(s3, source["bucket"], source["key"], source["versionId"], tags, on_source=True)
     logger.info("tagged", extra={"key": source["key"], "versionId": source["versionId"], "tagKeys": sorted(tags)})
     return transfer_core.object_ref_from_head(source["bucket"], source["key"], head)
 
 
-def _delete(request: TransferRequest) -> dict[str, Any]:
+def _delete(s3: Any, request: TransferRequest) -> dict[str, Any]:
     source = request.source
-    _delete_version(source["bucket"], source["key"], source["versionId"], action="DeleteObject")
+    _delete_version(s3, source["bucket"], source["key"], source["versionId"], action="DeleteObject")
     logger.info("deleted", extra={"key": source["key"], "versionId": source["versionId"]})
     return {"deleted": True, **source}
 
 
-def handler(event: Any, context: Any) -> dict[str, Any]:
+def run(event: Any, *, s3: Any, env: TransferEnvironment) -> dict[str, Any]:
+    """Carry out one transfer request with ``s3``. ``env`` is empty: transfer has no settings (every
+    function takes its environment object all the same)."""
     request = transfer_core.parse_request(event)
     if request.operation in transfer_core.COPYING_OPERATIONS:
-        return _copy(request)
+        return _copy(s3, request)
     if request.operation == "tag":
-        return _tag(request)
+        return _tag(s3, request)
     if request.operation == "delete":
-        return _delete(request)
+        return _delete(s3, request)
     raise InvalidInputError(f"unknown operation {request.operation!r}")  # parse_request rejects it first
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run(event, s3=_CLIENTS.client("s3"), env=TransferEnvironment.from_environment(os.environ))

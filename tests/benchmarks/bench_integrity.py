@@ -32,7 +32,7 @@ HEADER = ("id", "name", "amount", "city", "code", "comment")
 
 def _row(i: int) -> str:
     values = (str(i), f"name-{i % 9973}", f"{i * 3.25:.2f}", f"city-{i % 131}", f"C{i % 97}", f"free text {i}")
-    return "".join(value.ljust(width) for value, width in zip(values, WIDTHS)) + "\n"
+    return "".join(value.ljust(width) for value, width in zip(values, WIDTHS, strict=True)) + "\n"
 
 
 def generate(path: Path, size_mb: float) -> tuple[int, int]:
@@ -40,7 +40,7 @@ def generate(path: Path, size_mb: float) -> tuple[int, int]:
     target = int(size_mb * 1_000_000)
     rows = 0
     with path.open("w", encoding="utf-8", newline="\n") as out:
-        out.write("".join(h.ljust(w) for h, w in zip(HEADER, WIDTHS)) + "\n")
+        out.write("".join(h.ljust(w) for h, w in zip(HEADER, WIDTHS, strict=True)) + "\n")
         written = 0
         while written < target:
             block = "".join(_row(i) for i in range(rows, rows + 10_000))
@@ -58,9 +58,8 @@ def child(mode: str, path: str, chunk_rows: int, trace: bool) -> dict:
     sys.path.insert(0, str(CORE_DIR))
     import tracemalloc
 
-    import pandas as pd
-
     import integrity_core
+    import pandas as pd
 
     baseline = _maxrss_mb()
     if trace:

@@ -8,12 +8,13 @@ import json
 from typing import Any, Iterator
 
 import boto3
+import evaluate_findings
+import macie_results
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-
-import evaluate_findings
-import macie_results
+from pipeline_common.clients import ClientCache
+from pipeline_common.contract import InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, TransientError
 from support.lambda_helpers import FakeContext, captured_logs
 
@@ -96,7 +97,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def run(macie, s3, monkeypatch: pytest.MonkeyPatch):
     """Invoke the real handler with the stubbed Macie client and the moto S3 client."""
     client, _ = macie
-    monkeypatch.setattr(evaluate_findings, "_CLIENTS", {"macie2": client, "s3": s3})
+    monkeypatch.setattr(evaluate_findings, "_CLIENTS", ClientCache(evaluate_findings._CLIENTS.config, macie2=client, s3=s3))
     return lambda event: evaluate_findings.handler(event, FakeContext())
 
 
@@ -125,7 +126,12 @@ def event(objects: list[dict], *, status: str = "COMPLETE", error: str = "NONE",
 
 
 def finding(
-    finding_id: str, key: str, severity: str | None = "High", *, bucket: str = STAGED_BUCKET, finding_type: str = "SensitiveData:S3Object/Multiple"
+    finding_id: str,
+    key: str,
+    severity: str | None = "High",
+    *,
+    bucket: str = STAGED_BUCKET,
+    finding_type: str = "SensitiveData:S3Object/Multiple",
 ) -> dict:
     """A realistic GetFindings item for an object of the staged bucket."""
     value = {
@@ -267,9 +273,16 @@ def test_pages_findings_and_reads_discovery_results_with_default_policy(run, mac
     put_results(
         s3,
         prefix + "part-1.jsonl.gz",
-        [record("scan-1/high.csv"), record("scan-1/clean.json"), "{not json", record("scan-1/skipped.bin", "SKIPPED", "UNSUPPORTED_FILE_TYPE")],
+        [
+            record("scan-1/high.csv"),
+            record("scan-1/clean.json"),
+            "{not json",
+            record("scan-1/skipped.bin", "SKIPPED", "UNSUPPORTED_FILE_TYPE"),
+        ],
     )
-    put_results(s3, prefix + "part-2.jsonl.gz", [record("scan-1/broken.csv"), record("scan-1/nosev.csv")] + [record(f"scan-1/{k}") for k in bulk])
+    put_results(
+        s3, prefix + "part-2.jsonl.gz", [record("scan-1/broken.csv"), record("scan-1/nosev.csv")] + [record(f"scan-1/{k}") for k in bulk]
+    )
     # Neither another job's results, nor a file that is not JSON Lines, nor the wrong bucket count as proof.
     put_results(s3, f"macie/AWSLogs/{ACCOUNT}/Macie/{REGION}/other-job/part-1.jsonl.gz", [record("scan-1/missing.csv")])
     put_results(s3, prefix + "manifest.json", [record("scan-1/missing.csv")])
@@ -280,7 +293,12 @@ def test_pages_findings_and_reads_discovery_results_with_default_policy(run, mac
 
     high = result["high.csv"]
     assert high["verdict"] == "REVIEW" and high["analysis"] == "COMPLETE"
-    assert high["findings"] == {"count": 1, "types": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "maxSeverity": "HIGH", "tagValue": "CREDIT_CARD_NUMBER:3 EmployeeId:2"}
+    assert high["findings"] == {
+        "count": 1,
+        "types": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2},
+        "maxSeverity": "HIGH",
+        "tagValue": "CREDIT_CARD_NUMBER:3 EmployeeId:2",
+    }
     assert high["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy requires review"]
     assert high["source"] == objects[0]["source"] and high["integrity"] == objects[0]["integrity"]
 
@@ -326,7 +344,9 @@ def test_policy_from_env_denies_high_and_allows_low(run, macie, s3, monkeypatch)
     # No GetClassificationExportConfiguration stub: the env location must be used without asking Macie.
     stub_findings(stubber, [[finding("f-1", "scan-1/secret.csv", "High", finding_type="SensitiveData:S3Object/Financial"),
                              finding("f-2", "scan-1/low.csv", "Low", finding_type="SensitiveData:S3Object/Personal")]])
-    put_results(s3, f"custom/prefix/AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz", [record("scan-1/secret.csv"), record("scan-1/low.csv")])
+    put_results(
+        s3, f"custom/prefix/AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz", [record("scan-1/secret.csv"), record("scan-1/low.csv")]
+    )
 
     output = run(event([obj("secret.csv"), obj("low.csv")]))
 
@@ -407,6 +427,14 @@ def test_errors_map_to_the_contract(run, macie, monkeypatch) -> None:
         with pytest.raises(PipelineError, match=f"failed with {code}") as caught:
             run(event([obj("a.csv")]))
         assert not isinstance(caught.value, TransientError)
+
+
+def test_a_bad_variable_fails_each_invocation_before_any_call(run, macie, monkeypatch) -> None:
+    """The environment is read when the handler runs; text that is not JSON is named by the contract."""
+    monkeypatch.setenv("FINDING_POLICY", "{HIGH: DENY}")
+    monkeypatch.setenv("CUSTOM_DATA_IDENTIFIER_NAMES", "[")
+    with pytest.raises(InvalidEnvironment, match="FINDING_POLICY must be JSON.*CUSTOM_DATA_IDENTIFIER_NAMES must be JSON"):
+        run(event([obj("a.csv")]))  # no Macie call was stubbed
 
 
 class TrickleBody:

@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 import boto3
+import integrity_check
 import pandas as pd
 import pytest
 from botocore.exceptions import (
@@ -17,10 +18,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from moto import mock_aws
-
-import integrity_check
+from pipeline_common.clients import ClientCache
+from pipeline_common.contract import IntegrityCheckEnvironment, InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, SourceChangedError, TransientError
-from support.lambda_helpers import client_error
+from support.lambda_helpers import FakeContext, client_error
 
 BUCKET = "staging-bucket"
 SECRET = "SECRET-7731-VALUE"
@@ -32,7 +33,7 @@ def s3(monkeypatch):
     monkeypatch.delenv("MAX_JSON_DOCUMENT_BYTES", raising=False)
     integrity_check._CLIENTS.clear()
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1", config=integrity_check._CONFIG)
+        client = boto3.client("s3", region_name="us-east-1", config=integrity_check._CLIENTS.config)
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
@@ -47,7 +48,7 @@ def put(s3, key: str, body: bytes, **kwargs) -> dict:
 
 def check(s3, ref: dict, original_key: str | None = None, env: dict | None = None, **kwargs) -> dict:
     event = {"object": ref, "originalKey": original_key or ref["key"]}
-    return integrity_check.check(event, s3=s3, env=env or {}, **kwargs)
+    return integrity_check.run(event, s3=s3, env=IntegrityCheckEnvironment.from_environment(env or {}), **kwargs)
 
 
 def parquet_bytes(rows: int) -> bytes:
@@ -164,8 +165,18 @@ def test_env_settings(s3):
     ref = put(s3, "a.json", json.dumps(list(range(100))).encode())
     assert check(s3, ref, env={"MAX_JSON_DOCUMENT_BYTES": "50"})["status"] == "UNCHECKED"
     assert check(s3, ref, env={"MAX_JSON_DOCUMENT_BYTES": "", "CHUNK_ROWS": ""})["rows"] == 100
-    with pytest.raises(PipelineError, match="CHUNK_ROWS"):
+    with pytest.raises(InvalidEnvironment, match="CHUNK_ROWS"):
         check(s3, ref, env={"CHUNK_ROWS": "zero"})
+
+
+def test_a_bad_variable_fails_each_invocation_naming_it(s3, monkeypatch):
+    """The handler reads its environment when it runs (not at import); a bad value is a deployment error."""
+    ref = put(s3, "a.csv", b"a\n1\n")
+    monkeypatch.setattr(integrity_check, "_CLIENTS", ClientCache(integrity_check._CLIENTS.config, s3=s3))
+    monkeypatch.setenv("CHUNK_ROWS", "zero")
+    monkeypatch.setenv("MAX_JSON_DOCUMENT_BYTES", "0")
+    with pytest.raises(InvalidEnvironment, match="CHUNK_ROWS must be an integer.*MAX_JSON_DOCUMENT_BYTES must be at least 1"):
+        integrity_check.handler({"object": ref, "originalKey": "a.csv"}, FakeContext())
 
 
 # ---------------------------------------------------------------------------------------------- the source changed
@@ -211,10 +222,11 @@ def test_other_etag_or_size_is_source_changed(s3):
 )
 def test_bad_input(event):
     with pytest.raises(InvalidInputError):
-        integrity_check.check(event, s3=None, env={})
+        integrity_check.run(event, s3=None, env=DEFAULTS)
 
 
 # ---------------------------------------------------------------------------------------------- transient failures
+DEFAULTS = IntegrityCheckEnvironment()
 REF = {"bucket": BUCKET, "key": "a.csv", "versionId": "v1"}
 EVENT = {"object": REF, "originalKey": "a.csv"}
 
@@ -262,7 +274,7 @@ class FakeBody:
 @pytest.mark.parametrize("operation", ["head", "get"])
 def test_transient_s3_errors(error, operation):
     with pytest.raises(TransientError):
-        integrity_check.check(EVENT, s3=FakeS3(**{operation: error}, body=b"a\n1\n"), env={})
+        integrity_check.run(EVENT, s3=FakeS3(**{operation: error}, body=b"a\n1\n"), env=DEFAULTS)
 
 
 @pytest.mark.parametrize(
@@ -273,12 +285,12 @@ def test_transient_s3_errors(error, operation):
 )
 def test_transient_errors_while_streaming(error):
     with pytest.raises(TransientError):
-        integrity_check.check(EVENT, s3=FakeS3(body=b"a,b\n" + b"1,2\n" * 1000, body_error=error), env={})
+        integrity_check.run(EVENT, s3=FakeS3(body=b"a,b\n" + b"1,2\n" * 1000, body_error=error), env=DEFAULTS)
 
 
 def test_transport_checksum_error_is_a_mismatch():
     error = FlexibleChecksumError(error_msg="Expected checksum x did not match calculated checksum: y")
-    result = integrity_check.check(EVENT, s3=FakeS3(body=b"a,b\n1,2\n", body_error=error), env={})
+    result = integrity_check.run(EVENT, s3=FakeS3(body=b"a,b\n1,2\n", body_error=error), env=DEFAULTS)
     assert (result["status"], result["checksum"]) == ("CORRUPT", "MISMATCH")
 
 
@@ -289,14 +301,14 @@ def test_transport_checksum_error_is_a_mismatch():
 )
 def test_permanent_s3_errors(error, expected):
     with pytest.raises(expected) as caught:
-        integrity_check.check(EVENT, s3=FakeS3(head=error), env={})
+        integrity_check.run(EVENT, s3=FakeS3(head=error), env=DEFAULTS)
     assert not isinstance(caught.value, TransientError)
 
 
 # ---------------------------------------------------------------------------------------------- the Lambda entry point
 def test_handler_entry_point(s3, monkeypatch):
     ref = put(s3, "a.txt", b"id  name\n1   alice\n", ChecksumAlgorithm="SHA256")
-    monkeypatch.setattr(integrity_check, "_client", lambda: s3)
+    monkeypatch.setattr(integrity_check, "_CLIENTS", ClientCache(integrity_check._CLIENTS.config, s3=s3))
     context = SimpleNamespace(function_name="IntegrityCheck", memory_limit_in_mb=2048, aws_request_id="req-1",
                               invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:IntegrityCheck")
     result = integrity_check.handler({"object": ref, "originalKey": "a.txt"}, context)

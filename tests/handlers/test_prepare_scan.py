@@ -7,11 +7,11 @@ import time
 from datetime import datetime
 
 import boto3
+import prepare_scan
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-
-import prepare_scan
+from pipeline_common.contract import InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, TransientError
 from support.lambda_helpers import client_error
 
@@ -238,7 +238,7 @@ def test_long_execution_name_gives_hashed_scan_id(aws):
 def test_dynamodb_errors_are_mapped(aws, monkeypatch, code, status, expected):
     s3, _ = aws
     ref = put(s3, "k.csv")
-    client = prepare_scan._client("dynamodb")
+    client = prepare_scan._CLIENTS.client("dynamodb")
 
     def fail(**_):
         raise client_error(code, status)
@@ -251,7 +251,7 @@ def test_dynamodb_errors_are_mapped(aws, monkeypatch, code, status, expected):
 
 @pytest.mark.parametrize(("code", "status", "expected"), [("SlowDown", 503, TransientError), ("AccessDenied", 403, ClientError)])
 def test_s3_listing_errors_are_mapped(aws, monkeypatch, code, status, expected):
-    client = prepare_scan._client("s3")
+    client = prepare_scan._CLIENTS.client("s3")
 
     def fail(**_):
         raise client_error(code, status)
@@ -260,3 +260,14 @@ def test_s3_listing_errors_are_mapped(aws, monkeypatch, code, status, expected):
     with pytest.raises(expected) as raised:
         run(SCHEDULED, "sched-err")
     assert type(raised.value) is expected
+
+
+def test_a_missing_or_bad_variable_fails_each_invocation_naming_it(aws, monkeypatch):
+    """A deployment error surfaces when the handler runs (not at import), naming every bad variable."""
+    s3, ddb = aws
+    ref = put(s3, "k.csv")
+    monkeypatch.delenv("STATE_TABLE")
+    monkeypatch.setenv("MAX_BATCH_OBJECTS", "lots")
+    with pytest.raises(InvalidEnvironment, match=r"STATE_TABLE must be set; MAX_BATCH_OBJECTS must be an integer"):
+        run(created_event(ref), "exec-env")
+    assert ddb.scan(TableName=TABLE)["Count"] == 0

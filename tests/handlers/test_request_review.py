@@ -12,9 +12,10 @@ from typing import Iterator
 
 import boto3
 import pytest
-from botocore.stub import Stubber
-
 import request_review
+from botocore.stub import Stubber
+from pipeline_common.clients import ClientCache
+from pipeline_common.contract import InvalidEnvironment, RequestReviewEnvironment
 from pipeline_common.errors import InvalidInputError, TransientError
 from support.lambda_helpers import FakeContext, captured_logs
 
@@ -29,7 +30,7 @@ def review_api_url() -> str:
 
 @pytest.fixture
 def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setattr(request_review, "_RESOURCES", {})
+    monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
     return review_backend
 
 
@@ -129,5 +130,20 @@ def test_throttled_publish_is_transient(aws) -> None:
     with Stubber(sns) as stubber:
         stubber.add_client_error("publish", "Throttled", "Rate exceeded", 400)
         with pytest.raises(TransientError, match="SNS Publish of the review request failed with Throttled"):
-            request_review.request_review(review_event([evaluated("a.csv", "REVIEW")]), env=dict(os.environ), sns=sns)
+            request_review.run(review_event([evaluated("a.csv", "REVIEW")]), dynamodb=boto3.resource("dynamodb", region_name=REGION),
+                               sns=sns, env=RequestReviewEnvironment.from_environment(os.environ))
         stubber.assert_no_pending_responses()
+
+
+def test_a_missing_or_bad_variable_fails_each_invocation_and_changes_nothing(aws, monkeypatch) -> None:
+    """A deployment error, named by the contract, surfaces when the handler runs."""
+    monkeypatch.delenv("TOPIC_ARN")
+    monkeypatch.setenv("REVIEW_TIMEOUT_SECONDS", "0")
+    with pytest.raises(InvalidEnvironment, match="TOPIC_ARN must be set; REVIEW_TIMEOUT_SECONDS must be at least 1"):
+        request_review.handler(review_event([evaluated("a.csv", "REVIEW")]), FakeContext())
+    monkeypatch.setenv("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:review-requests")
+    monkeypatch.setenv("REVIEW_TIMEOUT_SECONDS", "3600")
+    monkeypatch.setenv("REVIEW_API_URL", "ftp://reviews.example.com/")
+    with pytest.raises(InvalidInputError, match="REVIEW_API_URL must be an http"):
+        request_review.handler(review_event([evaluated("a.csv", "REVIEW")]), FakeContext())
+    assert aws["table"].scan()["Items"] == [] and received(aws) == []

@@ -16,10 +16,10 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
-
 import request_review
 import review_api
+from botocore.stub import ANY, Stubber
+from pipeline_common.clients import ClientCache
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
@@ -39,8 +39,8 @@ def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
     sfn = boto3.client("stepfunctions", region_name=REGION)
     sent: list[dict] = []
     sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
-    monkeypatch.setattr(request_review, "_RESOURCES", {})
-    monkeypatch.setattr(review_api, "_RESOURCES", {"stepfunctions": sfn})
+    monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
+    monkeypatch.setattr(review_api, "_CLIENTS", ClientCache(review_api._CLIENTS.config, stepfunctions=sfn))
     with Stubber(sfn) as stubber:
         yield {**review_backend, "stubber": stubber, "sent": sent}
         stubber.assert_no_pending_responses()
@@ -65,11 +65,21 @@ def create_review(aws: dict) -> str:
             "findings": {"count": 1, "types": types, "maxSeverity": severity},
         }
         for key, types, severity, reasons in [
-            (EVIL_KEY, {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "HIGH", ["1 HIGH-severity Macie finding(s); the finding policy requires review"]),
+            (
+                EVIL_KEY,
+                {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2},
+                "HIGH",
+                ["1 HIGH-severity Macie finding(s); the finding policy requires review"],
+            ),
             ("notes.bin", {}, None, ["Macie skipped the object and did not analyse it (reason: UNSUPPORTED_FILE_TYPE)"]),
         ]
     ]
-    event = {"taskToken": TOKEN, "scanId": "scan-7", "executionArn": "arn:aws:states:us-east-1:123456789012:execution:p:scan-7", "objects": objects}
+    event = {
+        "taskToken": TOKEN,
+        "scanId": "scan-7",
+        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:p:scan-7",
+        "objects": objects,
+    }
     assert request_review.handler(event, FakeContext()) == {"reviewRequested": True, "objectCount": 2}
     (message,) = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)["Messages"]
     aws["sqs"].delete_message(QueueUrl=aws["queue"], ReceiptHandle=message["ReceiptHandle"])
@@ -92,7 +102,13 @@ def api(method: str, review_id: str, body: str | None = None, *, b64: bool = Fal
         "requestContext": {
             "stage": "prod",
             "requestId": "api-req",
-            "identity": {"sourceIp": "203.0.113.9", "userArn": user_arn, "caller": None, "cognitoIdentityId": None, "userAgent": "Mozilla/5.0 (test)"},
+            "identity": {
+                "sourceIp": "203.0.113.9",
+                "userArn": user_arn,
+                "caller": None,
+                "cognitoIdentityId": None,
+                "userAgent": "Mozilla/5.0 (test)",
+            },
             "authorizer": {"claims": claims} if claims else None,
         },
     }
@@ -225,7 +241,9 @@ def test_a_lost_race_is_caught_by_the_condition(aws, race, status) -> None:
 
 def test_workflow_no_longer_waiting_marks_the_review_expired(aws) -> None:
     review_id = create_review(aws)
-    aws["stubber"].add_client_error("send_task_success", "TaskTimedOut", "Task Timed Out", 400, expected_params={"taskToken": TOKEN, "output": ANY})
+    aws["stubber"].add_client_error(
+        "send_task_success", "TaskTimedOut", "Task Timed Out", 400, expected_params={"taskToken": TOKEN, "output": ANY}
+    )
 
     response = api("POST", review_id, "decision=deny", user_arn="arn:aws:iam::123456789012:user/bob")
 
@@ -268,3 +286,12 @@ def test_bad_requests_change_nothing(aws) -> None:
     not_allowed = api("DELETE", review_id)
     assert not_allowed["statusCode"] == 405 and not_allowed["headers"]["Allow"] == "GET, POST"
     assert items(aws) == before and aws["sent"] == []
+
+
+def test_a_missing_table_name_is_a_plain_error_page(aws, logs, monkeypatch) -> None:
+    """The environment is read on each request; a deployment error shows no internals to the browser."""
+    monkeypatch.delenv("STATE_TABLE")
+    page = api("GET", "r" * 43)
+    assert page["statusCode"] == 500 and "STATE_TABLE" not in page["body"]
+    failure = [json.loads(line) for line in logs.getvalue().splitlines() if "Unexpected failure" in line]
+    assert len(failure) == 1 and failure[0]["errorCode"] == "InvalidEnvironment"

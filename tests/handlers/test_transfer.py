@@ -8,10 +8,9 @@ import os
 import boto3
 import pytest
 import s3transfer.copies
+import transfer
 from botocore.exceptions import ClientError
 from moto import mock_aws
-
-import transfer
 from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, TAG_FINDINGS, TAG_OUTCOME, TAG_SCAN_ID, TAG_VERDICT
 from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
 from support.lambda_helpers import client_error
@@ -200,7 +199,7 @@ def test_destination_key_too_long_copies_nothing(s3):
 
 def test_failed_verification_removes_the_copy_and_keeps_the_source(s3, monkeypatch):
     source = put(s3, "in/v.csv", b"verify me")
-    client = transfer._s3()
+    client = transfer._CLIENTS.client("s3")
     real_head = client.head_object
 
     def corrupt_destination_head(**kwargs):
@@ -248,7 +247,7 @@ def test_delete_removes_exactly_the_pinned_version_and_is_idempotent(s3):
 )
 def test_copy_errors_are_mapped_and_the_source_stays(s3, monkeypatch, code, status, expected):
     source = put(s3, "in/e.csv", b"e")
-    client = transfer._s3()
+    client = transfer._CLIENTS.client("s3")
 
     def fail(**_):
         raise client_error(code, status)
@@ -267,7 +266,7 @@ def test_source_head_errors_are_mapped(s3, monkeypatch, code, status, expected):
     def fail(**_):
         raise client_error(code, status)
 
-    monkeypatch.setattr(transfer._s3(), "head_object", fail)
+    monkeypatch.setattr(transfer._CLIENTS.client("s3"), "head_object", fail)
     with pytest.raises(expected) as raised:
         transfer.handler(request("copy", source), None)
     assert type(raised.value) is expected

@@ -1,28 +1,30 @@
-"""prepare_core without AWS: settings, scan ids, claim items, event parsing and skip rules."""
+"""prepare_core without AWS: the environment, scan ids, claim items, event parsing and skip rules."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-import pytest
-
 import prepare_core
+import pytest
+from pipeline_common.contract import PrepareScanEnvironment
 from pipeline_common.errors import InvalidInputError
 
 
-def test_settings_defaults_and_bad_values():
-    settings = prepare_core.load_settings({"INGRESS_BUCKET": "in", "STATE_TABLE": "t"})
-    assert settings == prepare_core.Settings("in", "t", 1000, 7 * 24 * 3600, "")
-    custom = prepare_core.load_settings({"INGRESS_BUCKET": "in", "STATE_TABLE": "t", "MAX_BATCH_OBJECTS": "5",
-                                         "CLAIM_TTL_SECONDS": "60", "INGRESS_PREFIX": "p/"})
+def test_environment_defaults_and_bad_values():
+    """prepare_scan reads its settings through the contract's PrepareScanEnvironment."""
+    settings = PrepareScanEnvironment.from_environment({"INGRESS_BUCKET": "in", "STATE_TABLE": "t"})
+    assert settings == PrepareScanEnvironment(ingress_bucket="in", state_table="t", max_batch_objects=25,
+                                              claim_ttl_seconds=7 * 24 * 3600, ingress_prefix="")
+    custom = PrepareScanEnvironment.from_environment({"INGRESS_BUCKET": "in", "STATE_TABLE": "t", "MAX_BATCH_OBJECTS": "5",
+                                                      "CLAIM_TTL_SECONDS": "60", "INGRESS_PREFIX": "p/"})
     assert (custom.max_batch_objects, custom.claim_ttl_seconds, custom.ingress_prefix) == (5, 60, "p/")
     with pytest.raises(ValueError, match="STATE_TABLE"):
-        prepare_core.load_settings({"INGRESS_BUCKET": "in"})
+        PrepareScanEnvironment.from_environment({"INGRESS_BUCKET": "in"})
     with pytest.raises(ValueError, match="MAX_BATCH_OBJECTS must be an integer"):
-        prepare_core.load_settings({"INGRESS_BUCKET": "in", "STATE_TABLE": "t", "MAX_BATCH_OBJECTS": "lots"})
+        PrepareScanEnvironment.from_environment({"INGRESS_BUCKET": "in", "STATE_TABLE": "t", "MAX_BATCH_OBJECTS": "lots"})
     with pytest.raises(ValueError, match="CLAIM_TTL_SECONDS must be at least 1"):
-        prepare_core.load_settings({"INGRESS_BUCKET": "in", "STATE_TABLE": "t", "CLAIM_TTL_SECONDS": "0"})
+        PrepareScanEnvironment.from_environment({"INGRESS_BUCKET": "in", "STATE_TABLE": "t", "CLAIM_TTL_SECONDS": "0"})
 
 
 @pytest.mark.parametrize(

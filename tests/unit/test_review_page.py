@@ -7,7 +7,6 @@ import re
 import secrets
 
 import pytest
-
 from review_page import (
     FormError,
     parse_decision,
@@ -131,7 +130,8 @@ def identity_event(*, claims=None, user_arn=None, source_ip="192.0.2.7", headers
 
 def test_reviewer_identity_comes_from_api_gateway_not_from_the_client() -> None:
     spoof = {"X-Reviewer": "ceo@example.com", "user-agent": "UA/1.0"}
-    assert request_identity(identity_event(claims={"email": "a@example.com", "sub": "s-1"}, user_arn="arn:x", headers=spoof)).reviewer == "a@example.com"
+    event = identity_event(claims={"email": "a@example.com", "sub": "s-1"}, user_arn="arn:x", headers=spoof)
+    assert request_identity(event).reviewer == "a@example.com"
     assert request_identity(identity_event(claims={"sub": "s-1"}, user_arn="arn:x")).reviewer == "s-1"
     assert request_identity(identity_event(user_arn="arn:aws:iam::123456789012:user/bob")).reviewer == "arn:aws:iam::123456789012:user/bob"
     anonymous = request_identity(identity_event(headers=spoof))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from pipeline_common.constants import ALLOW, CLEAN, CORRUPT, DENY, REVIEW, UNCHECKED, VALID
 from pipeline_common.errors import InvalidInputError
 from verdicts import (
@@ -36,10 +35,17 @@ def finding(severity: str | None = "High", *, managed=(("CREDIT_CARD_NUMBER", 3)
     result = {
         "status": {"code": "COMPLETE"},
         "sensitiveData": [
-            {"category": "FINANCIAL_INFORMATION", "detections": [{"type": t, "count": n} for t, n in managed], "totalCount": sum(n for _, n in managed)}
+            {
+                "category": "FINANCIAL_INFORMATION",
+                "detections": [{"type": t, "count": n} for t, n in managed],
+                "totalCount": sum(n for _, n in managed),
+            }
         ],
         "customDataIdentifiers": {
-            "detections": [{"name": name, "arn": f"arn:aws:macie2:us-east-1:123456789012:custom-data-identifier/{name}", "count": n} for name, n in custom],
+            "detections": [
+                {"name": name, "arn": f"arn:aws:macie2:us-east-1:123456789012:custom-data-identifier/{name}", "count": n}
+                for name, n in custom
+            ],
             "totalCount": sum(n for _, n in custom),
         },
     }
@@ -160,7 +166,7 @@ def test_unknown_format_policy_and_load_policy() -> None:
     assert parse_unknown_format_policy("deny") == DENY
     with pytest.raises(InvalidInputError, match="UNKNOWN_FORMAT_POLICY must be one of ALLOW, REVIEW, DENY, got 'QUARANTINE'"):
         parse_unknown_format_policy("QUARANTINE")
-    policy = load_policy({"FINDING_POLICY": '{"HIGH": "DENY"}', "UNKNOWN_FORMAT_POLICY": "ALLOW"})
+    policy = load_policy('{"HIGH": "DENY"}', "ALLOW")
     assert policy == Policy(findings={"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": DENY}, unknown_format=ALLOW)
 
 

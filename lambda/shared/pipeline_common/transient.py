@@ -6,7 +6,8 @@ into a ``PipelineError`` subclass (the workflow fails closed).
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import PipelineError, TransientError
 
