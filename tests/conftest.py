@@ -29,8 +29,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 def sample_synth():
     """The sample stack (``macie_pipeline.sample``) synthesized once per test session (per xdist worker),
     with its cdk-nag report: see ``template_support.synthesize``."""
-    from template_support import synthesize
-
     from macie_pipeline.sample import build_app
+    from template_support import synthesize
 
     return synthesize(build_app)

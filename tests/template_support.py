@@ -9,6 +9,7 @@ from typing import Callable
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
+
 from support.asl import definition_from_template, walk_states  # noqa: F401 - walk_states is re-exported
 
 

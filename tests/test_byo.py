@@ -16,11 +16,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+
+from macie_pipeline import CustomDataIdentifier, SensitiveDataScanPipeline
 from support.asl import run_asl_validator
 from support.cfn_lint import errors_of, format_findings, lint_template
 from template_support import synthesize, walk_states
-
-from macie_pipeline import CustomDataIdentifier, SensitiveDataScanPipeline
 
 ACCOUNT, REGION = "111122223333", "eu-west-1"
 INGRESS_NAME = "existing-ingress-bucket"

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from template_support import walk_states
 
 from macie_pipeline import diagram
 from macie_pipeline.diagram import mermaid_from_definition, readme_diagram, replace_readme_diagram
+from template_support import walk_states
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
+
 from support import asl as asl_tools
 from support.asl import (
     AslValidatorMissing,

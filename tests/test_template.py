@@ -10,12 +10,12 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match, Template
+
+import app as sample_app
 from support.asl import resolve_intrinsics, run_asl_validator
 from support.botocore_model import sdk_tasks_in_definition, validate_sdk_task
 from support.cfn_lint import errors_of, format_findings, lint_template
 from template_support import masked, walk_states
-
-import app as sample_app
 
 MACIE_SLR = "role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie"
 

@@ -9,8 +9,6 @@ import pytest
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk.assertions import Annotations, Match
-from support.asl import run_asl_validator
-from template_support import masked, synthesize, walk_states
 
 from macie_pipeline import (
     DenyPolicy,
@@ -23,6 +21,8 @@ from macie_pipeline import (
     Trigger,
     UnknownFormatPolicy,
 )
+from support.asl import run_asl_validator
+from template_support import masked, synthesize, walk_states
 
 
 def _build(app: cdk.App) -> cdk.Stack:

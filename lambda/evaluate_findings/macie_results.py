@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+
 from pipeline_common.errors import PipelineError
 from pipeline_common.log import get_logger
 from pipeline_common.transient import as_pipeline_error, error_code

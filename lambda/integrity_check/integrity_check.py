@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
-import integrity_core as core
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -27,6 +26,8 @@ from botocore.exceptions import (
     IncompleteReadError,
     ParamValidationError,
 )
+
+import integrity_core as core
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.contract import IntegrityCheckEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, SourceChangedError, TransientError

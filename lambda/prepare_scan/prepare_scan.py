@@ -10,8 +10,9 @@ import os
 import time
 from typing import Any, Iterator, Mapping, NoReturn
 
-import prepare_core
 from botocore.exceptions import BotoCoreError, ClientError
+
+import prepare_core
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.contract import PrepareScanEnvironment
 from pipeline_common.errors import TransientError

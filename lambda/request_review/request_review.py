@@ -12,6 +12,7 @@ import time
 from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
+
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.constants import TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from pipeline_common.contract import RequestReviewEnvironment

@@ -15,6 +15,7 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
+
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.constants import REVIEW_PREFIX, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from pipeline_common.contract import ReviewApiEnvironment

@@ -12,16 +12,17 @@ import os
 import uuid
 from typing import Any, Mapping, NoReturn
 
-import transfer_core
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import S3CopyFailedError
+
+import transfer_core
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.contract import TransferEnvironment
 from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import normalise_etag
 from pipeline_common.transient import error_code, is_transient
-from s3transfer.exceptions import S3CopyFailedError
 from transfer_core import TransferRequest
 
 logger = get_logger("transfer")

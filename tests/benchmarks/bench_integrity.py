@@ -58,8 +58,9 @@ def child(mode: str, path: str, chunk_rows: int, trace: bool) -> dict:
     sys.path.insert(0, str(CORE_DIR))
     import tracemalloc
 
-    import integrity_core
     import pandas as pd
+
+    import integrity_core
 
     baseline = _maxrss_mb()
     if trace:

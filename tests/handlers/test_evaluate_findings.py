@@ -8,11 +8,12 @@ import json
 from typing import Any, Iterator
 
 import boto3
-import evaluate_findings
-import macie_results
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+
+import evaluate_findings
+import macie_results
 from pipeline_common.clients import ClientCache
 from pipeline_common.contract import InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, TransientError

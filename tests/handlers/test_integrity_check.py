@@ -8,7 +8,6 @@ import json
 from types import SimpleNamespace
 
 import boto3
-import integrity_check
 import pandas as pd
 import pytest
 from botocore.exceptions import (
@@ -18,6 +17,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from moto import mock_aws
+
+import integrity_check
 from pipeline_common.clients import ClientCache
 from pipeline_common.contract import IntegrityCheckEnvironment, InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, PipelineError, SourceChangedError, TransientError

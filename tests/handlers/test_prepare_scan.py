@@ -7,10 +7,11 @@ import time
 from datetime import datetime
 
 import boto3
-import prepare_scan
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
+import prepare_scan
 from pipeline_common.contract import InvalidEnvironment
 from pipeline_common.errors import InvalidInputError, TransientError
 from support.lambda_helpers import client_error

@@ -12,8 +12,9 @@ from typing import Iterator
 
 import boto3
 import pytest
-import request_review
 from botocore.stub import Stubber
+
+import request_review
 from pipeline_common.clients import ClientCache
 from pipeline_common.contract import InvalidEnvironment, RequestReviewEnvironment
 from pipeline_common.errors import InvalidInputError, TransientError

@@ -16,9 +16,10 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
+from botocore.stub import ANY, Stubber
+
 import request_review
 import review_api
-from botocore.stub import ANY, Stubber
 from pipeline_common.clients import ClientCache
 from support.lambda_helpers import FakeContext, captured_logs
 

@@ -8,9 +8,10 @@ import os
 import boto3
 import pytest
 import s3transfer.copies
-import transfer
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
+import transfer
 from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, TAG_FINDINGS, TAG_OUTCOME, TAG_SCAN_ID, TAG_VERDICT
 from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
 from support.lambda_helpers import client_error

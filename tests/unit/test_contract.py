@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar, Optional
 
-import integrity_core
 import pytest
+
+import integrity_core
 from pipeline_common.contract import (
     ENVIRONMENTS,
     EvaluateFindingsEnvironment,

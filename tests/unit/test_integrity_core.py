@@ -11,9 +11,10 @@ import tracemalloc
 import warnings
 import zlib
 
-import integrity_core as core
 import pandas as pd
 import pytest
+
+import integrity_core as core
 from integrity_core import (
     ABSENT,
     CORRUPT,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-import prepare_core
 import pytest
+
+import prepare_core
 from pipeline_common.contract import PrepareScanEnvironment
 from pipeline_common.errors import InvalidInputError
 

@@ -7,6 +7,7 @@ import re
 import secrets
 
 import pytest
+
 from review_page import (
     FormError,
     parse_decision,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 import pytest
+
 import transfer_core
 from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION
 from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError

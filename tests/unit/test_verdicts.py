@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from pipeline_common.constants import ALLOW, CLEAN, CORRUPT, DENY, REVIEW, UNCHECKED, VALID
 from pipeline_common.errors import InvalidInputError
 from verdicts import (
