@@ -21,9 +21,19 @@ import boto3
 from botocore.exceptions import ClientError
 
 from ..asl import walk_states
-from ..contract import EVENT_SOURCE, FunctionEnvironment, PrepareScanEnvironment, RequestReviewEnvironment, States
+from ..contract import (
+    EVENT_SOURCE,
+    FunctionEnvironment,
+    PrepareScanEnvironment,
+    RequestReviewEnvironment,
+    States,
+)
 from . import awsmodel
-from .detection import DEFAULT_MAXIMUM_MATCH_DISTANCE, AllowListSpec, CustomIdentifierSpec
+from .detection import (
+    DEFAULT_MAXIMUM_MATCH_DISTANCE,
+    AllowListSpec,
+    CustomIdentifierSpec,
+)
 from .functions import LOG_SINK, LocalFunction, layer_is_pure_python
 from .macie import LocalMacie, MacieBehavior
 from .review_server import ReviewServer
@@ -293,7 +303,8 @@ class Deployment:
             bucket = "local-macie-discovery-results"
             self._create_bucket(bucket, {"VersioningConfiguration": {"Status": "Enabled"}})
             key_arn = self.session.client("kms").create_key(Description="local Macie discovery results")["KeyMetadata"]["Arn"]
-            macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": {"bucketName": bucket, "keyPrefix": "macie", "kmsKeyArn": key_arn}}})
+            destination = {"bucketName": bucket, "keyPrefix": "macie", "kmsKeyArn": key_arn}
+            macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": destination}})
         return macie
 
     def _custom_identifiers(self) -> list[CustomIdentifierSpec]:
@@ -321,7 +332,9 @@ class Deployment:
                 source = (location["BucketName"], location["ObjectKey"])
                 body = self.s3.get_object(Bucket=source[0], Key=source[1])["Body"].read()
                 words = tuple(line.strip() for line in body.decode("utf-8").splitlines() if line.strip())
-            allow_lists.append(AllowListSpec(id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=criteria.get("Regex"), words=words, s3_words_list=source))
+            allow_lists.append(AllowListSpec(
+                id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=criteria.get("Regex"), words=words, s3_words_list=source,
+            ))
         return allow_lists
 
     def _apply_export_configuration(self, macie: LocalMacie) -> bool:

@@ -68,7 +68,10 @@ class Faults:
         self._call_faults: dict[tuple[str, str], list[_CallFault]] = {}
 
     # ------------------------------------------------------------------ what a scenario registers
-    def fail(self, role: str, error_type: str = "RuntimeError", *, times: Optional[int] = None, message: str = "fault injected by the local engine") -> None:
+    def fail(
+        self, role: str, error_type: str = "RuntimeError", *, times: Optional[int] = None,
+        message: str = "fault injected by the local engine",
+    ) -> None:
         """Make the ``role`` function (``transfer``, ``evaluate_findings``...) raise ``error_type``."""
         self._faults.setdefault(role, []).append(_Fault(times=times, skip=0, error_type=error_type, message=message))
 

@@ -20,7 +20,10 @@ from .deploy import Deployment
 from .faults import Faults
 
 # Step Functions' spelling of a service in its error names (``Macie2.ThrottlingException``).
-_SFN_SERVICE_NAMES = {"s3": "S3", "macie2": "Macie2", "sns": "SNS", "sqs": "SQS", "dynamodb": "DynamoDb", "events": "EventBridge", "lambda": "Lambda", "kms": "Kms"}
+_SFN_SERVICE_NAMES = {
+    "s3": "S3", "macie2": "Macie2", "sns": "SNS", "sqs": "SQS", "dynamodb": "DynamoDb",
+    "events": "EventBridge", "lambda": "Lambda", "kms": "Kms",
+}
 
 
 class EngineHost:

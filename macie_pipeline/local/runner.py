@@ -66,7 +66,10 @@ class Runner:
             "detail": {
                 "version": "0",
                 "bucket": {"name": bucket},
-                "object": {"key": uploaded.key, "size": uploaded.size, "etag": uploaded.etag, "version-id": uploaded.version_id, "sequencer": uuid.uuid4().hex[:18].upper()},
+                "object": {
+                    "key": uploaded.key, "size": uploaded.size, "etag": uploaded.etag, "version-id": uploaded.version_id,
+                    "sequencer": uuid.uuid4().hex[:18].upper(),
+                },
                 "request-id": uuid.uuid4().hex[:16].upper(),
                 "requester": ACCOUNT,
                 "source-ip-address": "127.0.0.1",
