@@ -307,11 +307,14 @@ class Deployment:
             macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": destination}})
         return macie
 
+    def _macie_resources(self, type_: str) -> Iterator[tuple[dict, dict]]:
+        """(resolved properties, local attributes: Id and Arn) of each Macie resource of ``type_``."""
+        for logical, resource in self.stack.of_type(type_).items():
+            yield self._properties(resource), self.physical[logical].attributes
+
     def _custom_identifiers(self) -> list[CustomIdentifierSpec]:
         identifiers = []
-        for logical, resource in self.stack.of_type(CUSTOM_IDENTIFIER).items():
-            props = self._properties(resource)
-            attrs = self.physical[logical].attributes
+        for props, attrs in self._macie_resources(CUSTOM_IDENTIFIER):
             identifiers.append(CustomIdentifierSpec(
                 id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=props["Regex"],
                 keywords=tuple(props.get("Keywords") or ()), ignore_words=tuple(props.get("IgnoreWords") or ()),
@@ -321,9 +324,7 @@ class Deployment:
 
     def _allow_lists(self) -> list[AllowListSpec]:
         allow_lists = []
-        for logical, resource in self.stack.of_type(ALLOW_LIST).items():
-            props = self._properties(resource)
-            attrs = self.physical[logical].attributes
+        for props, attrs in self._macie_resources(ALLOW_LIST):
             criteria = props.get("Criteria") or {}
             words: Optional[tuple[str, ...]] = None
             source: Optional[tuple[str, str]] = None

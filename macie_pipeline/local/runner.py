@@ -30,8 +30,19 @@ class EngineError(RuntimeError):
     """The engine could not run the pipeline (the message says why)."""
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _event(detail_type: str, source: str, resources: list[str], detail: dict) -> dict:
+    """An EventBridge event envelope from this account and region, sent now."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": resources,
+        "detail": detail,
+    }
 
 
 class Runner:
@@ -54,42 +65,22 @@ class Runner:
     def object_created_event(self, uploaded: Uploaded) -> dict:
         """The EventBridge event S3 sends for the upload (detail as documented for "Object Created")."""
         bucket = self._deployment.zones["ingress"]
-        return {
+        return _event("Object Created", "aws.s3", [f"arn:aws:s3:::{bucket}"], {
             "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Object Created",
-            "source": "aws.s3",
-            "account": ACCOUNT,
-            "time": _now(),
-            "region": REGION,
-            "resources": [f"arn:aws:s3:::{bucket}"],
-            "detail": {
-                "version": "0",
-                "bucket": {"name": bucket},
-                "object": {
-                    "key": uploaded.key, "size": uploaded.size, "etag": uploaded.etag, "version-id": uploaded.version_id,
-                    "sequencer": uuid.uuid4().hex[:18].upper(),
-                },
-                "request-id": uuid.uuid4().hex[:16].upper(),
-                "requester": ACCOUNT,
-                "source-ip-address": "127.0.0.1",
-                "reason": "PutObject",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": uploaded.key, "size": uploaded.size, "etag": uploaded.etag, "version-id": uploaded.version_id,
+                "sequencer": uuid.uuid4().hex[:18].upper(),
             },
-        }
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        })
 
     def scheduled_event(self) -> dict:
         """The event an EventBridge schedule sends."""
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": ACCOUNT,
-            "time": _now(),
-            "region": REGION,
-            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/local-schedule"],
-            "detail": {},
-        }
+        return _event("Scheduled Event", "aws.events", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/local-schedule"], {})
 
     # ------------------------------------------------------------------ executions
     def deliver(self, event: dict) -> Optional[str]:
