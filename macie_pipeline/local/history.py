@@ -67,5 +67,5 @@ class ExecutionHistory:
             try:
                 if self.status(arn) == "RUNNING":
                     self._deployment.sfn.stop_execution(executionArn=arn, error="LocalEngine.Stopped", cause="engine stopped")
-            except Exception:  # noqa: BLE001, S110 - best effort while tearing down
+            except Exception:  # noqa: BLE001 - best effort while tearing down
                 pass
