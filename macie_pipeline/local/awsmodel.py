@@ -28,7 +28,7 @@ import json
 import re
 import uuid
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import botocore.session
 from botocore.exceptions import ParamValidationError
@@ -133,27 +133,41 @@ def enum_violations(shape: Shape | None, value: Any, path: str = "") -> list[str
     Walks structures, lists and maps recursively. Values whose Python type does
     not fit the shape are skipped (botocore's own validator reports those).
     """
-    out: list[str] = []
     if shape is None:
-        return out
+        return []
     if isinstance(shape, StructureShape):
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                if key in shape.members:
-                    out.extend(enum_violations(shape.members[key], sub, _join(path, key)))
-    elif isinstance(shape, ListShape):
-        if isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                out.extend(enum_violations(shape.member, item, f"{path}[{i}]"))
-    elif isinstance(shape, MapShape):
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                out.extend(enum_violations(shape.key, key, f"{path}<key {key!r}>"))
-                out.extend(enum_violations(shape.value, sub, f"{path}[{key!r}]"))
-    elif shape.type_name == "string":
+        return _structure_enum_violations(shape, value, path) if isinstance(value, dict) else []
+    if isinstance(shape, ListShape):
+        return _list_enum_violations(shape, value, path) if isinstance(value, (list, tuple)) else []
+    if isinstance(shape, MapShape):
+        return _map_enum_violations(shape, value, path) if isinstance(value, dict) else []
+    if shape.type_name == "string":
         allowed = getattr(shape, "enum", None) or []
         if allowed and isinstance(value, str) and value not in allowed:
-            out.append(f"{path or '<input>'}: {value!r} is not one of {sorted(allowed)}")
+            return [f"{path or '<input>'}: {value!r} is not one of {sorted(allowed)}"]
+    return []
+
+
+def _structure_enum_violations(shape: StructureShape, value: dict, path: str) -> list[str]:
+    out: list[str] = []
+    for key, sub in value.items():
+        if key in shape.members:
+            out.extend(enum_violations(shape.members[key], sub, _join(path, key)))
+    return out
+
+
+def _list_enum_violations(shape: ListShape, value: list | tuple, path: str) -> list[str]:
+    out: list[str] = []
+    for i, item in enumerate(value):
+        out.extend(enum_violations(shape.member, item, f"{path}[{i}]"))
+    return out
+
+
+def _map_enum_violations(shape: MapShape, value: dict, path: str) -> list[str]:
+    out: list[str] = []
+    for key, sub in value.items():
+        out.extend(enum_violations(shape.key, key, f"{path}<key {key!r}>"))
+        out.extend(enum_violations(shape.value, sub, f"{path}[{key!r}]"))
     return out
 
 
@@ -467,72 +481,114 @@ def wire_problems(shape: Shape | None, value: Any, path: str = "", *, protocol: 
         return [] if value in (None, {}) else [f"{where}: the operation has no output, got {value!r}"]
     if value is None:
         return []
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            return [f"{where}: expected an object ({shape.name}), got {type(value).__name__}"]
-        if shape.is_document_type:
-            return []
-        by_wire = {_wire_name(name, member): name for name, member in shape.members.items()}
-        out: list[str] = []
-        for key, sub in value.items():
-            name = by_wire.get(key)
-            if name is None:
-                out.append(f"{_join(path, key)}: unknown member of {shape.name} (members: {', '.join(sorted(by_wire))})")
-                continue
-            member = shape.members[name]
-            if member.serialization.get("location") not in (None, "body"):
-                out.append(f"{_join(path, key)}: sent in the {member.serialization['location']}, not in the body")
-                continue
-            out.extend(wire_problems(member, sub, _join(path, key), protocol=protocol))
-        for required in shape.required_members:
-            if value.get(_wire_name(required, shape.members[required])) is None:
-                out.append(f"{_join(path, required)}: required member of {shape.name} is missing")
-        return out
-    if kind == "list":
-        if not isinstance(value, list):
-            return [f"{where}: expected a list ({shape.name}), got {type(value).__name__}"]
-        out = _length_problems(shape, len(value), "length", where)
-        for i, item in enumerate(value):
-            out.extend(wire_problems(shape.member, item, f"{path}[{i}]", protocol=protocol))
-        return out
-    if kind == "map":
-        if not isinstance(value, dict):
-            return [f"{where}: expected an object ({shape.name}), got {type(value).__name__}"]
-        out = _length_problems(shape, len(value), "size", where)
-        for key, sub in value.items():
-            out.extend(wire_problems(shape.key, key, f"{path}<key {key!r}>", protocol=protocol))
-            out.extend(wire_problems(shape.value, sub, f"{path}[{key!r}]", protocol=protocol))
-        return out
-    if kind == "string":
-        if not isinstance(value, str):
-            return [f"{where}: expected a string ({shape.name}), got {type(value).__name__} {value!r}"]
-        out = enum_violations(shape, value, where)
-        out.extend(_length_problems(shape, len(value), "length", where))
-        pattern = shape.metadata.get("pattern")
-        if pattern and not _pattern_matches(pattern, value):
-            out.append(f"{where}: {value!r} does not match the pattern {pattern} of {shape.name}")
-        return out
-    if kind in ("integer", "long", "short", "byte", "biginteger"):
-        if not _is_int(value):
-            return [f"{where}: expected an integer ({shape.name}), got {type(value).__name__} {value!r}"]
-        return _range_problems(shape, value, where)
-    if kind in ("double", "float", "bigdecimal"):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return [f"{where}: expected a number ({shape.name}), got {type(value).__name__} {value!r}"]
-        return _range_problems(shape, value, where)
-    if kind == "boolean":
-        return [] if isinstance(value, bool) else [f"{where}: expected a boolean, got {type(value).__name__} {value!r}"]
-    if kind == "timestamp":
-        problem = _timestamp_problem(shape, value, protocol)
-        return [f"{where}: {problem} ({shape.name})"] if problem else []
-    if kind == "blob":
-        try:
-            base64.b64decode(value, validate=True)
-        except (TypeError, ValueError, binascii.Error):
-            return [f"{where}: expected base64 text ({shape.name})"]
+    check = _WIRE_CHECKS.get(shape.type_name)
+    return check(shape, value, path, protocol) if check else []
+
+
+# Each check below gets (shape, value, path, protocol) with a value that is not None; ``path or
+# "<body>"`` is where a problem of the value itself is reported.
+def _structure_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    where = path or "<body>"
+    if not isinstance(value, dict):
+        return [f"{where}: expected an object ({shape.name}), got {type(value).__name__}"]
+    if shape.is_document_type:
         return []
+    by_wire = {_wire_name(name, member): name for name, member in shape.members.items()}
+    out: list[str] = []
+    for key, sub in value.items():
+        out.extend(_member_wire_problems(shape, by_wire, key, sub, path, protocol))
+    for required in shape.required_members:
+        if value.get(_wire_name(required, shape.members[required])) is None:
+            out.append(f"{_join(path, required)}: required member of {shape.name} is missing")
+    return out
+
+
+def _member_wire_problems(shape: Shape, by_wire: dict[str, str], key: str, sub: Any, path: str, protocol: str) -> list[str]:
+    """Problems of one member of a structure, sent under the wire name ``key``."""
+    name = by_wire.get(key)
+    if name is None:
+        return [f"{_join(path, key)}: unknown member of {shape.name} (members: {', '.join(sorted(by_wire))})"]
+    member = shape.members[name]
+    if member.serialization.get("location") not in (None, "body"):
+        return [f"{_join(path, key)}: sent in the {member.serialization['location']}, not in the body"]
+    return wire_problems(member, sub, _join(path, key), protocol=protocol)
+
+
+def _list_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    where = path or "<body>"
+    if not isinstance(value, list):
+        return [f"{where}: expected a list ({shape.name}), got {type(value).__name__}"]
+    out = _length_problems(shape, len(value), "length", where)
+    for i, item in enumerate(value):
+        out.extend(wire_problems(shape.member, item, f"{path}[{i}]", protocol=protocol))
+    return out
+
+
+def _map_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    where = path or "<body>"
+    if not isinstance(value, dict):
+        return [f"{where}: expected an object ({shape.name}), got {type(value).__name__}"]
+    out = _length_problems(shape, len(value), "size", where)
+    for key, sub in value.items():
+        out.extend(wire_problems(shape.key, key, f"{path}<key {key!r}>", protocol=protocol))
+        out.extend(wire_problems(shape.value, sub, f"{path}[{key!r}]", protocol=protocol))
+    return out
+
+
+def _string_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    where = path or "<body>"
+    if not isinstance(value, str):
+        return [f"{where}: expected a string ({shape.name}), got {type(value).__name__} {value!r}"]
+    out = enum_violations(shape, value, where)
+    out.extend(_length_problems(shape, len(value), "length", where))
+    pattern = shape.metadata.get("pattern")
+    if pattern and not _pattern_matches(pattern, value):
+        out.append(f"{where}: {value!r} does not match the pattern {pattern} of {shape.name}")
+    return out
+
+
+def _integer_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    where = path or "<body>"
+    if not _is_int(value):
+        return [f"{where}: expected an integer ({shape.name}), got {type(value).__name__} {value!r}"]
+    return _range_problems(shape, value, where)
+
+
+def _number_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    where = path or "<body>"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return [f"{where}: expected a number ({shape.name}), got {type(value).__name__} {value!r}"]
+    return _range_problems(shape, value, where)
+
+
+def _boolean_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    return [] if isinstance(value, bool) else [f"{path or '<body>'}: expected a boolean, got {type(value).__name__} {value!r}"]
+
+
+def _timestamp_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    problem = _timestamp_problem(shape, value, protocol)
+    return [f"{path or '<body>'}: {problem} ({shape.name})"] if problem else []
+
+
+def _blob_wire_problems(shape: Shape, value: Any, path: str, protocol: str) -> list[str]:
+    try:
+        base64.b64decode(value, validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        return [f"{path or '<body>'}: expected base64 text ({shape.name})"]
     return []
+
+
+_WIRE_CHECKS: dict[str, Callable[[Shape, Any, str, str], list[str]]] = {
+    "structure": _structure_wire_problems,
+    "list": _list_wire_problems,
+    "map": _map_wire_problems,
+    "string": _string_wire_problems,
+    **dict.fromkeys(("integer", "long", "short", "byte", "biginteger"), _integer_wire_problems),
+    **dict.fromkeys(("double", "float", "bigdecimal"), _number_wire_problems),
+    "boolean": _boolean_wire_problems,
+    "timestamp": _timestamp_wire_problems,
+    "blob": _blob_wire_problems,
+}
 
 
 def _range_problems(shape: Shape, value: float, where: str) -> list[str]:

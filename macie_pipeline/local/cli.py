@@ -13,15 +13,25 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
+from ..contract import PIPELINE_TAG_KEYS
 from .engine import DECISIONS, EngineError, LocalPipeline, RunResult
 from .macie import FINAL_STATUSES, MacieBehavior
-from .template import TemplateError, choose_pipeline, load_assembly, load_template, synth_app, synth_sample
+from .template import (
+    TemplateError,
+    choose_pipeline,
+    load_assembly,
+    load_template,
+    synth_app,
+    synth_sample,
+)
 
 # Files the walk never uploads: version-control and OS clutter.
 _SKIPPED_NAMES = {".git", ".DS_Store", "__pycache__", ".svn", ".hg"}
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# What the pipeline's tag keys share ("macie-pipeline:"): left out of the table's tags column.
+_TAG_PREFIX = os.path.commonprefix(PIPELINE_TAG_KEYS)
 
 
 class UsageError(Exception):
@@ -33,30 +43,13 @@ def collect_files(paths: Sequence[str]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     problems = []
     for given in paths:
-        path = Path(given)
-        if not path.exists():
-            problems.append(f"{given}: no such file or directory")
-            continue
-        if path.is_file():
-            entries = [(path.name, path)]
-        else:
-            entries = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_NAMES)
-                for name in sorted(names):
-                    if name in _SKIPPED_NAMES:
-                        continue
-                    file = Path(root) / name
-                    entries.append((file.relative_to(path).as_posix(), file))
-            if not entries:
-                problems.append(f"{given}: the directory has no files")
+        entries, problem = _entries(given)
+        if problem:
+            problems.append(problem)
         for key, file in entries:
-            if key in files and files[key].resolve() != file.resolve():
-                problems.append(f"{key}: two different files would get this key ({files[key]} and {file})")
-            elif len(key.encode("utf-8")) > 1024:
-                problems.append(f"{key[:60]}...: the key is longer than S3's 1024 bytes")
-            elif file.stat().st_size > MAX_FILE_BYTES:
-                problems.append(f"{key}: larger than the local engine's {MAX_FILE_BYTES // 2**20} MiB limit")
+            problem = _key_problem(files, key, file)
+            if problem:
+                problems.append(problem)
             else:
                 files[key] = file
     if problems:
@@ -64,18 +57,52 @@ def collect_files(paths: Sequence[str]) -> dict[str, Path]:
     return files
 
 
+def _entries(given: str) -> tuple[list[tuple[str, Path]], Optional[str]]:
+    """(key, file) for a path given on the command line, or why it gives none."""
+    path = Path(given)
+    if not path.exists():
+        return [], f"{given}: no such file or directory"
+    if path.is_file():
+        return [(path.name, path)], None
+    entries = list(_walk(path))
+    return entries, (None if entries else f"{given}: the directory has no files")
+
+
+def _walk(directory: Path) -> Iterator[tuple[str, Path]]:
+    """(key relative to ``directory``, file) of every file under it, sorted, clutter skipped."""
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_NAMES)
+        for name in sorted(names):
+            if name not in _SKIPPED_NAMES:
+                file = Path(root) / name
+                yield file.relative_to(directory).as_posix(), file
+
+
+def _key_problem(files: dict[str, Path], key: str, file: Path) -> Optional[str]:
+    """Why ``file`` cannot be uploaded under ``key`` next to the files collected so far (None: it can)."""
+    if key in files and files[key].resolve() != file.resolve():
+        return f"{key}: two different files would get this key ({files[key]} and {file})"
+    if len(key.encode("utf-8")) > 1024:
+        return f"{key[:60]}...: the key is longer than S3's 1024 bytes"
+    if file.stat().st_size > MAX_FILE_BYTES:
+        return f"{key}: larger than the local engine's {MAX_FILE_BYTES // 2**20} MiB limit"
+    return None
+
+
 def format_table(result: RunResult) -> str:
     headers = ["key", "integrity", "findings", "verdict", "outcome", "bucket", "final key", "tags"]
     rows = []
     for item in result.objects:
         findings = ", ".join(f"{t} x{n}" for t, n in sorted(item.findings.items())) or "-"
-        tags = ", ".join(f"{k.removeprefix('macie-pipeline:')}={v}" for k, v in sorted(item.tags.items())) or "-"
+        tags = ", ".join(f"{k.removeprefix(_TAG_PREFIX)}={v}" for k, v in sorted(item.tags.items())) or "-"
         bucket = f"{item.zone} ({item.bucket})" if item.bucket else (item.zone or "-")
-        rows.append([item.key, item.integrity or "-", findings, item.verdict or "-", item.outcome or "-", bucket, item.final_key or "-", tags])
+        rows.append([
+            item.key, item.integrity or "-", findings, item.verdict or "-", item.outcome or "-", bucket, item.final_key or "-", tags,
+        ])
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    lines.extend("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return "\n".join(lines)
 
 
@@ -135,5 +162,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_table(result))
     failed = [e for e in result.executions if e.status != "SUCCEEDED"]
     for execution in failed:
-        print(f"note: execution {execution.arn.rsplit(':', 1)[-1]} {execution.status}: {execution.error}: {execution.cause}", file=sys.stderr)
+        name = execution.arn.rsplit(":", 1)[-1]
+        print(f"note: execution {name} {execution.status}: {execution.error}: {execution.cause}", file=sys.stderr)
     return 0

@@ -168,7 +168,9 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])|35(?:2[89]|[3-8]\d)")
+_CARD_PREFIX = re.compile(
+    r"4|5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])|35(?:2[89]|[3-8]\d)"
+)
 
 
 def _valid_card(text: str) -> bool:
@@ -262,13 +264,7 @@ def extract_text(data: bytes, key: str, content_type: str | None = None) -> Extr
     Lines could be parsed) with Macie's reason code.
     """
     if data[:2] == b"\x1f\x8b":
-        try:
-            inner = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error):
-            return Extraction(SKIPPED, MALFORMED_FILE, "application/gzip", "")
-        stem = key[: -len(extension_of(key)) - 1] if extension_of(key) in ("gz", "gzip") else key
-        found = extract_text(inner, stem, None)
-        return Extraction(found.status, found.reason, "application/gzip", found.content)
+        return _gunzipped(data, key)
     kind = extension_of(key).lower()
     if kind not in _MIME:
         kind = _CONTENT_TYPES.get((content_type or "").split(";")[0].strip().lower(), kind)
@@ -280,7 +276,22 @@ def extract_text(data: bytes, key: str, content_type: str | None = None) -> Extr
         return Extraction(SKIPPED, UNSUPPORTED_FILE_TYPE, "application/octet-stream", "")
     if "\x00" in text:
         return Extraction(SKIPPED, UNSUPPORTED_FILE_TYPE, "application/octet-stream", "")
-    mime = _MIME.get(kind, "text/plain")
+    return _text_of_kind(text, kind, _MIME.get(kind, "text/plain"))
+
+
+def _gunzipped(data: bytes, key: str) -> Extraction:
+    """A gzip object: what its content gives, under the key without ``.gz``, reported as gzip."""
+    try:
+        inner = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        return Extraction(SKIPPED, MALFORMED_FILE, "application/gzip", "")
+    stem = key[: -len(extension_of(key)) - 1] if extension_of(key) in ("gz", "gzip") else key
+    found = extract_text(inner, stem, None)
+    return Extraction(found.status, found.reason, "application/gzip", found.content)
+
+
+def _text_of_kind(text: str, kind: str, mime: str) -> Extraction:
+    """Decoded text, read as the ``kind`` (extension) says."""
     if kind in ("csv", "tsv"):
         return _delimited(text, "," if kind == "csv" else "\t", mime)
     if kind == "json":
@@ -375,7 +386,7 @@ def _parquet(data: bytes) -> Extraction:
         return Extraction(SKIPPED, UNABLE_TO_PARSE_FILE, "application/parquet", ())
     fields = []
     for index, row in enumerate(frame.itertuples(index=False, name=None)):
-        for column, value in zip(frame.columns, row):
+        for column, value in zip(frame.columns, row, strict=True):
             if value is None or value is pandas.NA or value is pandas.NaT or (isinstance(value, float) and value != value):
                 continue
             name = str(column)

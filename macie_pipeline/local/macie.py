@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import gzip
 import json
 import re
@@ -93,14 +94,20 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "LTE": lambda a, b: a <= b,
 }
 _TITLES = {
-    "SensitiveData:S3Object/Credentials": ("The S3 object contains credentials data.",
-                                           "The object contains sensitive credentials data, such as AWS secret access keys or private keys."),
+    "SensitiveData:S3Object/Credentials": (
+        "The S3 object contains credentials data.",
+        "The object contains sensitive credentials data, such as AWS secret access keys or private keys.",
+    ),
     "SensitiveData:S3Object/Financial": ("The S3 object contains financial information.",
                                          "The object contains sensitive financial information, such as credit card numbers."),
-    "SensitiveData:S3Object/Personal": ("The S3 object contains personal information.",
-                                        "The object contains sensitive personal information, such as personally identifiable information (PII)."),
-    "SensitiveData:S3Object/CustomIdentifier": ("The S3 object contains text that matches custom data identifiers.",
-                                                "The object contains text that matches the detection criteria of one or more custom data identifiers."),
+    "SensitiveData:S3Object/Personal": (
+        "The S3 object contains personal information.",
+        "The object contains sensitive personal information, such as personally identifiable information (PII).",
+    ),
+    "SensitiveData:S3Object/CustomIdentifier": (
+        "The S3 object contains text that matches custom data identifiers.",
+        "The object contains text that matches the detection criteria of one or more custom data identifiers.",
+    ),
     "SensitiveData:S3Object/Multiple": ("The S3 object contains multiple categories of sensitive data.",
                                         "The object contains more than one category of sensitive data."),
 }
@@ -369,11 +376,21 @@ class LocalMacie:
         return {"jobArn": job.arn, "jobId": job_id}
 
     def _check_job_request(self, params: dict) -> None:
+        """Raise what Macie (or this local model of it) answers to a CreateClassificationJob it refuses."""
         if params["jobType"] != "ONE_TIME":
             raise _Invalid("The local Macie runs one-time jobs only.")
         if params.get("samplingPercentage", 100) != 100:
             raise _Invalid("The local Macie analyses every object: samplingPercentage must be 100.")
-        definition = params["s3JobDefinition"]
+        self._check_job_definition(params["s3JobDefinition"])
+        self._check_identifier_selection(params)
+        for identifier in params.get("customDataIdentifierIds") or []:
+            self._custom_identifier(identifier)
+        for identifier in params.get("allowListIds") or []:
+            if identifier not in self.allow_lists:
+                raise _Invalid(f"Allow list {identifier} was not found.", "ResourceNotFoundException")
+
+    def _check_job_definition(self, definition: dict) -> None:
+        """Explicit buckets of this account, and scope terms Macie accepts."""
         if definition.get("bucketCriteria") or not definition.get("bucketDefinitions"):
             raise _Invalid("The local Macie needs bucketDefinitions (bucketCriteria is not supported).")
         for bucket_definition in definition["bucketDefinitions"]:
@@ -382,6 +399,10 @@ class LocalMacie:
         for block in (definition.get("scoping") or {}).values():
             for term in block.get("and") or []:
                 self._check_scope_term(term)
+
+    @staticmethod
+    def _check_identifier_selection(params: dict) -> None:
+        """managedDataIdentifierSelector and managedDataIdentifierIds as Macie requires them together."""
         selector = params.get("managedDataIdentifierSelector", "RECOMMENDED")
         ids = params.get("managedDataIdentifierIds") or []
         if selector in ("ALL", "NONE", "RECOMMENDED") and ids:
@@ -393,11 +414,6 @@ class LocalMacie:
         unknown = [i for i in ids if i not in MANAGED_IDENTIFIERS]
         if unknown:
             raise _Invalid(f"The local Macie models only {', '.join(MANAGED_IDENTIFIERS)}; not {', '.join(unknown)}.")
-        for identifier in params.get("customDataIdentifierIds") or []:
-            self._custom_identifier(identifier)
-        for identifier in params.get("allowListIds") or []:
-            if identifier not in self.allow_lists:
-                raise _Invalid(f"Allow list {identifier} was not found.", "ResourceNotFoundException")
 
     @staticmethod
     def _check_scope_term(term: dict) -> None:
@@ -405,7 +421,8 @@ class LocalMacie:
             raise _Invalid("Each scope term has exactly one of simpleScopeTerm and tagScopeTerm.")
         if "tagScopeTerm" in term:
             tag_term = term["tagScopeTerm"]
-            if tag_term.get("key") != "TAG" or tag_term.get("comparator") not in ("EQ", "NE") or tag_term.get("target", "S3_OBJECT") != "S3_OBJECT":
+            if (tag_term.get("key") != "TAG" or tag_term.get("comparator") not in ("EQ", "NE")
+                    or tag_term.get("target", "S3_OBJECT") != "S3_OBJECT"):
                 raise _Invalid("A tagScopeTerm needs key TAG, comparator EQ or NE and target S3_OBJECT.")
             if not tag_term.get("tagValues") or not all(pair.get("key") for pair in tag_term["tagValues"]):
                 raise _Invalid("A tagScopeTerm needs tagValues, each with a key.")
@@ -489,7 +506,11 @@ class LocalMacie:
     def _update_classification_job(self, params: dict) -> dict:
         job = self._job(params["jobId"])
         wanted, current = params["jobStatus"], job.status
-        allowed = {"CANCELLED": ("IDLE", "PAUSED", "RUNNING", "USER_PAUSED"), "RUNNING": ("USER_PAUSED",), "USER_PAUSED": ("IDLE", "PAUSED", "RUNNING")}
+        allowed = {
+            "CANCELLED": ("IDLE", "PAUSED", "RUNNING", "USER_PAUSED"),
+            "RUNNING": ("USER_PAUSED",),
+            "USER_PAUSED": ("IDLE", "PAUSED", "RUNNING"),
+        }
         if current not in allowed.get(wanted, ()):
             raise _Invalid(f"The status of job {job.job_id} can't be changed from {current} to {wanted}.")
         job.status = wanted
@@ -602,7 +623,9 @@ class LocalMacie:
             if spec is None:
                 missing.append(identifier)
                 continue
-            summary: dict[str, Any] = {"arn": spec.arn, "createdAt": _iso(self.created_at), "deleted": False, "id": spec.id, "name": spec.name}
+            summary: dict[str, Any] = {
+                "arn": spec.arn, "createdAt": _iso(self.created_at), "deleted": False, "id": spec.id, "name": spec.name,
+            }
             if spec.description:
                 summary["description"] = spec.description
             found.append(summary)
@@ -646,7 +669,9 @@ class LocalMacie:
         assert self.session is not None  # call() refuses every operation but EnableMacie without one
         return {
             **self.session,
-            "serviceRole": f"arn:{self.partition}:iam::{self.account_id}:role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie",
+            "serviceRole": (
+                f"arn:{self.partition}:iam::{self.account_id}:role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie"
+            ),
             "updatedAt": self.session["createdAt"],
         }
 
@@ -663,9 +688,12 @@ class LocalMacie:
     # ------------------------------------------------------------------------------ classification
     def _classify(self, job: ClassificationJob) -> None:
         request = job.request
-        managed = self._managed_identifiers(request)
-        custom = [self.custom_identifiers[i] for i in request.get("customDataIdentifierIds") or []]
-        allow = [self.allow_lists[i] for i in request.get("allowListIds") or []]
+        detector = functools.partial(
+            detect,
+            managed=self._managed_identifiers(request),
+            custom=[self.custom_identifiers[i] for i in request.get("customDataIdentifierIds") or []],
+            allow_lists=[self.allow_lists[i] for i in request.get("allowListIds") or []],
+        )
         scoping = request["s3JobDefinition"].get("scoping") or {}
         records: list[tuple[dict, list[Detection]]] = []
         created = datetime.now(timezone.utc)
@@ -677,27 +705,31 @@ class LocalMacie:
                 except ClientError:
                     job.bucket_error = True  # Macie logs a bucket-level error and goes on
                     continue
-                for item in objects:
-                    if not self._in_scope(scoping, item):
-                        continue
-                    try:
-                        body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))["Body"].read()
-                        extraction = extract_text(body, item.key, item.head.get("ContentType"))
-                    except ClientError:
-                        extraction = Extraction(SKIPPED, SOURCE_OBJECT_NO_LONGER_AVAILABLE, None, "")
-                    detections = [] if extraction.status == SKIPPED else detect(extraction.content, managed=managed, custom=custom, allow_lists=allow)
-                    resources = {"s3Bucket": bucket_info, "s3Object": self._object_info(item)}
-                    status: dict[str, Any] = {"code": extraction.status}
-                    if extraction.reason:
-                        status["reason"] = extraction.reason
-                    result: dict[str, Any] = {"sizeClassified": 0 if extraction.status == SKIPPED else item.size, "status": status}
-                    if extraction.mime_type:
-                        result["mimeType"] = extraction.mime_type
-                    records.append(({"resourcesAffected": resources, "result": result}, detections))
+                in_scope = [item for item in objects if self._in_scope(scoping, item)]
+                records.extend(self._classify_object(bucket, bucket_info, item, detector) for item in in_scope)
         locations = self._write_results(job, records, created)
-        for (record, detections), location in zip(records, locations):
+        for (record, detections), location in zip(records, locations, strict=True):
             if detections:
                 self._add_finding(job, record, detections, location, created)
+
+    def _classify_object(
+        self, bucket: str, bucket_info: dict, item: _Object, detector: Callable[[Any], list[Detection]],
+    ) -> tuple[dict, list[Detection]]:
+        """One object's discovery result record (its ``resourcesAffected`` and ``result``) and its detections."""
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))["Body"].read()
+            extraction = extract_text(body, item.key, item.head.get("ContentType"))
+        except ClientError:
+            extraction = Extraction(SKIPPED, SOURCE_OBJECT_NO_LONGER_AVAILABLE, None, "")
+        detections = [] if extraction.status == SKIPPED else detector(extraction.content)
+        resources = {"s3Bucket": bucket_info, "s3Object": self._object_info(item)}
+        status: dict[str, Any] = {"code": extraction.status}
+        if extraction.reason:
+            status["reason"] = extraction.reason
+        result: dict[str, Any] = {"sizeClassified": 0 if extraction.status == SKIPPED else item.size, "status": status}
+        if extraction.mime_type:
+            result["mimeType"] = extraction.mime_type
+        return {"resourcesAffected": resources, "result": result}, detections
 
     def _managed_identifiers(self, request: Mapping[str, Any]) -> list[ManagedIdentifier]:
         selector = request.get("managedDataIdentifierSelector", "RECOMMENDED")
@@ -854,7 +886,9 @@ class LocalMacie:
         if problems:
             raise AssertionError(f"the local Macie built an invalid {shape_name}: " + "; ".join(problems))
 
-    def _add_finding(self, job: ClassificationJob, record: dict, detections: list[Detection], location: str | None, created: datetime) -> None:
+    def _add_finding(
+        self, job: ClassificationJob, record: dict, detections: list[Detection], location: str | None, created: datetime,
+    ) -> None:
         kind = finding_type(detections)
         level = severity(detections)
         title, description = _TITLES[kind]

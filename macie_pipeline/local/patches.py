@@ -66,7 +66,7 @@ class PatchPointMoved(RuntimeError):
 
 
 class Host(Protocol):
-    """What the patches delegate to: the active :class:`~macie_pipeline.local.engine.LocalPipeline`."""
+    """What the patches delegate to: the active engine's :class:`~macie_pipeline.local.host.EngineHost`."""
 
     def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]: ...
 

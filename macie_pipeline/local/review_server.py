@@ -14,21 +14,28 @@ import re
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
-from .template import ACCOUNT, FUNCTION
-
-if TYPE_CHECKING:
-    from .engine import LocalPipeline
+from .template import ACCOUNT, FUNCTION, StackTemplate
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+_JSON = {"Content-Type": "application/json"}
+
+#: Runs the function with this logical id on a proxy event: ``(result, error, logs)`` as
+#: :meth:`~macie_pipeline.local.functions.LocalFunction.invoke` returns them.
+Invoke = Callable[[str, dict], tuple[Any, Optional[dict], str]]
+
+#: What the server answers: status, headers, body.
+Response = tuple[int, dict[str, str], bytes]
 
 
 class ReviewServer:
-    def __init__(self, engine: "LocalPipeline", host: str = "127.0.0.1", port: int = 0) -> None:
-        self.engine = engine
-        self.stage, self.routes = _routes(engine)
+    """The stack's review API on a local port; requests run the review function through ``invoke``."""
+
+    def __init__(self, stack: StackTemplate, invoke: Invoke, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._invoke = invoke
+        self.stage, self.routes = _routes(stack)
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-review-api", daemon=True)
@@ -84,9 +91,38 @@ class ReviewServer:
             "isBase64Encoded": is_base64,
         }
 
+    def respond(self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes) -> Response:
+        """Serve one request as API Gateway would: 403 off the declared routes, 502 when the function fails."""
+        prefix = f"/{self.stage}"
+        path = raw_path[len(prefix):] if raw_path.startswith(prefix + "/") else None
+        routed = self.route(method, path) if path is not None else None
+        if path is None or routed is None:
+            return self._record(method, raw_path, (403, dict(_JSON), b'{"message":"Missing Authentication Token"}'))
+        resource, params, logical = routed
+        params = {k: unquote(v) for k, v in params.items()}
+        event = self.proxy_event(method, resource, path, params, headers, body, query)
+        result, error, _ = self._invoke(logical, event)
+        if error is not None or not isinstance(result, dict):
+            return self._record(method, raw_path, (502, dict(_JSON), b'{"message": "Internal server error"}'))
+        return self._record(method, raw_path, _proxy_response(result))
 
-def _routes(engine: "LocalPipeline") -> tuple[str, list[tuple[str, re.Pattern, dict[str, str]]]]:
-    stack = engine.stack
+    def _record(self, method: str, raw_path: str, response: Response) -> Response:
+        self.requests.append((method, raw_path, response[0]))
+        return response
+
+
+def _proxy_response(result: dict) -> Response:
+    """The HTTP response for a Lambda proxy integration's result."""
+    status = int(result.get("statusCode", 200))
+    headers = dict(result.get("headers") or {})
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(values)
+    payload = result.get("body") or ""
+    data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
+    return status, headers, data
+
+
+def _routes(stack: StackTemplate) -> tuple[str, list[tuple[str, re.Pattern, dict[str, str]]]]:
     resources = stack.of_type("AWS::ApiGateway::Resource")
     stages = [(r.get("Properties") or {}).get("StageName") for r in stack.of_type("AWS::ApiGateway::Stage").values()]
     stage = next((s for s in stages if isinstance(s, str)), "prod")
@@ -116,63 +152,46 @@ def _routes(engine: "LocalPipeline") -> tuple[str, list[tuple[str, re.Pattern, d
     return stage, compiled
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP in and out; what to answer is :meth:`ReviewServer.respond`'s business."""
+
+    protocol_version = "HTTP/1.1"
+    review_server: ReviewServer  # set by _handler_class
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+        pass
+
+    def _serve(self, method: str) -> None:
+        raw_path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            return self._send(413, dict(_JSON), b'{"message":"Request Too Long"}')
+        body = self.rfile.read(length) if length else b""
+        headers = {k: v for k, v in self.headers.items()}
+        self._send(*self.review_server.respond(method, raw_path, query, headers, body))
+
+    def _send(self, status: int, headers: dict, data: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._serve("DELETE")
+
+
 def _handler_class(server: ReviewServer) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
-            pass
-
-        def _serve(self, method: str) -> None:
-            raw_path, _, query = self.path.partition("?")
-            prefix = f"/{server.stage}"
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                return self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
-            body = self.rfile.read(length) if length else b""
-            path = raw_path[len(prefix):] if raw_path.startswith(prefix + "/") else None
-            routed = server.route(method, path) if path is not None else None
-            if routed is None:
-                server.requests.append((method, raw_path, 403))
-                return self._send(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
-            resource, params, logical = routed
-            params = {k: unquote(v) for k, v in params.items()}
-            headers = {k: v for k, v in self.headers.items()}
-            event = server.proxy_event(method, resource, path, params, headers, body, query)
-            function = next(f for f in server.engine.functions.values() if f.logical_id == logical)
-            result, error, _ = function.invoke(event)
-            if error is not None or not isinstance(result, dict):
-                server.requests.append((method, raw_path, 502))
-                return self._send(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
-            status = int(result.get("statusCode", 200))
-            response_headers = dict(result.get("headers") or {})
-            for name, values in (result.get("multiValueHeaders") or {}).items():
-                response_headers[name] = ", ".join(values)
-            payload = result.get("body") or ""
-            data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
-            server.requests.append((method, raw_path, status))
-            self._send(status, response_headers, data)
-
-        def _send(self, status: int, headers: dict, data: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() not in ("content-length", "connection"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self._serve("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve("POST")
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._serve("PUT")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._serve("DELETE")
-
-    return Handler
-
+    """A request handler class bound to ``server`` (http.server instantiates it per request)."""
+    return type("Handler", (_Handler,), {"review_server": server})

@@ -19,7 +19,9 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
+
+from ..contract import States
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -40,7 +42,7 @@ ALLOW_LIST = "AWS::Macie::AllowList"
 REST_API = "AWS::ApiGateway::RestApi"
 
 # A state that only this construct's definition has: how a pipeline's state machine is recognised.
-PIPELINE_MARKER_STATE = "Prepare scan"
+PIPELINE_MARKER_STATE = States.PREPARE_SCAN
 
 
 class TemplateError(ValueError):
@@ -103,7 +105,7 @@ class StackTemplate:
         found = {}
         for logical, resource in self.of_type(STATE_MACHINE).items():
             text = json.dumps((resource.get("Properties") or {}).get("DefinitionString"))
-            if json.dumps(PIPELINE_MARKER_STATE)[1:-1] in text and "Stage objects" in text:
+            if json.dumps(PIPELINE_MARKER_STATE)[1:-1] in text and json.dumps(States.STAGE_OBJECTS)[1:-1] in text:
                 found[logical] = self.construct_path(logical)
         return found
 
@@ -158,9 +160,9 @@ def synth_app(command: str, outdir: Path, cwd: Optional[Path] = None) -> list[St
 
 def _source_fingerprint() -> str:
     """Changes whenever the library or its Lambda code changes (the sample synth cache key)."""
-    from .. import layers
-
     from importlib.metadata import version
+
+    from .. import layers
 
     digest = hashlib.sha256(f"aws-cdk-lib {version('aws-cdk-lib')}\n".encode())  # a CDK upgrade re-synthesizes
     package = Path(__file__).resolve().parents[1]
@@ -253,35 +255,34 @@ class Resolver:
         return attributes[attribute]
 
     def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic function in it evaluated (lists and objects recursively)."""
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical, attribute)
-            if key == "Fn::Join":
-                sep, parts = arg
-                return sep.join(str(self.resolve(p)) for p in self.resolve(parts))
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::Select":
-                index, items = arg
-                return self.resolve(items)[int(self.resolve(index))]
-            if key == "Fn::Split":
-                sep, text = arg
-                return str(self.resolve(text)).split(sep)
-            if key == "Fn::If":
-                raise TemplateError("Fn::If (template conditions) is not supported by the local engine")
-            if key == "Fn::ImportValue":
-                raise TemplateError(f"Fn::ImportValue {arg!r}: cross-stack imports cannot be resolved locally")
+            if key in _INTRINSICS:
+                return _INTRINSICS[key](self, arg)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local engine")
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def _get_att(self, arg: Any) -> Any:
+        logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.get_att(logical, attribute)
+
+    def _join(self, arg: Any) -> str:
+        sep, parts = arg
+        return sep.join(str(self.resolve(p)) for p in self.resolve(parts))
+
+    def _select(self, arg: Any) -> Any:
+        index, items = arg
+        return self.resolve(items)[int(self.resolve(index))]
+
+    def _split(self, arg: Any) -> list[str]:
+        sep, text = arg
+        return str(self.resolve(text)).split(sep)
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
@@ -301,55 +302,131 @@ class Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
 
+def _refuse_if(resolver: Resolver, arg: Any) -> Any:
+    raise TemplateError("Fn::If (template conditions) is not supported by the local engine")
+
+
+def _refuse_import(resolver: Resolver, arg: Any) -> Any:
+    raise TemplateError(f"Fn::ImportValue {arg!r}: cross-stack imports cannot be resolved locally")
+
+
+# The intrinsic functions the engine evaluates, by name (with the two it refuses, explained).
+_INTRINSICS: dict[str, Callable[[Resolver, Any], Any]] = {
+    "Ref": Resolver.ref,
+    "Fn::GetAtt": Resolver._get_att,
+    "Fn::Join": Resolver._join,
+    "Fn::Sub": Resolver._sub,
+    "Fn::Select": Resolver._select,
+    "Fn::Split": Resolver._split,
+    "Fn::If": _refuse_if,
+    "Fn::ImportValue": _refuse_import,
+}
+
+
+# ----------------------------------------------------------------------------------- physical names
+def _arn(service: str, rest: str) -> str:
+    return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{rest}"
+
+
+def _named(props: Mapping[str, Any], name_property: str, default: str) -> str:
+    """The name the template gives in ``name_property`` (a plain string), else ``default``."""
+    value = props.get(name_property)
+    return value if isinstance(value, str) else default
+
+
+def _bucket(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = _named(props, "BucketName", f"{_slug(logical, 45)}-{tag}")
+    return Physical(name, {
+        "Arn": f"arn:{PARTITION}:s3:::{name}",
+        "DomainName": f"{name}.s3.{URL_SUFFIX}",
+        "RegionalDomainName": f"{name}.s3.{REGION}.{URL_SUFFIX}",
+    })
+
+
+def _function(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = f"{logical[:55]}{tag}" if len(logical) > 55 else logical
+    return Physical(name, {"Arn": _arn("lambda", f"function:{name}")})
+
+
+def _layer(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    return Physical(_arn("lambda", f"layer:{logical[:60]}:1"))
+
+
+def _topic(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = _named(props, "TopicName", logical[:240])
+    return Physical(_arn("sns", name), {"TopicName": name, "TopicArn": _arn("sns", name)})
+
+
+def _table(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = _named(props, "TableName", logical[:200])
+    return Physical(name, {"Arn": _arn("dynamodb", f"table/{name}"), "StreamArn": _arn("dynamodb", f"table/{name}/stream/local")})
+
+
+def _state_machine(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = logical[:80]
+    sm_arn = _arn("states", f"stateMachine:{name}")
+    return Physical(sm_arn, {"Arn": sm_arn, "Name": name})
+
+
+def _event_bus(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = _named(props, "Name", logical)
+    return Physical(name, {"Arn": _arn("events", f"event-bus/{name}"), "Name": name})
+
+
+def _custom_identifier(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    identifier = hashlib.sha256(f"cdi/{stack.name}/{logical}".encode()).hexdigest()[:36]
+    return Physical(identifier, {"Id": identifier, "Arn": _arn("macie2", f"custom-data-identifier/{identifier}")})
+
+
+def _allow_list(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    identifier = hashlib.sha256(f"al/{stack.name}/{logical}".encode()).hexdigest()[:22]
+    return Physical(identifier, {"Id": identifier, "Arn": _arn("macie2", f"allow-list/{identifier}"), "Status": "OK"})
+
+
+def _rest_api(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    return Physical(f"local{tag}", {"RootResourceId": f"root{tag}"})
+
+
+def _role(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = logical[:64]
+    return Physical(name, {"Arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}", "RoleId": f"AROA{tag.upper()}"})
+
+
+def _log_group(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    name = _named(props, "LogGroupName", f"/local/{logical}")
+    return Physical(name, {"Arn": _arn("logs", f"log-group:{name}:*")})
+
+
+def _queue(stack: StackTemplate, logical: str, props: Mapping[str, Any], tag: str) -> Physical:
+    return Physical(f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{logical}", {"Arn": _arn("sqs", logical), "QueueName": logical})
+
+
+# How each resource type is named locally: (stack, logical id, properties, short hash) -> Physical.
+_NAMERS: dict[str, Callable[[StackTemplate, str, Mapping[str, Any], str], Physical]] = {
+    BUCKET: _bucket,
+    FUNCTION: _function,
+    LAYER: _layer,
+    TOPIC: _topic,
+    TABLE: _table,
+    STATE_MACHINE: _state_machine,
+    EVENT_BUS: _event_bus,
+    CUSTOM_IDENTIFIER: _custom_identifier,
+    ALLOW_LIST: _allow_list,
+    REST_API: _rest_api,
+    "AWS::IAM::Role": _role,
+    "AWS::Logs::LogGroup": _log_group,
+    "AWS::SQS::Queue": _queue,
+}
+
+
 def physical_names(stack: StackTemplate) -> dict[str, Physical]:
     """Deterministic local names (and ARNs) for every resource except KMS keys (created first)."""
     out: dict[str, Physical] = {}
-    arn = lambda service, rest: f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{rest}"  # noqa: E731
     for logical, resource in stack.resources.items():
         type_ = resource.get("Type", "")
-        props = resource.get("Properties") or {}
-        tag = _short_hash(stack.name, logical)
-        if type_ == BUCKET:
-            name = props.get("BucketName") if isinstance(props.get("BucketName"), str) else f"{_slug(logical, 45)}-{tag}"
-            out[logical] = Physical(name, {
-                "Arn": f"arn:{PARTITION}:s3:::{name}",
-                "DomainName": f"{name}.s3.{URL_SUFFIX}",
-                "RegionalDomainName": f"{name}.s3.{REGION}.{URL_SUFFIX}",
-            })
-        elif type_ == FUNCTION:
-            name = f"{logical[:55]}{tag}" if len(logical) > 55 else logical
-            out[logical] = Physical(name, {"Arn": arn("lambda", f"function:{name}")})
-        elif type_ == LAYER:
-            out[logical] = Physical(arn("lambda", f"layer:{logical[:60]}:1"))
-        elif type_ == TOPIC:
-            name = props.get("TopicName") if isinstance(props.get("TopicName"), str) else logical[:240]
-            out[logical] = Physical(arn("sns", name), {"TopicName": name, "TopicArn": arn("sns", name)})
-        elif type_ == TABLE:
-            name = props.get("TableName") if isinstance(props.get("TableName"), str) else logical[:200]
-            out[logical] = Physical(name, {"Arn": arn("dynamodb", f"table/{name}"), "StreamArn": arn("dynamodb", f"table/{name}/stream/local")})
-        elif type_ == STATE_MACHINE:
-            name = logical[:80]
-            sm_arn = arn("states", f"stateMachine:{name}")
-            out[logical] = Physical(sm_arn, {"Arn": sm_arn, "Name": name})
-        elif type_ == EVENT_BUS:
-            name = props.get("Name") if isinstance(props.get("Name"), str) else logical
-            out[logical] = Physical(name, {"Arn": arn("events", f"event-bus/{name}"), "Name": name})
-        elif type_ == CUSTOM_IDENTIFIER:
-            identifier = hashlib.sha256(f"cdi/{stack.name}/{logical}".encode()).hexdigest()[:36]
-            out[logical] = Physical(identifier, {"Id": identifier, "Arn": arn("macie2", f"custom-data-identifier/{identifier}")})
-        elif type_ == ALLOW_LIST:
-            identifier = hashlib.sha256(f"al/{stack.name}/{logical}".encode()).hexdigest()[:22]
-            out[logical] = Physical(identifier, {"Id": identifier, "Arn": arn("macie2", f"allow-list/{identifier}"), "Status": "OK"})
-        elif type_ == REST_API:
-            out[logical] = Physical(f"local{tag}", {"RootResourceId": f"root{tag}"})
-        elif type_ == "AWS::IAM::Role":
-            name = logical[:64]
-            out[logical] = Physical(name, {"Arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}", "RoleId": f"AROA{tag.upper()}"})
-        elif type_ == "AWS::Logs::LogGroup":
-            name = props.get("LogGroupName") if isinstance(props.get("LogGroupName"), str) else f"/local/{logical}"
-            out[logical] = Physical(name, {"Arn": arn("logs", f"log-group:{name}:*")})
-        elif type_ == "AWS::SQS::Queue":
-            out[logical] = Physical(f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{logical}", {"Arn": arn("sqs", logical), "QueueName": logical})
+        namer = _NAMERS.get(type_)
+        if namer is None:
+            out[logical] = Physical(logical, {"Arn": _arn("local", f"{type_.replace('::', '-').lower()}/{logical}")})
         else:
-            out[logical] = Physical(logical, {"Arn": arn("local", f"{type_.replace('::', '-').lower()}/{logical}")})
+            out[logical] = namer(stack, logical, resource.get("Properties") or {}, _short_hash(stack.name, logical))
     return out

@@ -10,13 +10,13 @@ import json
 import warnings
 
 import boto3
+import macie_results
 import pandas
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
-import macie_results
 from macie_pipeline.local import awsmodel
 from macie_pipeline.local.detection import (
     MANAGED_IDENTIFIERS,
@@ -182,7 +182,9 @@ def job_request(scan_id: str = "scan-1", token: str | None = None, extra_terms=(
         "S3JobDefinition": {
             "BucketDefinitions": [{"AccountId": ACCOUNT, "Buckets": [QUARANTINE]}],
             "Scoping": {"Includes": {"And": [
-                {"TagScopeTerm": {"Comparator": "EQ", "Key": "TAG", "TagValues": [{"Key": SCAN_TAG, "Value": scan_id}], "Target": "S3_OBJECT"}},
+                {"TagScopeTerm": {
+                    "Comparator": "EQ", "Key": "TAG", "TagValues": [{"Key": SCAN_TAG, "Value": scan_id}], "Target": "S3_OBJECT",
+                }},
                 *extra_terms,
             ]}},
         },
@@ -323,9 +325,12 @@ def test_identifier_allow_list_session_and_job_list_operations(env):
     batch = macie.call("BatchGetCustomDataIdentifiers", {"ids": [EMPLOYEE.id, "gone"]})
     assert ([c["name"] for c in batch["customDataIdentifiers"]], batch["notFoundIdentifierIds"]) == (["EmployeeId"], ["gone"])
     assert macie.call("GetAllowList", {"id": TEST_CARDS.id})["criteria"] == {"regex": TEST_CARDS.regex}
-    assert macie.call("GetAllowList", {"id": words.id})["criteria"] == {"s3WordsList": {"bucketName": "words-bucket", "objectKey": "allow.txt"}}
+    criteria = macie.call("GetAllowList", {"id": words.id})["criteria"]
+    assert criteria == {"s3WordsList": {"bucketName": "words-bucket", "objectKey": "allow.txt"}}
     sample = "employee EMP-123456, EMP-654321, employee EMP-000000"
-    test = {"regex": EMPLOYEE.regex, "keywords": ["employee"], "ignoreWords": ["EMP-000000"], "maximumMatchDistance": 20, "sampleText": sample}
+    test = {
+        "regex": EMPLOYEE.regex, "keywords": ["employee"], "ignoreWords": ["EMP-000000"], "maximumMatchDistance": 20, "sampleText": sample,
+    }
     assert macie.call("TestCustomDataIdentifier", test) == {"matchCount": 1}
     assert macie.call("TestCustomDataIdentifier", {"regex": EMPLOYEE.regex, "sampleText": sample}) == {"matchCount": 3}
     with pytest.raises(ClientError) as conflict:

@@ -13,10 +13,15 @@ import json
 import aws_cdk as cdk
 import pytest
 
-from macie_pipeline import CustomDataIdentifier, DenyPolicy, SensitiveDataScanPipeline, Trigger
+from macie_pipeline import (
+    CustomDataIdentifier,
+    DenyPolicy,
+    SensitiveDataScanPipeline,
+    Trigger,
+)
+from macie_pipeline.asl import walk_states
 from macie_pipeline.local.engine import COVERAGE, LocalPipeline
 from macie_pipeline.local.macie import MacieBehavior
-from macie_pipeline.asl import walk_states
 from macie_pipeline.local.template import choose_pipeline, load_assembly, synth_sample
 
 CLEAN = b"id,item,quantity\n1,pen,3\n2,paper,10\n"
@@ -198,9 +203,16 @@ STEP_FAILURES = {
     "stage copy": ("transfer", lambda e: e.get("operation") == "copy", CLEAN, "Report staging failed"),
     "integrity": ("integrity_check", lambda e: True, CLEAN, "Report staging failed"),
     "evaluate": ("evaluate_findings", lambda e: True, CLEAN, "Report failed objects"),
-    "promote": ("transfer", lambda e: e.get("operation") == "move" and "item" not in e and (e.get("tags") or {}).get("macie-pipeline:outcome") == "VAULT", CLEAN, "Report routing failed"),
+    "promote": (
+        "transfer",
+        lambda e: e.get("operation") == "move" and "item" not in e and (e.get("tags") or {}).get("macie-pipeline:outcome") == "VAULT",
+        CLEAN,
+        "Report routing failed",
+    ),
     "quarantine tag": ("transfer", lambda e: e.get("operation") == "tag", CORRUPT_PARQUET, "Report routing failed"),
-    "hold for review": ("transfer", lambda e: (e.get("tags") or {}).get("macie-pipeline:outcome") == "REVIEW_PENDING", CARD, "Report routing failed"),
+    "hold for review": (
+        "transfer", lambda e: (e.get("tags") or {}).get("macie-pipeline:outcome") == "REVIEW_PENDING", CARD, "Report routing failed",
+    ),
     "request review": ("request_review", lambda e: True, CARD, "Review request failed"),
     "approve": ("transfer", lambda e: (e.get("tags") or {}).get("macie-pipeline:outcome") == "APPROVED", CARD, "Report decision failed"),
 }
@@ -319,7 +331,11 @@ def test_the_same_event_delivered_twice_has_one_outcome(sample):
 
 def test_object_overwritten_while_scanned_promotes_the_scanned_version(sample):
     def setup(engine):
-        engine.before_invoke("evaluate_findings", lambda event: engine.upload("data.csv", b"id,item\n9,newer version\n") if len(engine.uploaded) == 1 else None)
+        def upload_a_newer_version(event):
+            if len(engine.uploaded) == 1:
+                engine.upload("data.csv", b"id,item\n9,newer version\n")
+
+        engine.before_invoke("evaluate_findings", upload_a_newer_version)
     result, engine = run(sample, {"data.csv": CLEAN}, setup=setup)
     first, newer = engine.uploaded
     assert [v["sha256"] for v in engine.vault_contents] == [first.sha256]

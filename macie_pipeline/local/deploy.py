@@ -1,0 +1,401 @@
+"""The synthesized stack, created in moto: what ``cdk deploy`` would have created, offline.
+
+:class:`Deployment` turns the template into local resources, in dependency order: physical names
+and KMS keys, the review API (its URL goes into the functions' environment), buckets, the state
+table, the topic (delivered to an SQS queue the engine reads), event buses, the state machine
+definition with its intrinsics resolved, the Python functions with their assets, the local Macie,
+a capture rule for the result events, the state machine itself, the four zones and the trigger rules.
+Nothing here runs an execution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import boto3
+from botocore.exceptions import ClientError
+
+from ..asl import walk_states
+from ..contract import (
+    EVENT_SOURCE,
+    FunctionEnvironment,
+    PrepareScanEnvironment,
+    RequestReviewEnvironment,
+    States,
+)
+from . import awsmodel
+from .detection import (
+    DEFAULT_MAXIMUM_MATCH_DISTANCE,
+    AllowListSpec,
+    CustomIdentifierSpec,
+)
+from .functions import LOG_SINK, LocalFunction, layer_is_pure_python
+from .macie import LocalMacie, MacieBehavior
+from .review_server import ReviewServer
+from .template import (
+    ACCOUNT,
+    ALLOW_LIST,
+    BUCKET,
+    CUSTOM_IDENTIFIER,
+    EVENT_BUS,
+    FUNCTION,
+    KEY,
+    LAYER,
+    REGION,
+    RULE,
+    TABLE,
+    TOPIC,
+    Physical,
+    Resolver,
+    StackTemplate,
+    TemplateError,
+    physical_names,
+)
+
+ZONES = ("ingress", "quarantine", "review", "vault")
+ENGINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/local-engine"
+# The states whose destination bucket is a zone (the ingress bucket is the prepare function's).
+_ZONE_OF_STATE = {States.COPY_TO_QUARANTINE: "quarantine", States.PROMOTE_TO_VAULT: "vault", States.HOLD_FOR_REVIEW: "review"}
+_PLACEHOLDER_CODE = "# runs in process: see macie_pipeline.local.functions\n"
+
+
+def environment_variable(environment: type[FunctionEnvironment], field_name: str) -> str:
+    """The name of the environment variable behind ``field_name`` of a contract environment class."""
+    names = dict(zip((f.name for f in dataclasses.fields(environment)), environment.variables(), strict=True))
+    return names[field_name]
+
+
+_INGRESS_BUCKET = environment_variable(PrepareScanEnvironment, "ingress_bucket")
+_REVIEW_API_URL = environment_variable(RequestReviewEnvironment, "review_api_url")
+
+
+class Deployment:
+    """One pipeline's resources in moto, and the clients the other parts use to reach them.
+
+    Built empty; :meth:`deploy` creates everything (inside an active moto mock).
+    """
+
+    def __init__(
+        self,
+        stack: StackTemplate,
+        state_machine_id: str,
+        *,
+        macie_behavior: MacieBehavior,
+        echo_logs: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        self.stack = stack
+        self.state_machine_id = state_machine_id
+        self.macie_behavior = macie_behavior
+        self._echo_logs = echo_logs
+        self.functions: dict[str, LocalFunction] = {}
+        self.server: Optional[ReviewServer] = None
+
+    # ------------------------------------------------------------------ the steps, in order
+    def deploy(self) -> None:
+        self._open_clients()
+        self._create_keys()
+        self.server = ReviewServer(self.stack, self._invoke_by_logical_id)
+        self.server.start()
+        self._create_storage()
+        self._create_messaging()
+        self.definition = self._definition()
+        self._create_functions()
+        self.macie = self._create_macie()
+        self.event_queue = self._capture_result_events()
+        self.state_machine_arn = self._create_state_machine()
+        self.zones = self._zones()
+        for bucket in self.zones.values():
+            self._ensure_bucket(bucket)  # an imported (bring-your-own) bucket is not in the template
+        self.trigger_rules = self._trigger_rules()
+
+    def review_base_url(self) -> str:
+        assert self.server is not None
+        return self.server.base_url
+
+    def _open_clients(self) -> None:
+        self.physical: dict[str, Physical] = physical_names(self.stack)
+        self.session = session = boto3.session.Session(region_name=REGION)
+        self.s3 = session.client("s3")
+        self.sfn = session.client("stepfunctions")
+        self.sqs = session.client("sqs")
+        self.sns = session.client("sns")
+        self.events = session.client("events")
+        iam = session.client("iam")
+        iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+
+    def _create_keys(self) -> None:
+        """KMS keys first: their ids are only known once created, and everything else may refer to them."""
+        kms = self.session.client("kms")
+        for logical in self.stack.of_type(KEY):
+            key = kms.create_key(Description=f"local {logical}")["KeyMetadata"]
+            self.physical[logical] = Physical(key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]})
+        self.resolver = Resolver(self.stack, self.physical)
+
+    def _properties(self, resource: Mapping[str, Any]) -> Any:
+        return self.resolver.resolve(resource.get("Properties") or {})
+
+    def _create_storage(self) -> None:
+        for logical, resource in self.stack.of_type(BUCKET).items():
+            self._create_bucket(self.physical[logical].ref, self._properties(resource))
+        for logical, resource in self.stack.of_type(TABLE).items():
+            self._create_table(self.physical[logical].ref, self._properties(resource))
+
+    def _create_messaging(self) -> None:
+        """The topic delivers to a queue the engine drains; event buses as the template declares them."""
+        self.notification_queue = self._queue("local-engine-notifications")
+        for logical in self.stack.of_type(TOPIC):
+            topic_arn = self.sns.create_topic(Name=self.physical[logical].attributes["TopicName"])["TopicArn"]
+            self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=self.queue_arn(self.notification_queue))
+        for logical in self.stack.of_type(EVENT_BUS):
+            self.events.create_event_bus(Name=self.physical[logical].ref)
+
+    def _definition(self) -> dict:
+        props = self.stack.resources[self.state_machine_id].get("Properties") or {}
+        text = self.resolver.resolve(props.get("DefinitionString"))
+        if not isinstance(text, str):
+            raise TemplateError("The state machine has no DefinitionString")
+        substitutions = self.resolver.resolve(props.get("DefinitionSubstitutions") or {})
+        for name, value in substitutions.items():
+            text = text.replace("${" + name + "}", str(value))
+        return json.loads(text)
+
+    def _create_state_machine(self) -> str:
+        sm = self.stack.resources[self.state_machine_id]
+        return self.sfn.create_state_machine(
+            name=self.physical[self.state_machine_id].attributes["Name"],
+            definition=json.dumps(self.definition),
+            roleArn=ENGINE_ROLE,
+            type=(sm.get("Properties") or {}).get("StateMachineType", "STANDARD"),
+        )["stateMachineArn"]
+
+    # ------------------------------------------------------------------ queues
+    def _queue(self, name: str) -> str:
+        return self.sqs.create_queue(QueueName=name)["QueueUrl"]
+
+    def queue_arn(self, url: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    # ------------------------------------------------------------------ buckets and table
+    def _create_bucket(self, name: str, props: Mapping[str, Any]) -> None:
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if props.get("ObjectLockEnabled"):
+            kwargs["ObjectLockEnabledForBucket"] = True
+        self.s3.create_bucket(**kwargs)
+        if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled" or props.get("ObjectLockEnabled"):
+            self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        rules = (props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration")
+        if rules:  # CloudFormation's rules, in the API's names
+            api_rules = [
+                {k: v for k, v in {"ApplyServerSideEncryptionByDefault": r.get("ServerSideEncryptionByDefault"),
+                                   "BucketKeyEnabled": r.get("BucketKeyEnabled")}.items() if v is not None}
+                for r in rules
+            ]
+            self.s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": api_rules})
+        lock = props.get("ObjectLockConfiguration")
+        if lock and lock.get("Rule"):
+            self.s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
+
+    def _ensure_bucket(self, name: str) -> None:
+        try:
+            self.s3.head_bucket(Bucket=name)
+        except ClientError:
+            # An imported bucket, not created by the template: created empty, versioned.
+            self._create_bucket(name, {"VersioningConfiguration": {"Status": "Enabled"}})
+
+    def _create_table(self, name: str, props: Mapping[str, Any]) -> None:
+        self.session.client("dynamodb").create_table(
+            TableName=name,
+            KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    # ------------------------------------------------------------------ functions
+    def _create_functions(self) -> None:
+        """Each Python function with a local asset: a :class:`LocalFunction` the engine runs in
+        process, and a placeholder in moto's Lambda so the workflow's invocations reach the engine."""
+        lam = self.session.client("lambda")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("index.py", _PLACEHOLDER_CODE)
+        layer_dirs = self._layer_dirs()
+        for logical, props, code_dir in self._python_functions():
+            function = self._local_function(logical, props, code_dir, layer_dirs)
+            self.functions[function.name] = function
+            lam.create_function(
+                FunctionName=function.name,
+                Runtime="python3.12",
+                Role=ENGINE_ROLE,
+                Handler=props["Handler"],
+                Code={"ZipFile": buffer.getvalue()},
+                Timeout=int(props.get("Timeout", 3)),
+                MemorySize=int(props.get("MemorySize", 128)),
+            )
+        if not self.functions:
+            raise TemplateError("The template has no Python Lambda functions with local assets")
+        LOG_SINK.echo = self._echo_logs
+
+    def _layer_dirs(self) -> dict[str, Path]:
+        """Layer ARN -> the folder its Python packages are in."""
+        layer_dirs: dict[str, Path] = {}
+        for logical in self.stack.of_type(LAYER):
+            folder = self.stack.asset_dir(logical)
+            if folder is not None:
+                layer_dirs[self.physical[logical].ref] = folder / "python" if (folder / "python").is_dir() else folder
+        return layer_dirs
+
+    def _python_functions(self) -> Iterator[tuple[str, dict, Path]]:
+        """(logical id, properties, asset folder) of each Python function whose code is in the assembly."""
+        for logical, resource in self.stack.of_type(FUNCTION).items():
+            props = resource.get("Properties") or {}
+            code_dir = self.stack.asset_dir(logical)
+            if str(props.get("Runtime", "")).startswith("python") and code_dir is not None:
+                yield logical, props, code_dir
+            # else e.g. CDK's Node.js custom-resource provider: deployment plumbing, not the pipeline
+
+    def _local_function(self, logical: str, props: dict, code_dir: Path, layer_dirs: Mapping[str, Path]) -> LocalFunction:
+        environment = {k: str(v) for k, v in self.resolver.resolve((props.get("Environment") or {}).get("Variables") or {}).items()}
+        if _REVIEW_API_URL in environment:
+            environment[_REVIEW_API_URL] = self.review_base_url()
+        pure, substituted = [], []
+        for layer_arn in self.resolver.resolve(props.get("Layers") or []):
+            folder = layer_dirs.get(layer_arn)
+            if folder is None:
+                substituted.append(f"{layer_arn} (not in the assembly)")
+            elif layer_is_pure_python(folder):
+                pure.append(folder)
+            else:
+                substituted.append(f"{folder.parent.name} (compiled for Lambda; local packages used)")
+        return LocalFunction(
+            logical_id=logical,
+            name=self.physical[logical].ref,
+            handler=props["Handler"],
+            environment=environment,
+            code_dir=code_dir,
+            layer_dirs=pure,
+            substituted_layers=substituted,
+            memory_mb=int(props.get("MemorySize", 128)),
+            timeout_seconds=int(props.get("Timeout", 3)),
+        )
+
+    def _invoke_by_logical_id(self, logical: str, event: dict) -> tuple[Any, Optional[dict], str]:
+        """How the review API runs its function (no injected faults: API Gateway calls it directly)."""
+        function = next(f for f in self.functions.values() if f.logical_id == logical)
+        return function.invoke(event)
+
+    # ------------------------------------------------------------------ Macie
+    def _create_macie(self) -> LocalMacie:
+        macie = LocalMacie(
+            account_id=ACCOUNT,
+            region=REGION,
+            s3_client=self.s3,
+            custom_identifiers=self._custom_identifiers(),
+            allow_lists=self._allow_lists(),
+            behavior=self.macie_behavior,
+        )
+        if not self._apply_export_configuration(macie):
+            # The account's classification export configuration is outside the stack: simulate one.
+            bucket = "local-macie-discovery-results"
+            self._create_bucket(bucket, {"VersioningConfiguration": {"Status": "Enabled"}})
+            key_arn = self.session.client("kms").create_key(Description="local Macie discovery results")["KeyMetadata"]["Arn"]
+            destination = {"bucketName": bucket, "keyPrefix": "macie", "kmsKeyArn": key_arn}
+            macie.call("PutClassificationExportConfiguration", {"configuration": {"s3Destination": destination}})
+        return macie
+
+    def _macie_resources(self, type_: str) -> Iterator[tuple[dict, dict]]:
+        """(resolved properties, local attributes: Id and Arn) of each Macie resource of ``type_``."""
+        for logical, resource in self.stack.of_type(type_).items():
+            yield self._properties(resource), self.physical[logical].attributes
+
+    def _custom_identifiers(self) -> list[CustomIdentifierSpec]:
+        identifiers = []
+        for props, attrs in self._macie_resources(CUSTOM_IDENTIFIER):
+            identifiers.append(CustomIdentifierSpec(
+                id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=props["Regex"],
+                keywords=tuple(props.get("Keywords") or ()), ignore_words=tuple(props.get("IgnoreWords") or ()),
+                maximum_match_distance=int(props.get("MaximumMatchDistance", DEFAULT_MAXIMUM_MATCH_DISTANCE)),
+            ))
+        return identifiers
+
+    def _allow_lists(self) -> list[AllowListSpec]:
+        allow_lists = []
+        for props, attrs in self._macie_resources(ALLOW_LIST):
+            criteria = props.get("Criteria") or {}
+            words: Optional[tuple[str, ...]] = None
+            source: Optional[tuple[str, str]] = None
+            if criteria.get("S3WordsList"):
+                location = criteria["S3WordsList"]
+                source = (location["BucketName"], location["ObjectKey"])
+                body = self.s3.get_object(Bucket=source[0], Key=source[1])["Body"].read()
+                words = tuple(line.strip() for line in body.decode("utf-8").splitlines() if line.strip())
+            allow_lists.append(AllowListSpec(
+                id=attrs["Id"], arn=attrs["Arn"], name=props["Name"], regex=criteria.get("Regex"), words=words, s3_words_list=source,
+            ))
+        return allow_lists
+
+    def _apply_export_configuration(self, macie: LocalMacie) -> bool:
+        """Make the stack's own ``putClassificationExportConfiguration`` call, if it has one."""
+        configured = False
+        for resource in self.stack.of_type("Custom::AWS").values():
+            create = (resource.get("Properties") or {}).get("Create")
+            if create is None:
+                continue
+            call = json.loads(self.resolver.resolve(create))
+            if str(call.get("service", "")).lower() == "macie2" and call.get("action") == "putClassificationExportConfiguration":
+                params = awsmodel.sfn_params_to_api("macie2", "PutClassificationExportConfiguration", call.get("parameters") or {})
+                macie.call("PutClassificationExportConfiguration", params)
+                configured = True
+        return configured
+
+    # ------------------------------------------------------------------ what the engine reads back
+    def _capture_result_events(self) -> str:
+        """A rule on every bus the workflow puts events on, sending the pipeline's events to a queue."""
+        queue = self._queue("local-engine-result-events")
+        buses = {"default"}
+        for _, _, state in walk_states(self.definition.get("States") or {}):
+            for entry in ((state.get("Parameters") or {}).get("Entries") or []):
+                bus = entry.get("EventBusName")
+                if isinstance(bus, str):
+                    buses.add(bus.rsplit("/", 1)[-1])
+        for index, bus in enumerate(sorted(buses)):
+            if bus != "default":
+                try:
+                    self.events.create_event_bus(Name=bus)
+                except ClientError:
+                    pass  # created from the template already
+            rule = f"local-engine-capture-{index}"
+            self.events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+            self.events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": self.queue_arn(queue)}])
+        return queue
+
+    def _zones(self) -> dict[str, str]:
+        """Zone -> bucket name, read from the definition and the prepare function (not guessed)."""
+        zones: dict[str, str] = {}
+        for _, name, state in walk_states(self.definition.get("States") or {}):
+            if name in _ZONE_OF_STATE:
+                payload = (state.get("Parameters") or {}).get("Payload") or {}
+                bucket = (payload.get("destination") or {}).get("bucket")
+                if isinstance(bucket, str):
+                    zones[_ZONE_OF_STATE[name]] = bucket
+        for function in self.functions.values():
+            if function.role == PrepareScanEnvironment.FUNCTION and function.environment.get(_INGRESS_BUCKET):
+                zones["ingress"] = function.environment[_INGRESS_BUCKET]
+        missing = [z for z in ZONES if z not in zones]
+        if missing:
+            raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the definition")
+        return zones
+
+    def _trigger_rules(self) -> list[dict]:
+        """The properties of the rules that start this state machine."""
+        targets = (self.state_machine_arn, self.physical[self.state_machine_id].ref)
+        rules = []
+        for resource in self.stack.of_type(RULE).values():
+            props = self._properties(resource)
+            if any(t.get("Arn") == target for t in props.get("Targets") or [] for target in targets):
+                rules.append(props)
+        return rules

@@ -1,0 +1,118 @@
+"""The engine's side of the moto patches (:class:`~macie_pipeline.local.patches.Host`), and Macie for the handlers.
+
+moto's patched internals call back into :class:`EngineHost` to run a function (with the scenario's
+faults around it), to serve an ``aws-sdk:macie2:*`` task, to name an SDK error as Step Functions
+does, to record a wait instead of sleeping, and to shorten a review's wait for its task token. The
+handlers' own boto3 Macie calls take the same route to the local Macie (:meth:`EngineHost.route_macie_clients`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Optional
+
+import botocore.client
+from botocore.exceptions import ClientError
+
+from . import awsmodel
+from .deploy import Deployment
+from .faults import Faults
+
+# Step Functions' spelling of a service in its error names (``Macie2.ThrottlingException``).
+_SFN_SERVICE_NAMES = {
+    "s3": "S3", "macie2": "Macie2", "sns": "SNS", "sqs": "SQS", "dynamodb": "DynamoDb",
+    "events": "EventBridge", "lambda": "Lambda", "kms": "Kms",
+}
+
+
+class EngineHost:
+    """What the patches delegate to while this engine is active; records waits and Macie calls."""
+
+    def __init__(self, deployment: Deployment, faults: Faults, review_wait_seconds: float) -> None:
+        self.deployment = deployment
+        self.faults = faults
+        self.review_wait_seconds = review_wait_seconds
+        self.waits: list[tuple[str, float]] = []
+        self.sdk_calls: list[tuple[str, str, dict]] = []
+        self._lock = threading.Lock()
+        self._original_make_api_call: Any = None
+
+    # ------------------------------------------------------------------ patches.Host
+    def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]:
+        function = self.deployment.functions.get(function_name)
+        if function is None:
+            body = json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": f"no local function {function_name}"})
+            return body, True, ""
+        event = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
+        role = function.role
+        result, error, logs = function.invoke(
+            event,
+            lambda evt: self.faults.before(role, evt),
+            lambda res: self.faults.after(role, res),
+        )
+        if error is not None:
+            return json.dumps(error), True, logs
+        return json.dumps(result), False, logs
+
+    def call_sdk_task(self, service: str, action: str, parameters: dict) -> Optional[dict]:
+        if service != "macie2":
+            return None
+        operation = awsmodel.operation_for_action(service, action).name
+        self.faults.raise_call_fault(service, operation)
+        params = awsmodel.sfn_params_to_api(service, action, parameters)
+        wire = self.call_macie(operation, params)
+        return awsmodel.api_output_to_sfn(service, action, wire)
+
+    def sdk_error_name(self, service: str, error: ClientError) -> Optional[str]:
+        """The error name Step Functions gives an AWS SDK integration's error.
+
+        ``<Service>.<ErrorCode>`` with an ``Exception`` suffix for errors the service's API model
+        declares (``Macie2.ThrottlingException``, ``S3.NoSuchKeyException``), and
+        ``<Service>.<Service>Exception`` for the rest (``S3.S3Exception`` for S3's undeclared
+        ``InternalError`` or ``SlowDown``): Step Functions runs these integrations on the AWS SDK for
+        Java 2.x, which raises its generic service exception for error codes it has no class for.
+        """
+        code = str(error.response.get("Error", {}).get("Code") or "")
+        if not code:
+            return None
+        prefix = _SFN_SERVICE_NAMES.get(service.lower(), service[:1].upper() + service[1:])
+        if awsmodel.is_modeled_error(awsmodel.botocore_service_name(service), code):
+            return f"{prefix}.{code}" + ("" if code.endswith("Exception") else "Exception")
+        return f"{prefix}.{prefix}Exception"
+
+    def record_wait(self, kind: str, seconds: float) -> None:
+        with self._lock:
+            self.waits.append((kind, float(seconds)))
+
+    def review_timeout(self, declared: int) -> int:
+        return max(1, int(min(declared, self.review_wait_seconds)))
+
+    # ------------------------------------------------------------------ Macie
+    def call_macie(self, operation: str, params: dict) -> dict:
+        """Validate the call against Macie's API model, record it in :attr:`sdk_calls`, and serve it."""
+        awsmodel.validate_input("macie2", operation, params)
+        with self._lock:
+            self.sdk_calls.append(("macie2", operation, json.loads(json.dumps(params, default=str))))
+        return self.deployment.macie.call(operation, params)
+
+    def route_macie_clients(self) -> None:
+        """Send every boto3 client's ``macie2`` calls to the local Macie, and let call faults fire on any service."""
+        host = self
+        original = botocore.client.BaseClient._make_api_call
+        self._original_make_api_call = original
+
+        def _make_api_call(client: Any, operation_name: str, api_params: dict) -> Any:
+            service = client.meta.service_model.service_name
+            host.faults.raise_call_fault(service, operation_name)
+            if service != "macie2":
+                return original(client, operation_name, api_params)
+            wire = host.call_macie(operation_name, api_params)
+            return awsmodel.parse_wire_output("macie2", operation_name, wire)
+
+        botocore.client.BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+
+    def unroute_macie_clients(self) -> None:
+        if self._original_make_api_call is not None:
+            botocore.client.BaseClient._make_api_call = self._original_make_api_call  # type: ignore[method-assign]
+            self._original_make_api_call = None

@@ -1,0 +1,75 @@
+"""What the local engine hands back: uploads, executions, and where each object ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass
+class Uploaded:
+    """One object version put into the ingress bucket by the engine."""
+
+    key: str
+    version_id: str
+    etag: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class ObjectResult:
+    """Where one uploaded object ended, and what the pipeline said about it."""
+
+    key: str
+    version_id: str
+    outcome: Optional[str]
+    integrity: Optional[str]
+    findings: dict[str, int]
+    verdict: Optional[str]
+    zone: Optional[str]
+    bucket: Optional[str]
+    final_key: Optional[str]
+    tags: dict[str, str]
+    review: Optional[dict] = None
+
+    def as_json(self) -> dict:
+        return {
+            "key": self.key,
+            "integrity": self.integrity,
+            "findings": self.findings,
+            "verdict": self.verdict,
+            "bucket": self.bucket,
+            "final_key": self.final_key,
+            "tags": self.tags,
+            "zone": self.zone,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class Execution:
+    """One state machine execution as Step Functions describes it, with the states it entered."""
+
+    arn: str
+    status: str
+    error: Optional[str]
+    cause: Optional[str]
+    states: list[str]
+    history: list[dict]
+
+
+@dataclass
+class RunResult:
+    """The objects of one run, the executions that handled them, and what they sent."""
+
+    objects: list[ObjectResult]
+    executions: list[Execution]
+    events: list[dict]
+    notifications: list[dict]
+
+    def by_key(self, key: str) -> ObjectResult:
+        matches = [o for o in self.objects if o.key == key]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} results for key {key!r}")
+        return matches[0]

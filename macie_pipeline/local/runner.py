@@ -1,0 +1,166 @@
+"""Running the pipeline: uploads, the events S3 and the scheduler would send, executions, reviews.
+
+:meth:`Runner.run` is the whole loop: upload the files, deliver their events through the stack's
+trigger rules (or one scheduled event), drive the executions to their end while answering review
+requests through the review page as a reviewer would, and report where every object ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional, Sequence
+
+from .deploy import Deployment
+from .history import ExecutionHistory
+from .inspection import Inspector
+from .results import Execution, RunResult, Uploaded
+from .template import ACCOUNT, REGION
+
+DECISIONS = ("approve", "deny", "none", "manual")
+
+
+class EngineError(RuntimeError):
+    """The engine could not run the pipeline (the message says why)."""
+
+
+def _event(detail_type: str, source: str, resources: list[str], detail: dict) -> dict:
+    """An EventBridge event envelope from this account and region, sent now."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": resources,
+        "detail": detail,
+    }
+
+
+class Runner:
+    """Starts executions of the deployed state machine and drives them to their end."""
+
+    def __init__(self, deployment: Deployment, history: ExecutionHistory, inspector: Inspector, uploaded: list[Uploaded]) -> None:
+        self._deployment = deployment
+        self._history = history
+        self._inspector = inspector
+        self.uploaded = uploaded
+
+    # ------------------------------------------------------------------ objects and events
+    def upload(self, key: str, body: bytes, **kwargs: Any) -> Uploaded:
+        """Put ``body`` into the ingress bucket (the pipeline is not started: see :meth:`deliver`)."""
+        response = self._deployment.s3.put_object(Bucket=self._deployment.zones["ingress"], Key=key, Body=body, **kwargs)
+        uploaded = Uploaded(key, response["VersionId"], response["ETag"].strip('"'), len(body), hashlib.sha256(body).hexdigest())
+        self.uploaded.append(uploaded)
+        return uploaded
+
+    def object_created_event(self, uploaded: Uploaded) -> dict:
+        """The EventBridge event S3 sends for the upload (detail as documented for "Object Created")."""
+        bucket = self._deployment.zones["ingress"]
+        return _event("Object Created", "aws.s3", [f"arn:aws:s3:::{bucket}"], {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": uploaded.key, "size": uploaded.size, "etag": uploaded.etag, "version-id": uploaded.version_id,
+                "sequencer": uuid.uuid4().hex[:18].upper(),
+            },
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        })
+
+    def scheduled_event(self) -> dict:
+        """The event an EventBridge schedule sends."""
+        return _event("Scheduled Event", "aws.events", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/local-schedule"], {})
+
+    # ------------------------------------------------------------------ executions
+    def deliver(self, event: dict) -> Optional[str]:
+        """Send an event through the trigger rules as EventBridge would: an execution if one matches."""
+        from moto.events.models import EventPattern
+
+        for rule in self._deployment.trigger_rules:
+            if "EventPattern" in rule and EventPattern.load(json.dumps(rule["EventPattern"])).matches_event(event):
+                return self.start(event)
+            if "ScheduleExpression" in rule and event.get("detail-type") == "Scheduled Event":
+                return self.start(event)
+        return None
+
+    def start(self, event: Any) -> str:
+        """Start an execution on ``event`` directly (no trigger rule involved)."""
+        arn = self._deployment.sfn.start_execution(
+            stateMachineArn=self._deployment.state_machine_arn, name=str(uuid.uuid4()), input=json.dumps(event)
+        )["executionArn"]
+        self._history.started(arn)
+        return arn
+
+    def run(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        decision: str = "approve",
+        schedule: bool = False,
+        timeout: float = 120.0,
+    ) -> RunResult:
+        """Upload ``files`` (key -> bytes), run the pipeline on them, answer reviews, and report."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        uploaded = [self.upload(key, body) for key, body in files.items()]
+        started = self._trigger(uploaded, schedule)
+        finished = self.wait(started, decision=decision, timeout=timeout)
+        return self._inspector.result([u.version_id for u in uploaded], finished)
+
+    def _trigger(self, uploaded: list[Uploaded], schedule: bool) -> list[str]:
+        """One scheduled execution, or one per upload that a trigger rule matches."""
+        if schedule:
+            arn = self.deliver(self.scheduled_event())
+            if arn is None:
+                raise EngineError("The pipeline has no schedule trigger (it is triggered on object created)")
+            return [arn]
+        started = []
+        for item in uploaded:
+            arn = self.deliver(self.object_created_event(item))
+            if arn is not None:
+                started.append(arn)
+        return started
+
+    def wait(self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0) -> list[Execution]:
+        """Drive executions to their end, answering review requests as ``decision`` says."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self._inspector.drain_notifications():
+                if message.get("event") == "REVIEW_REQUESTED" and decision in ("approve", "deny"):
+                    self.answer_review(message["link"], decision)
+            statuses = [self._history.status(arn) for arn in executions]
+            if all(s != "RUNNING" for s in statuses):
+                break
+            if time.monotonic() > deadline:
+                running = [a for a, s in zip(executions, statuses, strict=True) if s == "RUNNING"]
+                details = "; ".join(f"{a.rsplit(':', 1)[-1]} last in {self._history.states(a)[-1:]}" for a in running)
+                raise EngineError(f"{len(running)} execution(s) still running after {timeout:.0f} s: {details}")
+            time.sleep(0.05)
+        self._inspector.drain_notifications()
+        self._inspector.drain_events()
+        return [self._history.execution(arn) for arn in executions]
+
+    # ------------------------------------------------------------------ reviews
+    def answer_review(self, link: str, decision: str) -> tuple[int, str]:
+        """Open the link as a reviewer would (GET), then POST the decision. Returns the POST's status and page."""
+        with urllib.request.urlopen(link, timeout=30) as page:
+            if page.status != 200:
+                raise EngineError(f"The review page answered {page.status}")
+        data = urllib.parse.urlencode({"decision": decision}).encode()
+        request = urllib.request.Request(link, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
