@@ -24,6 +24,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from .contract import (  # noqa: F401 - EVENT_DETAIL_TYPE and EVENT_SOURCE are re-exported (README, public API)
+    DENIED_PREFIX,
     EVENT_DETAIL_TYPE,
     EVENT_SOURCE,
     STAGING_PREFIX,
@@ -549,7 +550,7 @@ class ScanWorkflow(Construct):
                 "source.$": "$.location",
                 "destination": {
                     "bucket": self._r.quarantine_bucket.bucket_name,
-                    "key.$": "States.Format('denied/{}/{}', $.scanId, $.item.source.key)",
+                    "key.$": f"States.Format('{DENIED_PREFIX}{{}}/{{}}', $.scanId, $.item.source.key)",
                 },
                 "tags": tags("DENIED"),
             },

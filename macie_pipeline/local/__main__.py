@@ -1,5 +1,8 @@
+"""``python -m macie_pipeline.local``: the command line (see :mod:`macie_pipeline.local.cli`)."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

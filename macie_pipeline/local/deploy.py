@@ -10,7 +10,6 @@ Nothing here runs an execution.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import zipfile
@@ -23,7 +22,6 @@ from botocore.exceptions import ClientError
 from ..asl import walk_states
 from ..contract import (
     EVENT_SOURCE,
-    FunctionEnvironment,
     PrepareScanEnvironment,
     RequestReviewEnvironment,
     States,
@@ -64,14 +62,8 @@ _ZONE_OF_STATE = {States.COPY_TO_QUARANTINE: "quarantine", States.PROMOTE_TO_VAU
 _PLACEHOLDER_CODE = "# runs in process: see macie_pipeline.local.functions\n"
 
 
-def environment_variable(environment: type[FunctionEnvironment], field_name: str) -> str:
-    """The name of the environment variable behind ``field_name`` of a contract environment class."""
-    names = dict(zip((f.name for f in dataclasses.fields(environment)), environment.variables(), strict=True))
-    return names[field_name]
-
-
-_INGRESS_BUCKET = environment_variable(PrepareScanEnvironment, "ingress_bucket")
-_REVIEW_API_URL = environment_variable(RequestReviewEnvironment, "review_api_url")
+_INGRESS_BUCKET = PrepareScanEnvironment.variable_name("ingress_bucket")
+_REVIEW_API_URL = RequestReviewEnvironment.variable_name("review_api_url")
 
 
 class Deployment:

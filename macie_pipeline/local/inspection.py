@@ -13,14 +13,12 @@ import re
 import threading
 from typing import Iterable, Optional, Sequence
 
-from ..contract import STAGING_PREFIX
+from ..contract import DENIED_PREFIX, STAGING_PREFIX
 from .deploy import Deployment
 from .history import ExecutionHistory
 from .results import Execution, ObjectResult, RunResult, Uploaded
 
 TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "FAILED")
-# Where a denied object goes in quarantine (denied/<scan-id>/<key>); the workflow spells it, the contract does not (yet).
-DENIED_PREFIX = "denied/"
 
 
 class Inspector:

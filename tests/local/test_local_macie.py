@@ -10,13 +10,13 @@ import json
 import warnings
 
 import boto3
-import macie_results
 import pandas
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
+import macie_results
 from macie_pipeline.local import awsmodel
 from macie_pipeline.local.detection import (
     MANAGED_IDENTIFIERS,
@@ -426,7 +426,7 @@ def test_the_pipeline_reads_every_finding_and_discovery_record(env):
     assert {f["severity"]["description"] for f in findings} == {"High"}
     assert all(f["createdAt"].tzinfo is not None for f in findings)  # parsed as boto3 parses it
 
-    location = macie_results.results_location(client, {})
+    location = macie_results.results_location(client)
     assert location == macie_results.ResultsLocation(RESULTS, "macie/", key_arn)
     prefix = macie_results.job_results_prefix(location.key_prefix, ACCOUNT, REGION, job_id)
     wanted = {(QUARANTINE, key) for key in [*cards, "batch/clean.csv", "batch/test-card.csv", "batch/ledger.parquet", "batch/later.csv"]}
@@ -442,4 +442,4 @@ def test_the_pipeline_reads_every_finding_and_discovery_record(env):
     assert findings[0]["classificationDetails"]["detailedResultsLocation"] == f"s3://{RESULTS}/{results_file['Key']}"
 
     # Without an export configuration Macie answers with an empty body, and the reader finds no location.
-    assert macie_results.results_location(routed_macie_client(make_macie(s3), calls), {}) is None
+    assert macie_results.results_location(routed_macie_client(make_macie(s3), calls)) is None

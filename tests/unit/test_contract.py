@@ -133,3 +133,10 @@ def test_real_environments_name_their_function_and_variables():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown kind 'float'"):
         variable("X", kind="float")
+
+
+def test_variable_name_maps_a_field_to_its_variable_and_refuses_unknown_fields():
+    assert PrepareScanEnvironment.variable_name("ingress_bucket") == "INGRESS_BUCKET"
+    assert RequestReviewEnvironment.variable_name("review_api_url") == "REVIEW_API_URL"
+    with pytest.raises(KeyError, match="no field 'bucket'"):
+        PrepareScanEnvironment.variable_name("bucket")

@@ -40,6 +40,8 @@ EVENT_DETAIL_TYPE = "Sensitive Data Scan Result"
 # ---------------------------------------------------------------------- zones
 # Where staged objects live in the quarantine bucket: scans/<scan-id>/<key>.
 STAGING_PREFIX = "scans/"
+# Where a denied object is kept in the quarantine bucket: denied/<scan-id>/<key>.
+DENIED_PREFIX = "denied/"
 # Under this prefix of its results bucket Macie writes discovery results when the construct sets
 # the account's export configuration (configure_discovery_results).
 DISCOVERY_RESULTS_PREFIX = "macie-discovery-results"
@@ -121,6 +123,14 @@ class FunctionEnvironment:
     def variables(cls) -> tuple[str, ...]:
         """The names of the variables this function reads."""
         return tuple(f.metadata["env"] for f in dataclasses.fields(cls))
+
+    @classmethod
+    def variable_name(cls, field_name: str) -> str:
+        """The environment variable behind one field (``ingress_bucket`` -> ``INGRESS_BUCKET``)."""
+        for f in dataclasses.fields(cls):
+            if f.name == field_name:
+                return f.metadata["env"]
+        raise KeyError(f"{cls.__name__} has no field {field_name!r}")
 
 
 def _parse(kind: str, raw: str) -> Any:
