@@ -91,24 +91,24 @@ class Functions:
 
     # ------------------------------------------------------------------ layers
     def _layers(self, given: LayerOptions) -> tuple[lambda_.ILayerVersion, lambda_.ILayerVersion]:
-        scope = self._ctx.scope
-        runtime_layer = given.runtime_layer or lambda_.LayerVersion(
-            scope,
-            "RuntimeLayer",
-            code=lambda_.Code.from_asset(str(layers.build_runtime_layer())),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[lambda_.Architecture.X86_64],
-            description="Powertools for AWS Lambda and the pipeline's shared code",
+        runtime_layer = given.runtime_layer or self._layer(
+            "RuntimeLayer", layers.build_runtime_layer(), "Powertools for AWS Lambda and the pipeline's shared code"
         )
-        pandas_layer = given.pandas_layer or lambda_.LayerVersion(
-            scope,
-            "PandasLayer",
-            code=lambda_.Code.from_asset(str(layers.build_pandas_layer())),
-            compatible_runtimes=[LAMBDA_RUNTIME],
-            compatible_architectures=[lambda_.Architecture.X86_64],
-            description="pandas and fastparquet for the integrity check",
+        pandas_layer = given.pandas_layer or self._layer(
+            "PandasLayer", layers.build_pandas_layer(), "pandas and fastparquet for the integrity check"
         )
         return runtime_layer, pandas_layer
+
+    def _layer(self, id: str, folder: Path, description: str) -> lambda_.LayerVersion:
+        """A layer built at synth (pip, no Docker) for this runtime and architecture only."""
+        return lambda_.LayerVersion(
+            self._ctx.scope,
+            id,
+            code=lambda_.Code.from_asset(str(folder)),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description=description,
+        )
 
     # ------------------------------------------------------------------ the functions
     def _prepare_scan(self, layer, options: PipelineOptions, zones: Zones, messaging: Messaging) -> lambda_.Function:
