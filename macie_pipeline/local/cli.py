@@ -12,107 +12,149 @@ import json
 import os
 import sys
 import tempfile
+import time
+import webbrowser
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence, TextIO
 
 from ..contract import PIPELINE_TAG_KEYS
-from .engine import DECISIONS, EngineError, LocalPipeline, RunResult
+from .engine import EngineError, LocalPipeline, RunResult
+from .files import UsageError, collect_files, read_files
 from .macie import FINAL_STATUSES, MacieBehavior
-from .template import (
-    TemplateError,
-    choose_pipeline,
-    load_assembly,
-    load_template,
-    synth_app,
-    synth_sample,
-)
+from .results import ObjectResult
+from .template import TemplateError, choose_pipeline, load_assembly, load_template, synth_app, synth_sample
 
-# Files the walk never uploads: version-control and OS clutter.
-_SKIPPED_NAMES = {".git", ".DS_Store", "__pycache__", ".svn", ".hg"}
-MAX_FILE_BYTES = 512 * 1024 * 1024
 # What the pipeline's tag keys share ("macie-pipeline:"): left out of the table's tags column.
 _TAG_PREFIX = os.path.commonprefix(PIPELINE_TAG_KEYS)
+IN_VAULT = ("VAULT", "APPROVED")
+
+EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
+
+_DESCRIPTION = """\
+Try the pipeline on your own files, offline: the synthesized stack runs in a local engine (moto, the
+Lambda handlers in process, a local Macie), nothing reaches AWS.
+
+Each file becomes an object in the ingress bucket (its key: the path relative to the directory
+given, or the file name), is scanned, and ends in the vault, the review bucket or quarantine.
+"""
+
+_EPILOG = """\
+examples:
+  python -m macie_pipeline.local run samples/                    # the shipped samples; reviews time out (denied)
+  python -m macie_pipeline.local run data/ --decision approve    # reviewers approve everything held
+  python -m macie_pipeline.local run data/ --decision manual     # open each review page and decide yourself
+  python -m macie_pipeline.local run data/ --app "python app.py" # your own CDK app, your own policy
+  python -m macie_pipeline.local run data/ --json --fail-on held # for CI: exit 1 if anything is not in the vault
+
+exit codes:
+  0  the pipeline ran (and --fail-on, if given, found nothing)
+  1  --fail-on found an object it names
+  2  bad input: a path, a file, a template or an option (one message says what)
+  3  an execution of the pipeline failed or did not finish: objects are held, see the notes
+"""
 
 
-class UsageError(Exception):
-    """Bad input: printed as one clear message, exit code 2."""
+# ---------------------------------------------------------------------- output
+def _cell(text: object) -> str:
+    """A table cell on one line: control characters (a newline in a file name) shown escaped."""
+    value = str(text)
+    return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
 
 
-def collect_files(paths: Sequence[str]) -> dict[str, Path]:
-    """Object key -> file. Keys are POSIX paths relative to each directory given (file name for a file)."""
-    files: dict[str, Path] = {}
-    problems = []
-    for given in paths:
-        entries, problem = _entries(given)
-        if problem:
-            problems.append(problem)
-        for key, file in entries:
-            problem = _key_problem(files, key, file)
-            if problem:
-                problems.append(problem)
-            else:
-                files[key] = file
-    if problems:
-        raise UsageError("Cannot run the pipeline on these paths:\n- " + "\n- ".join(problems))
-    return files
-
-
-def _entries(given: str) -> tuple[list[tuple[str, Path]], Optional[str]]:
-    """(key, file) for a path given on the command line, or why it gives none."""
-    path = Path(given)
-    if not path.exists():
-        return [], f"{given}: no such file or directory"
-    if path.is_file():
-        return [(path.name, path)], None
-    entries = list(_walk(path))
-    return entries, (None if entries else f"{given}: the directory has no files")
-
-
-def _walk(directory: Path) -> Iterator[tuple[str, Path]]:
-    """(key relative to ``directory``, file) of every file under it, sorted, clutter skipped."""
-    for root, dirs, names in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_NAMES)
-        for name in sorted(names):
-            if name not in _SKIPPED_NAMES:
-                file = Path(root) / name
-                yield file.relative_to(directory).as_posix(), file
-
-
-def _key_problem(files: dict[str, Path], key: str, file: Path) -> Optional[str]:
-    """Why ``file`` cannot be uploaded under ``key`` next to the files collected so far (None: it can)."""
-    if key in files and files[key].resolve() != file.resolve():
-        return f"{key}: two different files would get this key ({files[key]} and {file})"
-    if len(key.encode("utf-8")) > 1024:
-        return f"{key[:60]}...: the key is longer than S3's 1024 bytes"
-    if file.stat().st_size > MAX_FILE_BYTES:
-        return f"{key}: larger than the local engine's {MAX_FILE_BYTES // 2**20} MiB limit"
-    return None
-
-
-def format_table(result: RunResult) -> str:
-    headers = ["key", "integrity", "findings", "verdict", "outcome", "bucket", "final key", "tags"]
-    rows = []
-    for item in result.objects:
-        findings = ", ".join(f"{t} x{n}" for t, n in sorted(item.findings.items())) or "-"
-        tags = ", ".join(f"{k.removeprefix(_TAG_PREFIX)}={v}" for k, v in sorted(item.tags.items())) or "-"
-        bucket = f"{item.zone} ({item.bucket})" if item.bucket else (item.zone or "-")
-        rows.append([
-            item.key, item.integrity or "-", findings, item.verdict or "-", item.outcome or "-", bucket, item.final_key or "-", tags,
-        ])
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+def format_table(result: RunResult, *, tags: bool = False) -> str:
+    headers = ["key", "integrity", "findings", "verdict", "outcome", "where", "final key", "reason"]
+    if tags:
+        headers.append("tags")
+    rows = [_row(item, tags) for item in result.objects]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     return "\n".join(lines)
 
 
+def _row(item: ObjectResult, tags: bool) -> list[str]:
+    findings = ", ".join(f"{t} x{n}" for t, n in sorted(item.findings.items())) or "-"
+    row = [item.key, item.integrity or "-", findings, item.verdict or "-", item.outcome or "-", item.zone or "-",
+           item.final_key or "-", item.reason or "-"]
+    if tags:
+        row.append(", ".join(f"{k.removeprefix(_TAG_PREFIX)}={v}" for k, v in sorted(item.tags.items())) or "-")
+    return [_cell(c) for c in row]
+
+
+def summary_line(result: RunResult) -> str:
+    """``5 objects: 2 in the vault (1 approved), 3 quarantined``: counts per outcome."""
+    counts: dict[str, int] = {}
+    for item in result.objects:
+        counts[item.outcome or "UNKNOWN"] = counts.get(item.outcome or "UNKNOWN", 0) + 1
+    words = {"VAULT": "in the vault", "APPROVED": "approved (in the vault)", "REVIEW_PENDING": "waiting for review",
+             "QUARANTINED": "quarantined", "DENIED": "denied (quarantined)", "DELETED": "denied and deleted",
+             "FAILED": "failed (held)", "NOT_SCANNED": "not scanned"}
+    parts = [f"{n} {words.get(outcome, outcome.lower())}" for outcome, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    total = len(result.objects)
+    return f"{total} object{'s' if total != 1 else ''}: " + (", ".join(parts) or "none")
+
+
+def fail_on_matches(result: RunResult, condition: Optional[str]) -> list[ObjectResult]:
+    """The objects ``--fail-on`` names: ``held`` (not in the vault), ``review`` (needed a person's
+    review), ``any`` (anything but a clean scan that reached the vault)."""
+    if condition is None:
+        return []
+    tests = {
+        "held": lambda o: o.outcome not in IN_VAULT,
+        "review": lambda o: o.verdict == "REVIEW",
+        "any": lambda o: o.verdict != "CLEAN" or o.outcome not in IN_VAULT,
+    }
+    return [o for o in result.objects if tests[condition](o)]
+
+
+class ConsoleWatcher:
+    """Progress on stderr for runs longer than a few seconds; review links for ``--decision manual``."""
+
+    def __init__(self, stream: TextIO, *, manual: bool, open_browser: bool, after_seconds: float = 3.0) -> None:
+        self._stream = stream
+        self._manual = manual
+        self._open_browser = open_browser
+        self._started = time.monotonic()
+        self._after = after_seconds
+        self._last = 0.0
+        self._tty = stream.isatty()
+
+    def review_requested(self, link: str, message: dict) -> None:
+        if not self._manual:
+            return
+        self._stream.write(f"review requested: open {link} and decide (waiting up to --timeout)\n")
+        self._stream.flush()
+        if self._open_browser:
+            webbrowser.open(link)
+
+    def progress(self, finished: int, total: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self._started
+        if elapsed < self._after or now - self._last < (1.0 if self._tty else 10.0):
+            return
+        self._last = now
+        line = f"running: {finished}/{total} execution(s) finished, {elapsed:.0f} s"
+        self._stream.write(f"\r{line}" if self._tty else f"{line}\n")
+        self._stream.flush()
+
+    def done(self) -> None:
+        if self._tty and self._last:
+            self._stream.write("\n")
+
+
+# ---------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m macie_pipeline.local", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the pipeline on files", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m macie_pipeline.local", description=_DESCRIPTION,
+                                     epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="run")
+    run = commands.add_parser("run", help="run the pipeline on files", description=_DESCRIPTION, epilog=_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to upload")
-    run.add_argument("--decision", choices=[d for d in DECISIONS if d != "manual"], default="none",
-                     help="how the reviewer answers: approve, deny, or none (the review times out: denied). Default: none")
+    run.add_argument("--decision", choices=["approve", "deny", "none", "manual"], default="none",
+                     help="how reviews are answered: approve, deny, none (nobody answers: the review times out and "
+                          "the object is denied), or manual (the review page's link is printed and opened; you decide, "
+                          "within --timeout). Default: none")
     source = run.add_mutually_exclusive_group()
     source.add_argument("--app", metavar="CMD", help="a CDK app command (as in cdk.json), synthesized with CDK_OUTDIR")
     source.add_argument("--template", metavar="T", type=Path, help="a synthesized template (assets next to it, or --assets)")
@@ -123,9 +165,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--schedule", action="store_true", help="one scheduled batch instead of one execution per object")
     run.add_argument("--macie-status", default="COMPLETE", choices=FINAL_STATUSES,
                      help="the status the local Macie job reaches. Default: COMPLETE")
-    run.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the executions. Default: 300")
-    run.add_argument("--verbose", action="store_true", help="print the handlers' logs to stderr")
+    run.add_argument("--json", action="store_true", help="print a JSON list (with tags and reasons) instead of a table")
+    run.add_argument("--fail-on", choices=["held", "review", "any"],
+                     help="exit 1 if an object is held (not in the vault), needed review, or is anything but clean")
+    run.add_argument("--timeout", type=float, default=300.0,
+                     help="seconds to wait for the executions (with --decision manual: for you). Default: 300")
+    run.add_argument("--verbose", action="store_true", help="print the handlers' logs to stderr and tags in the table")
     return parser
 
 
@@ -142,26 +187,50 @@ def _stack(args: argparse.Namespace):
     return choose_pipeline(stacks, args.stack, args.pipeline)
 
 
+def _run(args: argparse.Namespace) -> tuple[RunResult, list[str]]:
+    collected = collect_files(args.paths)
+    for note in collected.skipped:
+        print(f"note: {_cell(note)}", file=sys.stderr)
+    bodies = read_files(collected.files)
+    stack, state_machine = _stack(args)
+    behavior = MacieBehavior(job_status=args.macie_status)
+    echo = (lambda text: sys.stderr.write(text)) if args.verbose else None
+    review_wait = {"none": 2.0, "manual": args.timeout}.get(args.decision, 120.0)
+    watcher = ConsoleWatcher(sys.stderr, manual=args.decision == "manual", open_browser=sys.stdout.isatty())
+    with LocalPipeline(stack, state_machine, macie=behavior, review_wait_seconds=review_wait, echo_logs=echo) as pipeline:
+        try:
+            result = pipeline.run(bodies, decision=args.decision, schedule=args.schedule, timeout=args.timeout, watch=watcher)
+        finally:
+            watcher.done()
+    return result, collected.skipped
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        files = collect_files(args.paths)
-        bodies = {key: path.read_bytes() for key, path in files.items()}
-        stack, state_machine = _stack(args)
-        behavior = MacieBehavior(job_status=args.macie_status)
-        echo = (lambda text: sys.stderr.write(text)) if args.verbose else None
-        review_wait = 2.0 if args.decision == "none" else 120.0
-        with LocalPipeline(stack, state_machine, macie=behavior, review_wait_seconds=review_wait, echo_logs=echo) as pipeline:
-            result = pipeline.run(bodies, decision=args.decision, schedule=args.schedule, timeout=args.timeout)
-    except (UsageError, TemplateError, EngineError) as error:
+        result, _ = _run(args)
+    except (UsageError, TemplateError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except EngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_PIPELINE_FAILED
     if args.json:
         print(json.dumps([o.as_json() for o in result.objects], indent=2, ensure_ascii=False))
+        print(summary_line(result), file=sys.stderr)
     else:
-        print(format_table(result))
+        print(format_table(result, tags=args.verbose))
+        print(summary_line(result))
     failed = [e for e in result.executions if e.status != "SUCCEEDED"]
     for execution in failed:
         name = execution.arn.rsplit(":", 1)[-1]
         print(f"note: execution {name} {execution.status}: {execution.error}: {execution.cause}", file=sys.stderr)
-    return 0
+    for message in result.notifications:
+        if message.get("event") not in ("REVIEW_REQUESTED", "SCAN_FINISHED"):  # what people must act on
+            print(f"notification ({message.get('event')}): {message.get('subject')}: {message.get('message')}", file=sys.stderr)
+    if failed:
+        return EXIT_PIPELINE_FAILED
+    matches = fail_on_matches(result, args.fail_on)
+    for item in matches:
+        print(f"--fail-on {args.fail_on}: {_cell(item.key)} ({item.outcome}, verdict {item.verdict})", file=sys.stderr)
+    return EXIT_FAIL_ON if matches else EXIT_OK

@@ -163,7 +163,20 @@ class Inspector:
             final_key=place["key"] if place else None,
             tags=place["tags"] if place else {},
             review=last.get("review"),
+            reason=_reason(last),
         )
+
+
+def _reason(detail: dict) -> Optional[str]:
+    """Why the object ended where it did, from its result event: a failure's error, else the verdict's
+    reasons, else the integrity check's reason."""
+    if detail.get("outcome") == "FAILED":
+        held = detail.get("heldIn")
+        return f"{detail.get('error') or 'the scan failed'}" + (f" (held in {held.lower()})" if held else "")
+    reasons = [str(r) for r in detail.get("reasons") or [] if r]
+    if reasons:
+        return "; ".join(reasons)
+    return (detail.get("integrity") or {}).get("reason") or None
 
 
 def _is_terminal_event_of(event: dict, uploaded: Uploaded) -> bool:

@@ -32,6 +32,8 @@ class ObjectResult:
     final_key: Optional[str]
     tags: dict[str, str]
     review: Optional[dict] = None
+    #: Why the object ended where it did: the verdict's reasons, the integrity check's reason, or the failure.
+    reason: Optional[str] = None
 
     def as_json(self) -> dict:
         return {
@@ -44,6 +46,7 @@ class ObjectResult:
             "tags": self.tags,
             "zone": self.zone,
             "outcome": self.outcome,
+            "reason": self.reason,
         }
 
 

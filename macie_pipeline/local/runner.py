@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
 from .deploy import Deployment
 from .history import ExecutionHistory
@@ -24,6 +24,16 @@ from .results import Execution, RunResult, Uploaded
 from .template import ACCOUNT, REGION
 
 DECISIONS = ("approve", "deny", "none", "manual")
+
+
+class Watcher(Protocol):
+    """What a caller of :meth:`Runner.run` may want to hear while executions run (the CLI prints it)."""
+
+    def review_requested(self, link: str, message: dict) -> None:
+        """A review was requested: ``link`` is the review page."""
+
+    def progress(self, finished: int, total: int) -> None:
+        """Called about 20 times a second while executions run."""
 
 
 class EngineError(RuntimeError):
@@ -109,13 +119,15 @@ class Runner:
         decision: str = "approve",
         schedule: bool = False,
         timeout: float = 120.0,
+        watch: Optional[Watcher] = None,
     ) -> RunResult:
-        """Upload ``files`` (key -> bytes), run the pipeline on them, answer reviews, and report."""
+        """Upload ``files`` (key -> bytes), run the pipeline on them, answer reviews, and report.
+        ``watch`` is told of review requests and of progress (see :class:`Watcher`)."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
         uploaded = [self.upload(key, body) for key, body in files.items()]
         started = self._trigger(uploaded, schedule)
-        finished = self.wait(started, decision=decision, timeout=timeout)
+        finished = self.wait(started, decision=decision, timeout=timeout, watch=watch)
         return self._inspector.result([u.version_id for u in uploaded], finished)
 
     def _trigger(self, uploaded: list[Uploaded], schedule: bool) -> list[str]:
@@ -132,14 +144,19 @@ class Runner:
                 started.append(arn)
         return started
 
-    def wait(self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0) -> list[Execution]:
-        """Drive executions to their end, answering review requests as ``decision`` says."""
+    def wait(
+        self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0, watch: Optional[Watcher] = None,
+    ) -> list[Execution]:
+        """Drive executions to their end, answering review requests as ``decision`` says (``manual``:
+        a person answers through the review page; ``none``: nobody does)."""
         deadline = time.monotonic() + timeout
         while True:
             for message in self._inspector.drain_notifications():
-                if message.get("event") == "REVIEW_REQUESTED" and decision in ("approve", "deny"):
-                    self.answer_review(message["link"], decision)
+                if message.get("event") == "REVIEW_REQUESTED":
+                    self._review_requested(message, decision, watch)
             statuses = [self._history.status(arn) for arn in executions]
+            if watch is not None:
+                watch.progress(sum(s != "RUNNING" for s in statuses), len(statuses))
             if all(s != "RUNNING" for s in statuses):
                 break
             if time.monotonic() > deadline:
@@ -152,6 +169,12 @@ class Runner:
         return [self._history.execution(arn) for arn in executions]
 
     # ------------------------------------------------------------------ reviews
+    def _review_requested(self, message: dict, decision: str, watch: Optional[Watcher]) -> None:
+        if watch is not None:
+            watch.review_requested(message["link"], message)
+        if decision in ("approve", "deny"):
+            self.answer_review(message["link"], decision)
+
     def answer_review(self, link: str, decision: str) -> tuple[int, str]:
         """Open the link as a reviewer would (GET), then POST the decision. Returns the POST's status and page."""
         with urllib.request.urlopen(link, timeout=30) as page:

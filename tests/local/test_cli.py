@@ -43,9 +43,10 @@ def test_table_output_and_clear_errors_on_bad_input(tmp_path):
     (tmp_path / "a.csv").write_bytes(b"id\n1\n")
     done = cli("run", str(tmp_path / "a.csv"), "--decision", "approve")
     assert done.returncode == 0, done.stderr
-    header, rule, row = done.stdout.splitlines()
+    header, rule, row, summary = done.stdout.splitlines()
     assert header.split()[:4] == ["key", "integrity", "findings", "verdict"]
     assert row.split()[:4] == ["a.csv", "VALID", "-", "CLEAN"]
+    assert summary == "1 object: 1 in the vault"
 
     missing = cli("run", str(tmp_path / "nope"), str(tmp_path / "empty"))
     assert missing.returncode == 2
@@ -68,3 +69,106 @@ def test_a_cdk_app_command_is_synthesized_and_run(tmp_path):
     assert done.returncode == 0, done.stderr
     [row] = json.loads(done.stdout)
     assert (row["key"], row["verdict"], row["zone"]) == ("orders.csv", "CLEAN", "vault")
+
+
+def _without_jsii_silencing() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
+
+
+def test_odd_paths_get_one_clear_line_and_nothing_hangs(tmp_path):
+    odd = tmp_path / "odd"
+    (odd / "sub").mkdir(parents=True)
+    (tmp_path / "real").mkdir()
+    (odd / "ok.csv").write_bytes(b"a,b\n1,2\n")
+    (tmp_path / "real" / "r.csv").write_bytes(b"a\n1\n")
+    (odd / "linked").symlink_to(tmp_path / "real")  # a linked directory is walked
+    (odd / "sub" / "up").symlink_to(odd)  # ... once, even when a link leads back
+    (odd / "broken").symlink_to(tmp_path / "nowhere")
+    (odd / "loop1").symlink_to(odd / "loop2")
+    (odd / "loop2").symlink_to(odd / "loop1")
+    os.mkfifo(odd / "pipe")  # reading it would block forever
+    (odd / "new\nline.csv").write_bytes(b"n\n1\n")
+
+    bad = cli("run", str(odd / "broken"), str(odd / "pipe"), str(odd / "loop1"), str(tmp_path / "nope"))
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.splitlines() == [
+        "error: Cannot run the pipeline on these paths:",
+        f"- {odd / 'broken'}: broken symbolic link (to {tmp_path / 'nowhere'})",
+        f"- {odd / 'pipe'}: not a regular file (a FIFO): only files and directories can be scanned",
+        f"- {odd / 'loop1'}: symbolic link loop",
+        f"- {tmp_path / 'nope'}: no such file or directory",
+    ]
+
+    env = dict(_without_jsii_silencing(), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "macie_pipeline.local", "run", str(odd), "--decision", "approve"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {odd / 'broken'}: skipped, broken symbolic link (to {tmp_path / 'nowhere'})",
+        f"note: {odd / 'loop1'}: skipped, symbolic link loop",
+        f"note: {odd / 'loop2'}: skipped, symbolic link loop",
+        f"note: {odd / 'pipe'}: skipped, a FIFO",
+        f"note: {odd / 'sub' / 'up'}: skipped, a link to a directory already included ({odd})",
+    ]
+    assert "Node" not in done.stderr and "b'!!" not in done.stderr, "the jsii banner must not reach the user"
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["key", "integrity", "findings", "verdict", "outcome", "where", "final", "key", "reason"]
+    keys = sorted(line.split()[0] for line in lines[2:-1])
+    assert keys == ["linked/r.csv", "new\\nline.csv", "ok.csv"], "one row per object, the newline shown escaped"
+    assert lines[-1] == "3 objects: 3 in the vault"
+
+
+def test_fail_on_reasons_and_summary_for_ci(tmp_path):
+    (tmp_path / "cards.csv").write_bytes(b"name,card\nAda,5555-5555-5555-4444\n")
+    (tmp_path / "clean.csv").write_bytes(b"id,item\n1,pen\n")
+    held = cli("run", str(tmp_path), "--decision", "deny", "--json", "--fail-on", "held")
+    assert held.returncode == 1, held.stderr
+    rows = {row["key"]: row for row in json.loads(held.stdout)}
+    assert (rows["cards.csv"]["outcome"], rows["clean.csv"]["outcome"]) == ("DENIED", "VAULT")
+    assert rows["cards.csv"]["reason"] == "1 HIGH-severity Macie finding(s); the finding policy requires review"
+    assert "--fail-on held: cards.csv (DENIED, verdict REVIEW)" in held.stderr
+    assert "clean.csv (" not in held.stderr
+    assert "2 objects: 1 in the vault, 1 denied (quarantined)" in held.stderr
+
+    clean_only = cli("run", str(tmp_path / "clean.csv"), "--fail-on", "any")
+    assert clean_only.returncode == 0, clean_only.stderr
+    assert clean_only.stdout.splitlines()[-1] == "1 object: 1 in the vault"
+
+
+def test_manual_decision_prints_the_review_link_and_waits_for_a_person(tmp_path):
+    import re
+    import urllib.parse
+    import urllib.request
+
+    (tmp_path / "cards.csv").write_bytes(b"name,card\nAda,5555-5555-5555-4444\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "macie_pipeline.local", "run", str(tmp_path / "cards.csv"),
+                                "--decision", "manual", "--json", "--timeout", "300"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        link = None
+        for line in process.stderr:
+            found = re.search(r"open (http://127\.0\.0\.1:\d+/\S+)", line)
+            if found:
+                link = found.group(1)
+                break
+        assert link, "the review link is printed"
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert "cards.csv" in page.read().decode()
+        request = urllib.request.Request(link, data=urllib.parse.urlencode({"decision": "approve"}).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    [row] = json.loads(stdout)
+    assert (row["verdict"], row["outcome"], row["zone"]) == ("REVIEW", "APPROVED", "vault")
+
+
+def test_help_shows_examples_and_exit_codes_in_plain_text():
+    done = cli("run", "--help")
+    assert done.returncode == 0
+    assert "examples:" in done.stdout and "exit codes:" in done.stdout and "--fail-on" in done.stdout
+    assert "``" not in done.stdout and ":param" not in done.stdout
