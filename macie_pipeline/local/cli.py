@@ -90,7 +90,8 @@ def summary_line(result: RunResult) -> str:
     words = {"VAULT": "in the vault", "APPROVED": "approved (in the vault)", "REVIEW_PENDING": "waiting for review",
              "QUARANTINED": "quarantined", "DENIED": "denied (quarantined)", "DELETED": "denied and deleted",
              "FAILED": "failed (held)", "NOT_SCANNED": "not scanned"}
-    parts = [f"{n} {words.get(outcome, outcome.lower())}" for outcome, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    order = [*words, *sorted(set(counts) - set(words))]  # the vault first, then the ways an object is held
+    parts = [f"{counts[outcome]} {words.get(outcome, outcome.lower())}" for outcome in order if outcome in counts]
     total = len(result.objects)
     return f"{total} object{'s' if total != 1 else ''}: " + (", ".join(parts) or "none")
 
