@@ -172,3 +172,18 @@ def test_help_shows_examples_and_exit_codes_in_plain_text():
     assert done.returncode == 0
     assert "examples:" in done.stdout and "exit codes:" in done.stdout and "--fail-on" in done.stdout
     assert "``" not in done.stdout and ":param" not in done.stdout
+
+
+def test_a_missing_extra_is_named_with_the_command_that_installs_it():
+    """As without ``pip install 'macie-pipeline[local]'``: boto3 and moto cannot be imported."""
+    blocked = "import sys, runpy; sys.modules['boto3'] = None; sys.modules['moto'] = None; " \
+              "sys.argv = ['macie_pipeline.local', 'run', 'samples']; runpy.run_module('macie_pipeline.local', run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr == "error: the local engine needs the [local] extra (missing: boto3, moto): pip install 'macie-pipeline[local]'\n"
+    library = subprocess.run([sys.executable, "-c", "import sys; sys.modules['boto3'] = None\n"
+                              "from macie_pipeline.local import LocalPipeline"],
+                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=120)
+    assert library.returncode == 1
+    assert "macie_pipeline.local needs the [local] extra (boto3 is missing): pip install 'macie-pipeline[local]'" in library.stderr
