@@ -22,8 +22,11 @@ Decisions (documented in the result's ``reason``):
   any record.
 * CSV, TSV and fixed-width files have a header row; a header with zero data rows is VALID with
   ``rows == 0`` (a legitimate export of an empty result set).
-* Text formats must be UTF-8 (a byte order mark is accepted); a row with more fields than the header is
-  CORRUPT (``on_bad_lines="error"``); a row with fewer fields is padded by pandas and accepted.
+* Text formats are read in the encoding their byte order mark names (UTF-8, UTF-16 or UTF-32, little or
+  big endian), else as UTF-8: what spreadsheets, databases and log shippers write. Text that is not
+  valid in that encoding is CORRUPT, and the reason names the encoding and how to fix the export. A row
+  with more fields than the header is CORRUPT (``on_bad_lines="error"``); a row with fewer fields is
+  padded by pandas and accepted.
 * ``rows`` counts data rows: CSV/TSV/fixed-width rows after the header, JSON Lines records, Parquet rows,
   and for a JSON document the length of a top-level array (1 for any other top-level value).
 
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import csv
 import errno
 import gzip
@@ -284,7 +288,7 @@ def _rows_in(reader: Any) -> int:
     return sum(len(chunk) for chunk in reader)
 
 
-def count_delimited_rows(binary: Any, *, sep: str, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
+def count_delimited_rows(binary: Any, *, sep: str, chunk_rows: int = DEFAULT_CHUNK_ROWS, encoding: str = "utf-8") -> int:
     """Data rows of a UTF-8 CSV/TSV with a header, parsed ``chunk_rows`` rows at a time.
 
     Raises the parser's own exceptions (see :func:`describe_parse_error`).
@@ -301,7 +305,7 @@ def count_delimited_rows(binary: Any, *, sep: str, chunk_rows: int = DEFAULT_CHU
             chunksize=chunk_rows,
             index_col=False,
             on_bad_lines="error",
-            encoding="utf-8",
+            encoding=encoding,
             encoding_errors="strict",
             dtype=str,
             na_filter=False,
@@ -312,7 +316,7 @@ def count_delimited_rows(binary: Any, *, sep: str, chunk_rows: int = DEFAULT_CHU
             return _rows_in(reader)
 
 
-def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
+def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, encoding: str = "utf-8") -> int:
     """Records of UTF-8 JSON Lines, parsed ``chunk_rows`` lines at a time; no record at all is CORRUPT."""
     pd = _pandas()
     with pd.read_json(
@@ -320,7 +324,7 @@ def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
         lines=True,
         chunksize=chunk_rows,
         dtype=False,
-        encoding="utf-8",
+        encoding=encoding,
         encoding_errors="strict",
         compression=None,
     ) as reader:
@@ -330,7 +334,7 @@ def count_json_lines_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
     return rows
 
 
-def count_fixed_width_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
+def count_fixed_width_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, encoding: str = "utf-8") -> int:
     """Data rows of UTF-8 fixed-width text with a header (column positions inferred from the first 100 rows)."""
     pd = _pandas()
     with pd.read_fwf(
@@ -338,7 +342,7 @@ def count_fixed_width_rows(binary: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS)
         chunksize=chunk_rows,
         dtype=str,
         na_filter=False,
-        encoding="utf-8",
+        encoding=encoding,
         encoding_errors="strict",
         compression=None,
     ) as reader:
@@ -365,10 +369,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError("non-standard JSON constant")
 
 
-def count_json_document_rows(binary: Any, *, max_bytes: int = DEFAULT_MAX_JSON_DOCUMENT_BYTES) -> int:
-    """Parse one whole (strict, UTF-8) JSON document of at most ``max_bytes``; rows = array length or 1."""
+def count_json_document_rows(binary: Any, *, max_bytes: int = DEFAULT_MAX_JSON_DOCUMENT_BYTES, encoding: str = "utf-8") -> int:
+    """Parse one whole (strict) JSON document of at most ``max_bytes``; rows = array length or 1."""
     data = read_bounded(binary, max_bytes)
-    text = data.decode("utf-8-sig")
+    text = data.decode("utf-8-sig" if encoding == "utf-8" else encoding)
     del data
     try:
         document = json.loads(text, parse_constant=_reject_constant)
@@ -472,8 +476,8 @@ def _describe_gzip_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
 
 def _describe_pandas_error(exc: BaseException, spec: FormatSpec) -> Optional[str]:
     """Bad text and pandas' own parser errors."""
-    if isinstance(exc, UnicodeError):
-        return "not valid UTF-8 text"
+    if isinstance(exc, UnicodeError):  # text readers name the encoding (_count_rows); this is a fallback
+        return "not valid text in its encoding"
     pd = _pandas()
     if isinstance(exc, pd.errors.EmptyDataError):
         return "no columns to parse (blank text)"
@@ -553,6 +557,31 @@ def _inspect(
     return VALID, f"parsed {rows} rows", rows
 
 
+# Byte order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_ENCODING_NAMES = {"utf-8": "UTF-8", "utf-16": "UTF-16", "utf-32": "UTF-32"}
+
+
+def text_encoding(binary: Any) -> str:
+    """The encoding a byte order mark at the start of ``binary`` names (without consuming it), else UTF-8.
+    (``utf-16``/``utf-32`` read the mark and then the order it says; pandas skips a UTF-8 mark itself.)"""
+    start = binary.peek(4)[:4]
+    return next((encoding for mark, encoding in _BYTE_ORDER_MARKS if start.startswith(mark)), "utf-8")
+
+
+def _encoding_reason(encoding: str) -> str:
+    if encoding == "utf-8":
+        return ("not valid UTF-8 text, and no byte order mark names another encoding: export it as UTF-8, "
+                "or as UTF-16 with a byte order mark")
+    return f"not valid {_ENCODING_NAMES[encoding]} text (its byte order mark says {_ENCODING_NAMES[encoding]})"
+
+
 def _count_rows(
     spec: FormatSpec,
     binary: Any,
@@ -563,21 +592,31 @@ def _count_rows(
     tmp_dir: Optional[str],
 ) -> int:
     """The rows of the (decompressed) stream, counted by the parser of ``spec.kind``."""
+    if spec.kind == "parquet":
+        with spooled_file(binary, tmp_dir=tmp_dir, size=None if spec.gzip else size) as path:
+            return count_parquet_rows(path)
+    encoding = text_encoding(binary)
+    try:
+        return _count_text_rows(spec, binary, encoding, size=size, chunk_rows=chunk_rows, max_json_bytes=max_json_bytes)
+    except UnicodeError:
+        raise CorruptObject(_encoding_reason(encoding)) from None
+
+
+def _count_text_rows(
+    spec: FormatSpec, binary: Any, encoding: str, *, size: Optional[int], chunk_rows: int, max_json_bytes: int,
+) -> int:
     if spec.kind in ("csv", "tsv"):
-        return count_delimited_rows(binary, sep="," if spec.kind == "csv" else "\t", chunk_rows=chunk_rows)
+        return count_delimited_rows(binary, sep="," if spec.kind == "csv" else "\t", chunk_rows=chunk_rows, encoding=encoding)
     if spec.kind == "jsonl":
-        return count_json_lines_rows(binary, chunk_rows=chunk_rows)
+        return count_json_lines_rows(binary, chunk_rows=chunk_rows, encoding=encoding)
     if spec.kind == "fixed-width":
-        return count_fixed_width_rows(binary, chunk_rows=chunk_rows)
+        return count_fixed_width_rows(binary, chunk_rows=chunk_rows, encoding=encoding)
     if spec.kind == "json":
         if not spec.gzip and size is not None and size > max_json_bytes:
             raise UncheckableObject(
                 f"JSON document larger than {_size_text(max_json_bytes)} cannot be checked in bounded memory"
             )
-        return count_json_document_rows(binary, max_bytes=max_json_bytes)
-    if spec.kind == "parquet":
-        with spooled_file(binary, tmp_dir=tmp_dir, size=None if spec.gzip else size) as path:
-            return count_parquet_rows(path)
+        return count_json_document_rows(binary, max_bytes=max_json_bytes, encoding=encoding)
     raise AssertionError(spec.kind)  # pragma: no cover - _EXTENSIONS and this switch are kept in step
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import gzip
 import hashlib
 import io
@@ -208,6 +209,8 @@ def test_header_only_is_valid_with_zero_rows(key, data, reason):
 
 
 # ---------------------------------------------------------------------------------------------- corrupt objects
+NOT_UTF8 = ("not valid UTF-8 text, and no byte order mark names another encoding: export it as UTF-8, "
+            "or as UTF-16 with a byte order mark")
 BAD_UTF8 = f"{SECRET}\xff".encode("latin-1")
 GZ = gzip.compress(CSV + f"9,{SECRET},1\n".encode() * 200, mtime=0)
 
@@ -216,14 +219,14 @@ CORRUPT_CASES = [
     ("ragged-later-row.csv", f"a,b\n1,2\n3,4\n5,6,{SECRET}\n".encode(), "line 4 has 3 fields, the header has 2"),
     ("ragged.tsv", f"a\tb\n1\t2\n3\t4\t{SECRET}\n".encode(), "line 3 has 3 fields, the header has 2"),
     ("unterminated.csv", f'a,b\n1,"{SECRET}\n2,3\n'.encode(), "unterminated quoted field"),
-    ("bad-utf8.csv", b"a,b\n1," + BAD_UTF8 + b"\n", "not valid UTF-8 text"),
-    ("bad-utf8.tsv", b"a\tb\n1\t" + BAD_UTF8 + b"\n", "not valid UTF-8 text"),
-    ("bad-utf8.txt", b"id  name\n1   " + BAD_UTF8 + b"\n", "not valid UTF-8 text"),
-    ("bad-utf8.jsonl", b'{"a": "' + BAD_UTF8 + b'"}\n', "not valid UTF-8 text"),
-    ("bad-utf8.json", b'["' + BAD_UTF8 + b'"]', "not valid UTF-8 text"),
+    ("bad-utf8.csv", b"a,b\n1," + BAD_UTF8 + b"\n", NOT_UTF8),
+    ("bad-utf8.tsv", b"a\tb\n1\t" + BAD_UTF8 + b"\n", NOT_UTF8),
+    ("bad-utf8.txt", b"id  name\n1   " + BAD_UTF8 + b"\n", NOT_UTF8),
+    ("bad-utf8.jsonl", b'{"a": "' + BAD_UTF8 + b'"}\n', NOT_UTF8),
+    ("bad-utf8.json", b'["' + BAD_UTF8 + b'"]', NOT_UTF8),
     ("blank.csv", b"\n\n\n", "no columns to parse (blank text)"),
     ("blank.txt", b"\n \n", "no columns to parse (blank text)"),
-    ("binary.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(128, 256)) * 4, "not valid UTF-8 text"),
+    ("binary.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(128, 256)) * 4, NOT_UTF8),
     ("invalid.json", f'{{"a": "{SECRET}", }}'.encode(), "invalid JSON document"),
     ("truncated.json", f'[{{"a": "{SECRET}"}}, '.encode(), "invalid JSON document"),
     ("nan.json", b'{"a": NaN}', "invalid JSON document"),
@@ -525,3 +528,34 @@ def test_large_csv_is_parsed_in_bounded_memory():
     assert result == {**result, "status": VALID, "rows": stream.rows, "checksum": VERIFIED}
     # A full read (or any copy of the object) alone would exceed this; chunked parsing stays at a few MB.
     assert peak < 0.4 * stream.size, f"peak {peak / 1e6:.1f} MB for a {stream.size / 1e6:.1f} MB object"
+
+
+# ---------------------------------------------------------------------- encodings data arrives in
+ROSTER = "name,city\nÅsa,Malmö\nJosé,São Paulo\n李,北京\n"
+ENCODED_CASES = [
+    ("utf8.csv", ROSTER.encode("utf-8"), 3),
+    ("utf8-bom.csv", codecs.BOM_UTF8 + ROSTER.encode("utf-8"), 3),
+    ("utf16-le.csv", ROSTER.encode("utf-16"), 3),  # Python writes the little-endian mark, as Excel does
+    ("utf16-be.csv", codecs.BOM_UTF16_BE + ROSTER.encode("utf-16-be"), 3),
+    ("utf16.tsv", ROSTER.replace(",", "\t").encode("utf-16"), 3),
+    ("utf32.csv", ROSTER.encode("utf-32"), 3),
+    ("utf16.jsonl", '{"name": "Åsa"}\n{"name": "李"}\n'.encode("utf-16"), 2),
+    ("utf16.json", '[{"name": "Åsa"}, {"name": "李"}]'.encode("utf-16"), 2),
+    ("utf16.txt", "name  city\nÅsa   Malmö\n".encode("utf-16"), 1),
+    ("utf16.csv.gz", gzip.compress(ROSTER.encode("utf-16"), mtime=0), 3),
+]
+
+
+@pytest.mark.parametrize("key, data, rows", ENCODED_CASES, ids=[c[0] for c in ENCODED_CASES])
+def test_text_in_the_encoding_its_byte_order_mark_names_is_valid(key, data, rows):
+    result = run(key, data, chunk_rows=2)
+    assert (result["status"], result["rows"]) == ("VALID", rows), result
+
+
+def test_text_that_breaks_its_byte_order_marks_encoding_says_which():
+    broken = codecs.BOM_UTF16_LE + "name,city\nÅsa,".encode("utf-16-le") + b"\x00\xd8"  # a lone surrogate half
+    result = run("broken-utf16.csv", broken)
+    assert (result["status"], result["reason"]) == ("CORRUPT", "not valid UTF-16 text (its byte order mark says UTF-16)")
+    latin1 = ROSTER.encode("latin-1", errors="replace")  # no mark: read as UTF-8, and it is not
+    result = run("latin1.csv", latin1)
+    assert (result["status"], result["reason"]) == ("CORRUPT", NOT_UTF8)
