@@ -197,3 +197,63 @@ def test_installed_wheel_synthesizes_outside_the_repository(wheel, tmp_path):
     # the runtime layer carries the shared package from the wheel
     runtime = [p for p in outdir.glob("asset.*/python/pipeline_common") if p.is_dir()]
     assert len(runtime) == 1 and _repo_files(runtime[0]) == _repo_files(LAMBDA_DIR / "shared" / "pipeline_common")
+
+
+def _readme_walkthrough() -> tuple[list[str], str]:
+    """The "Use it" section's shell commands and its app.py, as the README shows them."""
+    readme = ROOT.joinpath("README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Use it\n", 1)[1].split("\n## ", 1)[0]
+    bash = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    python = section.split("```python\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("  #", 1)[0].strip() for line in bash.splitlines() if line.strip() and not line.startswith("#")]
+    return commands, python
+
+
+@pytest.mark.slow
+def test_the_readme_walkthrough_runs_as_written_in_an_empty_folder(wheel, tmp_path):
+    """What a new user does with the README and the wheel: every command of "Use it", in its order."""
+    commands, app = _readme_walkthrough()
+    setup = [c for c in commands if c.startswith(("python3.11 -m venv", "pip install"))]
+    assert len(setup) == 2 and commands[:2] == setup, "the walkthrough starts by installing the wheel"
+    assert commands[2:] == [
+        "CDK_OUTDIR=cdk.out python app.py",
+        "python -m macie_pipeline.local samples",
+        "python -m macie_pipeline.local run samples --assembly cdk.out --decision approve",
+    ]
+    # The virtualenv and pip lines: the wheel, installed into a folder of its own (its dependencies come
+    # from this test's environment, which has what the [local] extra lists).
+    site = tmp_path / "site"
+    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
+          "--quiet", "--target", site, wheel], timeout=300)
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    (folder / "app.py").write_text(app, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "JSII_SILENCE", "CDK_"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]]), PYTHONNOUSERSITE="1",
+               MACIE_PIPELINE_LAYER_CACHE=str(layers.layer_cache_dir()))
+    outputs = []
+    for command in commands[2:]:
+        variables = dict(part.split("=", 1) for part in command.split() if "=" in part and part.split("=", 1)[0].isupper())
+        words = [part for part in command.split() if part.split("=", 1)[0] not in variables]
+        assert words[0] == "python"
+        outputs.append(_run([sys.executable, "-P", "-s", *words[1:]], cwd=folder, env={**env, **variables}, timeout=900))
+    synth, samples, run = outputs
+    assert (folder / "cdk.out" / "DataGate.template.json").is_file()
+    assert "wrote 5 sample files to samples/" in samples.stdout
+    table = run.stdout.splitlines()
+    header = table[0]
+    starts = [header.index(name) for name in ("key", "integrity", "findings", "verdict", "outcome", "where")]
+    cells = [[line[a:b].strip() for a, b in zip(starts, starts[1:], strict=False)] for line in table[2:-1]]
+    rows = {row[0]: row for row in cells}
+    assert {key: row[3:5] for key, row in rows.items()} == {
+        "clean_orders.csv": ["CLEAN", "VAULT"],  # the test card is on the app's allow list
+        "customer_payments.csv": ["DENY", "QUARANTINED"],  # card numbers: HIGH, denied by the app's policy
+        "deploy_config.json": ["DENY", "QUARANTINED"],  # an AWS key: HIGH
+        "ledger.parquet": ["CORRUPT", "QUARANTINED"],
+        "staff_roster.csv": ["REVIEW", "APPROVED"],  # the custom identifier: MEDIUM, reviewed and approved
+    }
+    assert table[-1] == "5 objects: 1 in the vault, 1 approved (in the vault), 3 quarantined"
+    for output in outputs:
+        assert "Traceback" not in output.stderr, output.stderr
+    for output in (samples, run):  # the engine starts no JavaScript runtime: no jsii banner (app.py's own may warn)
+        assert "Node" not in output.stderr, output.stderr

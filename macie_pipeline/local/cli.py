@@ -40,6 +40,7 @@ given, or the file name), is scanned, and ends in the vault, the review bucket o
 
 _EPILOG = """\
 examples:
+  python -m macie_pipeline.local samples                         # copy the sample files (fake data) into samples/
   python -m macie_pipeline.local run samples/                    # the shipped samples; reviews time out (denied)
   python -m macie_pipeline.local run data/ --decision approve    # reviewers approve everything held
   python -m macie_pipeline.local run data/ --decision manual     # open each review page and decide yourself
@@ -144,11 +145,24 @@ class ConsoleWatcher:
             self._stream.write("\n")
 
 
+def _samples(target: Path) -> int:
+    try:
+        written = write_samples(target)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {len(written)} sample files to {target}/: " + ", ".join(p.name for p in written))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m macie_pipeline.local", description=_DESCRIPTION,
                                      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="run")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,samples}")
+    samples = commands.add_parser("samples", help="copy the sample files (fake data) into a folder to try",
+                                  description="Copy the shipped sample files (every value in them is fake) into DIR.")
+    samples.add_argument("dir", nargs="?", default="samples", type=Path, metavar="DIR", help="Default: samples")
     run = commands.add_parser("run", help="run the pipeline on files", description=_DESCRIPTION, epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to upload")
@@ -173,6 +187,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds to wait for the executions (with --decision manual: for you). Default: 300")
     run.add_argument("--verbose", action="store_true", help="print the handlers' logs to stderr and tags in the table")
     return parser
+
+
+def samples_dir() -> Path:
+    """The shipped sample files: inside the installed package, or the repository's samples/."""
+    here = Path(__file__).resolve().parents[1]
+    return next((d for d in (here / "_samples", here.parent / "samples") if d.is_dir()), here / "_samples")
+
+
+def write_samples(target: Path) -> list[Path]:
+    """Copy the sample files into ``target`` (created if needed); never overwrite a different file."""
+    source = samples_dir()
+    files = sorted(p for p in source.iterdir() if p.is_file())
+    if not files:
+        raise UsageError(f"no sample files found in {source}")
+    clashes = [target / f.name for f in files if (target / f.name).exists() and (target / f.name).read_bytes() != f.read_bytes()]
+    if clashes:
+        raise UsageError("These files exist and differ from the samples (nothing was written):\n- " + "\n- ".join(map(str, clashes)))
+    target.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        (target / file.name).write_bytes(file.read_bytes())
+    return [target / f.name for f in files]
 
 
 def _stack(args: argparse.Namespace):
@@ -208,6 +243,8 @@ def _run(args: argparse.Namespace) -> tuple[RunResult, list[str]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "samples":
+        return _samples(args.dir)
     try:
         result, _ = _run(args)
     except (UsageError, TemplateError) as error:
