@@ -376,10 +376,11 @@ def _weigh_analysis(outcome: _Outcome, analysis: str, reason: str | None) -> Non
     detail = _detail(reason)
     suffix = f" (reason: {detail})" if detail else ""
     if analysis == MISSING:
-        # A reason given for MISSING says why no result could be used (e.g. the results were unreadable).
+        # A reason given for MISSING is the evaluator's own sentence saying why no result could be used
+        # (the results were unreadable); it names their location in full, so it is not shortened.
         outcome.at_least(
             REVIEW,
-            detail or "no Macie sensitive data discovery result was found for the object, so it may not have been analysed",
+            reason or "no Macie sensitive data discovery result was found for the object, so it may not have been analysed",
         )
     elif analysis == PARTIAL:
         outcome.at_least(REVIEW, "Macie analysed only part of the object" + suffix)
