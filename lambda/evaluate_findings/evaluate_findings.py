@@ -1,7 +1,9 @@
 """Turn the findings and discovery results of a Macie job into a verdict per object (see docs/CONTRACTS.md).
 
 Fails closed: an object Macie did not fully analyse, a finding without a known severity, or a job that
-ended early or with errors never yields CLEAN.
+ended early or with errors never yields CLEAN. Findings and discovery results count only for the staged
+version they name (``resourcesAffected.s3Object.versionId``); discovery results that cannot be read for
+a permanent reason send every object to review instead of failing the scan.
 """
 
 from __future__ import annotations
