@@ -20,15 +20,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline_common.errors import PipelineError
 from pipeline_common.log import get_logger
 from pipeline_common.transient import as_pipeline_error, error_code
-from verdicts import COMPLETE, PARTIAL, SKIPPED
+from verdicts import COMPLETE, PARTIAL, SKIPPED, DiscoveryRecord, reported_detections
 
 logger = get_logger("evaluate_findings")
 
 LIST_PAGE_SIZE = 50
 GET_FINDINGS_BATCH = 50
 RESULTS_SUFFIX = ".jsonl.gz"
-# Worst status wins when an object has several discovery records.
-_ANALYSIS_RANK = {COMPLETE: 0, PARTIAL: 1, SKIPPED: 2}
 
 T = TypeVar("T")
 
@@ -89,6 +87,13 @@ def finding_location(finding: Mapping[str, Any]) -> tuple[str | None, str | None
     return (bucket if isinstance(bucket, str) else None, key if isinstance(key, str) else None)
 
 
+def object_version(finding: Mapping[str, Any]) -> str | None:
+    """``resourcesAffected.s3Object.versionId`` of a finding or discovery record; None when absent or
+    not a real version id (an unversioned object has none, and "null" names no version)."""
+    version = (((finding.get("resourcesAffected") or {}).get("s3Object")) or {}).get("versionId")
+    return version if isinstance(version, str) and version and version != "null" else None
+
+
 # ------------------------------------------------------------------------ discovery results location
 @dataclass(frozen=True)
 class ResultsLocation:
@@ -115,6 +120,44 @@ def results_location(macie: Any, bucket: str | None = None, prefix: str | None =
     if not destination.get("bucketName"):
         return None
     return ResultsLocation(destination["bucketName"], destination.get("keyPrefix") or "", destination.get("kmsKeyArn"))
+
+
+@dataclass(frozen=True)
+class UnreadableResults:
+    """The discovery results could not be read for a reason that retrying will not fix (AccessDenied on
+    S3 or on the KMS key, no such bucket...): no object can be shown to have been analysed."""
+
+    location: str | None  # s3://bucket/prefix, None when the location itself could not be looked up
+    error: str  # the AWS error code
+    grant: str  # what the evaluator's role needs
+
+    def reason(self) -> str:
+        where = f"at {self.location}" if self.location else "(their location could not be looked up)"
+        return (
+            f"the Macie sensitive data discovery results {where} could not be read ({self.error}), "
+            "so the object cannot be shown to have been analysed"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {"readable": False, "location": self.location, "error": self.error, "grant": self.grant}
+
+
+def unreadable_results(
+    error: PipelineError, location: ResultsLocation | None, prefix: str | None, partition: str = "aws"
+) -> UnreadableResults:
+    """Describe a permanent failure to read the discovery results under ``prefix`` of ``location``
+    (``location`` None: GetClassificationExportConfiguration itself failed)."""
+    cause = error.__cause__
+    code = error_code(cause) if cause is not None else type(error).__name__
+    if location is None:
+        return UnreadableResults(None, code, "macie2:GetClassificationExportConfiguration")
+    bucket_arn = f"arn:{partition}:s3:::{location.bucket}"
+    key = f"kms:Decrypt on {location.kms_key_arn}" if location.kms_key_arn else "kms:Decrypt on the KMS key that encrypts them"
+    grant = (
+        f"s3:ListBucket on {bucket_arn} (for the prefix {prefix}), s3:GetObject on {bucket_arn}/{prefix}*, "
+        f"and {key} (allowed by the key policy too)"
+    )
+    return UnreadableResults(f"s3://{location.bucket}/{prefix or ''}", code, grant)
 
 
 def job_results_prefix(key_prefix: str, account_id: str, region: str, job_id: str) -> str:
@@ -175,15 +218,23 @@ def record_analysis(record: Mapping[str, Any]) -> tuple[str, str | None]:
     return PARTIAL, f"unrecognised Macie status {code or 'none'!r}" + (f": {reason}" if reason else "")
 
 
+def discovery_record(record: Mapping[str, Any]) -> DiscoveryRecord:
+    """The version, analysis status and reported detections of one discovery result record."""
+    status, reason = record_analysis(record)
+    return DiscoveryRecord(object_version(record), status, reason, reported_detections(record))
+
+
 def read_analysis(
     s3: Any, location: ResultsLocation, prefix: str, wanted: set[tuple[str, str]]
-) -> tuple[dict[tuple[str, str], tuple[str, str | None]], RecordStats]:
-    """Analysis status per (bucket, key) in ``wanted`` from the discovery results under ``prefix``.
+) -> tuple[dict[tuple[str, str], list[DiscoveryRecord]], RecordStats]:
+    """The discovery result records about each (bucket, key) in ``wanted``, from the results under
+    ``prefix``, whatever version they name (the caller binds them to the staged version).
 
     Objects without a record are absent from the result (the caller treats them as MISSING). A
     record or file that cannot be read is skipped and counted, which fails closed for its objects.
+    AWS errors are raised as pipeline errors (TransientError when worth retrying).
     """
-    found: dict[tuple[str, str], tuple[str, str | None]] = {}
+    found: dict[tuple[str, str], list[DiscoveryRecord]] = {}
     stats = RecordStats()
     paginator = s3.get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=location.bucket, Prefix=prefix)
@@ -205,10 +256,7 @@ def read_analysis(
                     if where not in wanted:
                         continue
                     stats.matched += 1
-                    status = record_analysis(record)
-                    previous = found.get(where)  # type: ignore[arg-type]
-                    if previous is None or _ANALYSIS_RANK[status[0]] > _ANALYSIS_RANK[previous[0]]:
-                        found[where] = status  # type: ignore[index]
+                    found.setdefault(where, []).append(discovery_record(record))  # type: ignore[arg-type]
             except (OSError, EOFError, zlib.error):
                 # gzip.BadGzipFile is an OSError; a truncated file raises EOFError.
                 stats.bad_files += 1

@@ -28,6 +28,8 @@ from pipeline_common.objects import tag_value
 # Analysis status of one object, from Macie's sensitive data discovery results.
 COMPLETE, PARTIAL, SKIPPED, MISSING = "COMPLETE", "PARTIAL", "SKIPPED", "MISSING"
 ANALYSIS_STATUSES = (COMPLETE, PARTIAL, SKIPPED, MISSING)
+# Worst status wins when the staged version has several discovery records.
+ANALYSIS_RANK = {COMPLETE: 0, PARTIAL: 1, SKIPPED: 2}
 
 VERDICT_RANK = {CLEAN: 0, REVIEW: 1, DENY: 2, CORRUPT: 3}
 SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -38,6 +40,9 @@ DEFAULT_FINDING_POLICY = {"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": REVIEW}
 DEFAULT_UNKNOWN_FORMAT_POLICY = REVIEW
 
 MAX_REASON_DETAIL = 200
+MAX_LISTED_VERSIONS = 3
+# The category under which discovery results and findings count custom data identifier detections.
+CUSTOM_IDENTIFIER = "CUSTOM_IDENTIFIER"
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,28 @@ def detection_counts(finding: Mapping[str, Any], custom_names: Mapping[str, str]
     return counts
 
 
+def reported_detections(record: Mapping[str, Any]) -> dict[str, int]:
+    """Category -> occurrences that a finding or a discovery result record reports.
+
+    Managed detections by ``classificationDetails.result.sensitiveData[].category`` and ``totalCount``,
+    custom data identifiers under CUSTOM_IDENTIFIER (``customDataIdentifiers.totalCount``). A category
+    whose count is missing or malformed but that lists detections counts once: never as nothing.
+    """
+    result = ((record.get("classificationDetails") or {}).get("result")) or {}
+    counts: dict[str, int] = {}
+    items = result.get("sensitiveData")
+    custom = result.get("customDataIdentifiers")
+    entries = [(item or {}) for item in items] if isinstance(items, list) else []
+    if isinstance(custom, Mapping):
+        entries.append({**custom, "category": CUSTOM_IDENTIFIER})
+    for entry in entries:
+        category = entry.get("category")
+        number = _count(entry.get("totalCount")) or (1 if entry.get("detections") else 0)
+        if number and isinstance(category, str) and category:
+            counts[category] = counts.get(category, 0) + number
+    return counts
+
+
 @dataclass
 class FindingTally:
     """The findings attributed to one object: counts per severity and per detection type."""
@@ -167,6 +194,7 @@ class FindingTally:
     unknown_severity: int = 0
     types: dict[str, int] = field(default_factory=dict)
     custom_names: Mapping[str, str] = field(default_factory=dict)
+    categories: set[str] = field(default_factory=set)
 
     def add(self, finding: Mapping[str, Any]) -> None:
         severity = normalise_severity(finding.get("severity"))
@@ -177,6 +205,7 @@ class FindingTally:
         self.by_severity[severity] = self.by_severity.get(severity, 0) + 1
         for name, occurrences in detection_counts(finding, self.custom_names).items():
             self.types[name] = self.types.get(name, 0) + occurrences
+        self.categories.update(reported_detections(finding))
 
     @property
     def max_severity(self) -> str | None:
@@ -195,6 +224,50 @@ class JobState:
     scan_complete: bool = True
     job_status: str | None = "COMPLETE"
     job_error: bool = False
+
+
+@dataclass(frozen=True)
+class DiscoveryRecord:
+    """What one sensitive data discovery result record says about one object version."""
+
+    version_id: str | None
+    status: str
+    reason: str | None = None
+    reported: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Evidence:
+    """What the job says about one staged object version, bound to its version id.
+
+    ``analysis``/``analysis_reason`` and ``reported`` come from the discovery result records of the
+    staged version only; records and findings about any other version of the same key (or about no
+    version) are kept apart, as versions, in ``other_results`` and ``other_findings``.
+    """
+
+    staged_version: str | None
+    analysis: str = MISSING
+    analysis_reason: str | None = None
+    reported: dict[str, int] = field(default_factory=dict)
+    other_results: list[str | None] = field(default_factory=list)
+    other_findings: list[str | None] = field(default_factory=list)
+
+    def bound_to(self, version: str | None) -> bool:
+        """Whether ``version`` (of a finding or a record) is the staged version: never without both."""
+        return bool(self.staged_version) and version == self.staged_version
+
+    def add_records(self, records: list[DiscoveryRecord]) -> None:
+        """Take the records of this object's key: the staged version's decide the analysis (worst
+        status wins), the others are noted as not bound."""
+        for record in records:
+            if not self.bound_to(record.version_id):
+                self.other_results.append(record.version_id)
+                continue
+            if self.analysis == MISSING or ANALYSIS_RANK[record.status] > ANALYSIS_RANK[self.analysis]:
+                self.analysis, self.analysis_reason = record.status, record.reason
+            for category, number in record.reported.items():
+                self.reported[category] = self.reported.get(category, 0) + number
+
 
 
 @dataclass(frozen=True)
@@ -238,8 +311,13 @@ def decide(
     job: JobState,
     integrity_reason: str | None = None,
     analysis_reason: str | None = None,
+    evidence: Evidence | None = None,
 ) -> Verdict:
-    """The verdict for one object, with every reason that contributed to it."""
+    """The verdict for one object, with every reason that contributed to it.
+
+    ``evidence`` adds what is not bound to the staged version (results and findings about another
+    version of its key) and the detections its discovery results report without a listed finding.
+    """
     if integrity_status not in INTEGRITY_RESULTS:
         raise InvalidInputError(f"unknown integrity status {integrity_status!r}")
     if analysis not in ANALYSIS_STATUSES:
@@ -248,6 +326,9 @@ def decide(
     _weigh_integrity(outcome, integrity_status, integrity_reason, policy)
     _weigh_findings(outcome, findings, policy)
     _weigh_analysis(outcome, analysis, analysis_reason)
+    if evidence is not None:
+        _weigh_unbound(outcome, evidence)
+        _weigh_reported(outcome, evidence.reported, findings)
     _weigh_job(outcome, job)
     return Verdict(outcome.verdict, outcome.reasons)
 
@@ -295,13 +376,54 @@ def _weigh_analysis(outcome: _Outcome, analysis: str, reason: str | None) -> Non
     detail = _detail(reason)
     suffix = f" (reason: {detail})" if detail else ""
     if analysis == MISSING:
+        # A reason given for MISSING is the evaluator's own sentence saying why no result could be used
+        # (the results were unreadable); it names their location in full, so it is not shortened.
         outcome.at_least(
-            REVIEW, "no Macie sensitive data discovery result was found for the object, so it may not have been analysed"
+            REVIEW,
+            reason or "no Macie sensitive data discovery result was found for the object, so it may not have been analysed",
         )
     elif analysis == PARTIAL:
         outcome.at_least(REVIEW, "Macie analysed only part of the object" + suffix)
     elif analysis == SKIPPED:
         outcome.at_least(REVIEW, "Macie skipped the object and did not analyse it" + suffix)
+
+
+def _versions(versions: list[str | None]) -> str:
+    names = sorted({version or "no version id" for version in versions})
+    shown = ", ".join(names[:MAX_LISTED_VERSIONS])
+    return shown + (f" and {len(names) - MAX_LISTED_VERSIONS} more" if len(names) > MAX_LISTED_VERSIONS else "")
+
+
+def _weigh_unbound(outcome: _Outcome, evidence: Evidence) -> None:
+    """REVIEW for results or findings about another version of the key: they prove nothing about the
+    staged version, and a finding on the key is never dropped."""
+    staged = evidence.staged_version or "unknown"
+    if evidence.other_results:
+        outcome.at_least(
+            REVIEW,
+            f"{len(evidence.other_results)} Macie discovery result(s) for the object's key are about version "
+            f"{_detail(_versions(evidence.other_results))}, not the staged version {_detail(staged)}: "
+            "they do not prove that the staged version was analysed",
+        )
+    if evidence.other_findings:
+        outcome.at_least(
+            REVIEW,
+            f"{len(evidence.other_findings)} Macie finding(s) for the object's key are about version "
+            f"{_detail(_versions(evidence.other_findings))}, not the staged version {_detail(staged)}",
+        )
+
+
+def _weigh_reported(outcome: _Outcome, reported: Mapping[str, int], findings: FindingTally) -> None:
+    """REVIEW when the staged version's discovery result reports detections of a category no listed
+    finding covers (suppressed, archived or not yet listed). A discovery result carries no severity,
+    so the finding policy cannot be applied: review it."""
+    unlisted = {category: n for category, n in reported.items() if category not in findings.categories}
+    if unlisted:
+        outcome.at_least(
+            REVIEW,
+            f"Macie's discovery result reports {sum(unlisted.values())} detection(s) of "
+            f"{_detail(', '.join(sorted(unlisted)))} without a listed finding",
+        )
 
 
 def _weigh_job(outcome: _Outcome, job: JobState) -> None:

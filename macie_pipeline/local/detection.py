@@ -11,7 +11,10 @@ What is modelled, and from which Macie documentation:
   lists are examples, not Macie's full lists, and the patterns approximate Macie's detectors: card
   numbers need a known issuer prefix and a valid Luhn check digit; US Social Security numbers
   reject area 000, 666 and 900-999, group 00 and serial 0000; an AWS secret access key is a
-  40-character base64-alphabet string with mixed character classes.
+  40-character base64-alphabet string with mixed character classes. A digit run that is part of a
+  larger number (joined to digits by a decimal point, or in scientific notation) is neither a card
+  number nor a Social Security number, so the fractional part of a decimal such as
+  ``0.4539148803436467`` is not reported (assumed of Macie; it keeps clean numeric data clean here).
 * **Keyword proximity for managed identifiers**
   (https://docs.aws.amazon.com/macie/latest/user/managed-data-identifiers-keywords.html): a
   keyword is case-insensitive and must be within 30 characters (inclusive) of the data; in CSV/TSV
@@ -188,7 +191,19 @@ def _mixed_characters(text: str) -> bool:
     return any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() or c in "/+" for c in text)
 
 
-_CARD = re.compile(r"(?<![\w-])(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{5}|\d{13,19})(?![\w-])")
+# A digit run that is part of a larger number is not an identifier: not next to a decimal point that
+# joins it to digits ("0.4539148803436467", ".4539148803436467", "4539148803436467.5"; "No.4539..."
+# after a word is not a number), nor inside scientific notation ("1e+123456789", "123456789e-3").
+# Each identifier's own pattern keeps digits (and, for card numbers, letters) off both ends.
+_NUMBER_BEFORE = r"(?:(?<=[A-Za-z]\.)|(?<!\.))(?<!\d[eE])(?<!\d[eE][+-])"
+_NUMBER_AFTER = r"(?!\.\d)(?![eE][+-]?\d)"
+_CARD = re.compile(
+    r"(?<![\w-])"
+    + _NUMBER_BEFORE
+    + r"(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{5}|\d{13,19})"
+    + r"(?![\w-])"
+    + _NUMBER_AFTER
+)
 _CARD_KEYWORDS = ("account number", "american express", "amex", "bank card", "card", "cc#", "ccn", "credit", "debit",
                   "diners club", "discover", "jcb", "mastercard", "pan", "payment card", "visa")
 
@@ -207,7 +222,7 @@ MANAGED_IDENTIFIERS: dict[str, ManagedIdentifier] = {m.id: m for m in (
     ),
     ManagedIdentifier(
         "USA_SOCIAL_SECURITY_NUMBER", PERSONAL,
-        re.compile(r"(?<![\d-])\d{3}([ -]?)\d{2}\1\d{4}(?![\d-])"),
+        re.compile(r"(?<![\d-])" + _NUMBER_BEFORE + r"\d{3}([ -]?)\d{2}\1\d{4}(?![\d-])" + _NUMBER_AFTER),
         keywords=("social security", "ssa number", "ssn", "ss#"),
         keyword_rule=REQUIRED, check=_valid_ssn,
     ),

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -133,8 +134,9 @@ def finding(
     *,
     bucket: str = STAGED_BUCKET,
     finding_type: str = "SensitiveData:S3Object/Multiple",
+    version: str | None = "v-stg",
 ) -> dict:
-    """A realistic GetFindings item for an object of the staged bucket."""
+    """A realistic GetFindings item for an object of the staged bucket (``version``: the analysed one)."""
     value = {
         "accountId": ACCOUNT,
         "archived": False,
@@ -172,7 +174,6 @@ def finding(
             "s3Bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
             "s3Object": {
                 "key": key,
-                "versionId": "v-stg",
                 "eTag": "e1",
                 "path": f"{bucket}/{key}",
                 "extension": key.rsplit(".", 1)[-1],
@@ -187,21 +188,44 @@ def finding(
     }
     if severity is not None:
         value["severity"] = {"description": severity, "score": {"Low": 1, "Medium": 2, "High": 3}[severity]}
+    if version is not None:
+        value["resourcesAffected"]["s3Object"]["versionId"] = version
     return value
 
 
-def record(key: str, code: str = "COMPLETE", reason: str | None = None, bucket: str = STAGED_BUCKET) -> dict:
-    """A sensitive data discovery result record (same structure as a finding)."""
+def record(
+    key: str,
+    code: str = "COMPLETE",
+    reason: str | None = None,
+    bucket: str = STAGED_BUCKET,
+    *,
+    version: str | None = "v-stg",
+    sensitive: dict[str, int] | None = None,
+    custom: int = 0,
+) -> dict:
+    """A sensitive data discovery result record (same structure as a finding): ``version`` is the
+    analysed version, ``sensitive`` {category: totalCount} and ``custom`` what it reports."""
     status = {"code": code}
     if reason:
         status["reason"] = reason
+    s3_object = {"key": key, "eTag": "e1"}
+    if version is not None:
+        s3_object["versionId"] = version
+    result: dict[str, Any] = {"status": status, "sizeClassified": 120, "mimeType": "text/csv", "sensitiveData": []}
+    for category, total in (sensitive or {}).items():
+        result["sensitiveData"].append(
+            {"category": category, "totalCount": total, "detections": [{"type": "CREDIT_CARD_NUMBER", "count": total}]}
+        )
+    if custom:
+        detection = {"arn": f"arn:aws:macie2:{REGION}:{ACCOUNT}:custom-data-identifier/cdi-1", "name": "EmployeeId", "count": custom}
+        result["customDataIdentifiers"] = {"totalCount": custom, "detections": [detection]}
     return {
         "classificationDetails": {
             "jobId": JOB_ID,
             "jobArn": f"arn:aws:macie2:{REGION}:{ACCOUNT}:classification-job/{JOB_ID}",
-            "result": {"status": status, "sizeClassified": 120, "mimeType": "text/csv", "sensitiveData": []},
+            "result": result,
         },
-        "resourcesAffected": {"s3Bucket": {"name": bucket}, "s3Object": {"key": key, "versionId": "v-stg", "eTag": "e1"}},
+        "resourcesAffected": {"s3Bucket": {"name": bucket}, "s3Object": s3_object},
     }
 
 
@@ -371,6 +395,181 @@ def test_custom_identifier_names_from_env_are_reported_as_given(run, macie, s3, 
     output = run(event([obj("high.csv")]))
 
     assert by_key(output)["high.csv"]["findings"]["types"] == {"CREDIT_CARD_NUMBER": 3, "Employee number": 2}
+
+
+ALLOW_ALL = '{"LOW": "ALLOW", "MEDIUM": "ALLOW", "HIGH": "ALLOW"}'
+
+
+def test_findings_and_results_about_another_version_never_make_the_staged_version_clean(run, macie, s3, monkeypatch) -> None:
+    """Issue 10, item 1: the staged copy was overwritten in quarantine before the job ran, so Macie
+    analysed the replacement. Bucket and key match; only the version tells. Even with a policy that
+    allows every finding, nothing about another version (or about no version) may make an object CLEAN."""
+    _, stubber = macie
+    monkeypatch.setenv("FINDING_POLICY", ALLOW_ALL)
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    stub_findings(
+        stubber,
+        [[
+            finding("f-bound", "scan-1/bound.csv", "Low"),
+            finding("f-other", "scan-1/other-finding.csv", "High", version="v-replacement"),
+            finding("f-none", "scan-1/no-version-finding.csv", "High", version=None),
+        ]],
+    )
+    put_results(
+        s3,
+        f"AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz",
+        [
+            record("scan-1/bound.csv"),
+            record("scan-1/swapped.csv", version="v-replacement"),
+            record("scan-1/no-version.csv", version=None),
+            record("scan-1/other-finding.csv"),
+            record("scan-1/no-version-finding.csv"),
+            record("scan-1/both.csv"),
+            record("scan-1/both.csv", version="v-replacement"),
+        ],
+    )
+    keys = ["bound.csv", "swapped.csv", "no-version.csv", "other-finding.csv", "no-version-finding.csv", "both.csv"]
+
+    result = by_key(run(event([obj(key) for key in keys])))
+
+    bound = result["bound.csv"]
+    assert (bound["verdict"], bound["analysis"], bound["findings"]["count"]) == ("CLEAN", "COMPLETE", 1)
+    swapped = result["swapped.csv"]
+    assert (swapped["verdict"], swapped["analysis"]) == ("REVIEW", "MISSING")
+    assert swapped["reasons"] == [
+        "no Macie sensitive data discovery result was found for the object, so it may not have been analysed",
+        "1 Macie discovery result(s) for the object's key are about version v-replacement, not the staged version v-stg: "
+        "they do not prove that the staged version was analysed",
+    ]
+    unversioned = result["no-version.csv"]
+    assert (unversioned["verdict"], unversioned["analysis"]) == ("REVIEW", "MISSING")
+    assert "are about version no version id, not the staged version v-stg" in unversioned["reasons"][1]
+    # A finding on another version of a scanned key is not dropped: the object needs review, and the
+    # finding does not count as the staged version's (its types are not reported as the object's).
+    for key, version in (("other-finding.csv", "v-replacement"), ("no-version-finding.csv", "no version id")):
+        item = result[key]
+        assert (item["verdict"], item["analysis"], item["findings"]["count"]) == ("REVIEW", "COMPLETE", 0)
+        assert item["reasons"] == [f"1 Macie finding(s) for the object's key are about version {version}, not the staged version v-stg"]
+    both = result["both.csv"]
+    assert (both["verdict"], both["analysis"]) == ("REVIEW", "COMPLETE")
+    assert len(both["reasons"]) == 1 and "about version v-replacement" in both["reasons"][0]
+
+
+def test_detections_a_discovery_result_reports_without_a_listed_finding_need_review(run, macie, s3, monkeypatch) -> None:
+    """Issue 10, item 4: a finding can be suppressed, archived or listed late; the discovery result of
+    the staged version still reports what Macie detected. It carries no severity, so: REVIEW."""
+    _, stubber = macie
+    monkeypatch.setenv("FINDING_POLICY", ALLOW_ALL)
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    # covered.csv: the finding covers both categories the result reports; partial.csv: it covers one.
+    stub_findings(stubber, [[finding("f-1", "scan-1/covered.csv", "Low"), finding("f-2", "scan-1/partial.csv", "Low")]])
+    put_results(
+        s3,
+        f"AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz",
+        [
+            record("scan-1/unlisted.csv", sensitive={"FINANCIAL_INFORMATION": 3}, custom=2),
+            record("scan-1/covered.csv", sensitive={"FINANCIAL_INFORMATION": 3}, custom=2),
+            record("scan-1/partial.csv", sensitive={"FINANCIAL_INFORMATION": 3, "PERSONAL_INFORMATION": 4}),
+            record("scan-1/clean.csv"),
+            record("scan-1/elsewhere.csv", version="v-replacement", sensitive={"CREDENTIALS": 1}),
+        ],
+    )
+
+    output = run(event([obj(k) for k in ("unlisted.csv", "covered.csv", "partial.csv", "clean.csv", "elsewhere.csv")]))
+
+    result = by_key(output)
+    unlisted = result["unlisted.csv"]
+    assert (unlisted["verdict"], unlisted["analysis"]) == ("REVIEW", "COMPLETE")
+    assert unlisted["reasons"] == [
+        "Macie's discovery result reports 5 detection(s) of CUSTOM_IDENTIFIER, FINANCIAL_INFORMATION without a listed finding"
+    ]
+    assert result["covered.csv"]["verdict"] == "CLEAN"
+    assert result["partial.csv"]["verdict"] == "REVIEW"
+    assert result["partial.csv"]["reasons"][-1] == (
+        "Macie's discovery result reports 4 detection(s) of PERSONAL_INFORMATION without a listed finding"
+    )
+    assert (result["clean.csv"]["verdict"], result["clean.csv"]["reasons"]) == ("CLEAN", [])
+    # What a result about another version reports is not the staged version's (it is not proof either).
+    assert result["elsewhere.csv"]["verdict"] == "REVIEW"
+    assert not any("detection(s)" in reason for reason in result["elsewhere.csv"]["reasons"])
+
+
+def s3_fails(s3: Any, operation: str, code: str, status: int) -> None:
+    """Make ``operation`` on the moto S3 client answer ``code`` (e.g. AccessDenied for a role without
+    s3:GetObject, or without kms:Decrypt on the key that encrypts the object)."""
+
+    def answer(**_: Any) -> tuple[AWSResponse, dict]:
+        error = {"Error": {"Code": code, "Message": "denied by the test"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return AWSResponse("https://s3.local", status, {}, None), error
+
+    s3.meta.events.register(f"before-call.s3.{operation}", answer)
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status"),
+    [
+        ("ListObjectsV2", "AccessDenied", 403),
+        ("GetObject", "AccessDenied", 403),  # S3's answer when KMS denies the decrypt
+        ("ListObjectsV2", "NoSuchBucket", 404),
+        ("GetClassificationExportConfiguration", "AccessDeniedException", 403),
+    ],
+)
+def test_unreadable_discovery_results_send_every_object_to_review_and_tell_the_operators(
+    run, macie, s3, logs, operation, code, status
+) -> None:
+    """Issue 10, item 6: the account exports its discovery results somewhere the evaluator cannot read.
+    That is no proof of analysis, and no reason to fail the scan either."""
+    _, stubber = macie
+    stub_findings(stubber, [[finding("f-1", "scan-1/card.csv", "High")]])
+    prefix = f"macie/AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/"
+    if operation == "GetClassificationExportConfiguration":
+        stubber.add_client_error("get_classification_export_configuration", code, "no", status)
+    else:
+        stubber.add_response(
+            "get_classification_export_configuration",
+            {"configuration": {"s3Destination": {"bucketName": RESULTS_BUCKET, "keyPrefix": "macie", "kmsKeyArn": KMS_KEY}}},
+            {},
+        )
+        put_results(s3, prefix + "r.jsonl.gz", [record("scan-1/a.csv"), record("scan-1/card.csv")])
+        s3_fails(s3, operation, code, status)
+
+    output = run(event([obj("a.csv"), obj("broken.csv", "CORRUPT"), obj("card.csv")]))
+
+    result = by_key(output)
+    location = None if operation == "GetClassificationExportConfiguration" else f"s3://{RESULTS_BUCKET}/{prefix}"
+    where = f"at {location}" if location else "(their location could not be looked up)"
+    unreadable = (
+        f"the Macie sensitive data discovery results {where} could not be read ({code}), "
+        "so the object cannot be shown to have been analysed"
+    )
+    assert (result["a.csv"]["verdict"], result["a.csv"]["analysis"], result["a.csv"]["reasons"]) == ("REVIEW", "MISSING", [unreadable])
+    assert result["broken.csv"]["verdict"] == "CORRUPT" and result["broken.csv"]["reasons"].count(unreadable) == 1
+    assert result["card.csv"]["verdict"] == "REVIEW" and result["card.csv"]["reasons"].count(unreadable) == 1
+    summary = output["summary"]
+    assert {k: summary[k] for k in ("CLEAN", "REVIEW", "DENY", "CORRUPT")} == {"CLEAN": 0, "REVIEW": 2, "DENY": 0, "CORRUPT": 1}
+    results = summary["discoveryResults"]
+    assert (results["readable"], results["location"], results["error"]) == (False, location, code)
+    if location:
+        assert results["grant"] == (
+            f"s3:ListBucket on arn:aws:s3:::{RESULTS_BUCKET} (for the prefix {prefix}), "
+            f"s3:GetObject on arn:aws:s3:::{RESULTS_BUCKET}/{prefix}*, and kms:Decrypt on {KMS_KEY} (allowed by the key policy too)"
+        )
+    else:
+        assert results["grant"] == "macie2:GetClassificationExportConfiguration"
+    assert output["reviewRequired"] is True
+    assert '"message":"The discovery results cannot be read; every object goes to review"' in logs.getvalue()
+
+
+@pytest.mark.parametrize("operation", ["ListObjectsV2", "GetObject"])
+def test_a_transient_error_on_the_discovery_results_is_retried_by_the_workflow(run, macie, s3, monkeypatch, operation) -> None:
+    """Only permanent errors mean "unreadable": throttling or a 5xx is raised for the workflow to retry."""
+    _, stubber = macie
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    stub_findings(stubber, [[]])
+    put_results(s3, f"AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz", [record("scan-1/a.csv")])
+    s3_fails(s3, operation, "SlowDown", 503)
+    with pytest.raises(TransientError, match="failed with SlowDown"):
+        run(event([obj("a.csv")]))
 
 
 @pytest.mark.parametrize(

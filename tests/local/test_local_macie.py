@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import io
 import json
+import random
 import warnings
 
 import boto3
@@ -25,6 +26,7 @@ from macie_pipeline.local.detection import (
     detect,
     extract_text,
     finding_type,
+    luhn_valid,
     severity,
 )
 from macie_pipeline.local.macie import LocalMacie, MacieBehavior
@@ -240,6 +242,68 @@ def test_job_is_scoped_by_tag_and_reads_current_versions(env):
             if f["classificationDetails"]["jobId"] == second} == {"b.csv"}
 
 
+def numeric_rows(count: int = 300) -> list[dict]:
+    """Realistic clean metrics: latencies and ratios with 16-17 significant digits, tiny values in
+    scientific notation, byte counts and epoch milliseconds, signed deltas."""
+    rng = random.Random(20240611)
+    rows = [{"request_id": 1, "latency_s": 0.4539148803436467, "ratio": 4539148803436467.5, "delta": -0.4539148803436467,
+             "tiny": 4.539148803436467e-05, "bytes": 1048576, "ts_ms": 1718100000000}]
+    for n in range(2, count + 1):
+        rows.append({
+            "request_id": n,
+            "latency_s": rng.random(),
+            "ratio": rng.lognormvariate(0, 2),
+            "delta": rng.uniform(-1, 1),
+            "tiny": rng.random() * 1e-5,
+            "bytes": rng.randrange(0, 10**9),
+            "ts_ms": 1718100000000 + rng.randrange(0, 10**8),
+        })
+    return rows
+
+
+def test_clean_numeric_data_has_no_findings_while_card_numbers_in_ordinary_separators_do(env):
+    """Issue 10, item 11: digits of a larger number (a fraction, an exponent) are not card numbers or
+    SSNs. Fails before the fix: fractional parts such as 0.4539148803436467 were card numbers."""
+    s3, key_arn = env
+    rows = numeric_rows()
+    fractions = [repr(v).split(".")[1] for row in rows for v in row.values() if isinstance(v, float) and "e" not in repr(v)]
+    # The data would trip a detector that ignores number boundaries: many fractions look like card numbers.
+    assert sum(1 for f in fractions if len(f) >= 13 and f[0] in "3456" and luhn_valid(f)) >= 10
+    frame = pandas.DataFrame(rows)
+    parquet = io.BytesIO()
+    with warnings.catch_warnings():  # pandas deprecates its fastparquet engine; the local extra has no pyarrow
+        warnings.simplefilter("ignore")
+        frame.to_parquet(parquet, engine="fastparquet")
+    text = "".join(f"request {r['request_id']} latency={r['latency_s']} tiny={r['tiny']} ssn-check={r['delta']}\n" for r in rows)
+    numeric = {
+        "metrics.csv": frame.to_csv(index=False, float_format=repr).encode(),
+        "metrics.parquet": parquet.getvalue(),
+        "metrics.json": json.dumps(rows).encode(),
+        "metrics.log": text.encode(),
+    }
+    cards = b"card 4539 1488 0343 6467\nvisa: 4539-1488-0343-6467.\npayment card,4539148803436467\nCard No.4539148803436467\n"
+    macie = make_macie(s3, key_arn)
+    for key, body in {**numeric, "cards.txt": cards}.items():
+        put(s3, key, body)
+    job_id = macie.call("CreateClassificationJob", job_request())["jobId"]
+    finish(macie, job_id)
+
+    assert analysed_keys(macie) == {"cards.txt"}
+    [finding] = macie.findings.values()
+    assert finding["classificationDetails"]["result"]["sensitiveData"][0]["detections"][0]["count"] == 4
+    records = {r["resourcesAffected"]["s3Object"]["key"]: r for r in result_records(s3)}
+    assert set(records) == {*numeric, "cards.txt"}
+    for key, item in records.items():
+        # Every discovery result names the version Macie analysed (the current one), as findings do.
+        assert item["resourcesAffected"]["s3Object"]["versionId"] == s3.head_object(Bucket=QUARANTINE, Key=key)["VersionId"]
+        result = item["classificationDetails"]["result"]
+        assert result["status"] == {"code": "COMPLETE"}, key
+        if key in numeric:
+            assert (result["sensitiveData"], result["customDataIdentifiers"]["totalCount"]) == ([], 0), key
+    reported = records["cards.txt"]["classificationDetails"]["result"]["sensitiveData"]
+    assert [(d["category"], d["totalCount"]) for d in reported] == [("FINANCIAL_INFORMATION", 4)]
+
+
 def test_create_is_idempotent_on_the_client_token_and_throttles_as_configured(env):
     s3, _ = env
     macie = make_macie(s3, throttle_creates=2)
@@ -431,10 +495,14 @@ def test_the_pipeline_reads_every_finding_and_discovery_record(env):
     prefix = macie_results.job_results_prefix(location.key_prefix, ACCOUNT, REGION, job_id)
     wanted = {(QUARANTINE, key) for key in [*cards, "batch/clean.csv", "batch/test-card.csv", "batch/ledger.parquet", "batch/later.csv"]}
     analysis, stats = macie_results.read_analysis(s3, location, prefix, wanted)
-    assert analysis == {
-        **{(QUARANTINE, key): ("COMPLETE", None) for key in [*cards, "batch/clean.csv", "batch/test-card.csv"]},
-        (QUARANTINE, "batch/ledger.parquet"): ("SKIPPED", "UNABLE_TO_PARSE_FILE"),
+    assert {where: [(r.status, r.reason) for r in records] for where, records in analysis.items()} == {
+        **{(QUARANTINE, key): [("COMPLETE", None)] for key in [*cards, "batch/clean.csv", "batch/test-card.csv"]},
+        (QUARANTINE, "batch/ledger.parquet"): [("SKIPPED", "UNABLE_TO_PARSE_FILE")],
     }
+    # Each record is bound to the version Macie analysed, and carries what it detected there.
+    for (_, key), [record] in analysis.items():
+        assert record.version_id == s3.head_object(Bucket=QUARANTINE, Key=key)["VersionId"]
+        assert record.reported == ({"FINANCIAL_INFORMATION": 1} if key in cards else {}), key
     assert (stats.records, stats.matched, stats.bad_lines, stats.bad_files) == (58, 58, 0, 0)
     [results_file] = s3.list_objects_v2(Bucket=RESULTS, Prefix=prefix)["Contents"]
     head = s3.head_object(Bucket=RESULTS, Key=results_file["Key"])

@@ -312,6 +312,66 @@ def test_invalid_input_is_reported_and_moves_nothing(sample):
     assert [n["event"] for n in notes] == ["INVALID_INPUT"]
 
 
+# ------------------------------------------------------------------------- verdicts nobody can forge
+def _held_reasons(result, key):
+    return next(e["detail"]["reasons"] for e in result.events
+                if e["detail"]["outcome"] == "REVIEW_PENDING" and e["detail"]["object"]["key"] == key)
+
+
+def test_a_staged_copy_replaced_in_quarantine_before_the_job_is_never_promoted(sample):
+    """Someone with s3:PutObject on quarantine overwrites scans/<scan>/<key> (scan tag and all) with a
+    harmless file after staging, so Macie analyses the replacement. The staged version is the one
+    that would move on: no result about it means review, never the vault."""
+    def setup(engine):
+        def replace_staged_copy(event):
+            staged = event["object"]
+            s3 = engine._s3
+            tags = s3.get_object_tagging(Bucket=staged["bucket"], Key=staged["key"], VersionId=staged["versionId"])["TagSet"]
+            s3.put_object(Bucket=staged["bucket"], Key=staged["key"], Body=CLEAN,
+                          Tagging="&".join(f"{t['Key']}={t['Value']}" for t in tags))
+        # Between Copy to quarantine and Start Macie job: the staged version is pinned in the event.
+        engine.before_invoke("integrity_check", replace_staged_copy)
+    result, engine = run(sample, {"payments.csv": CARD}, decision="deny", setup=setup)
+    item = result.by_key("payments.csv")
+    assert (item.verdict, item.outcome, item.zone) == ("REVIEW", "DENIED", "quarantine")
+    assert engine.vault_contents == [] and "VAULT" not in outcomes(result)
+    assert any("not the staged version" in reason for reason in _held_reasons(result, "payments.csv"))
+    assert engine.macie.findings == {}  # Macie saw only the harmless replacement
+
+
+def test_detections_of_a_finding_not_yet_listed_still_need_review(sample):
+    """The discovery result reports a card number, but the job's finding is not listed (suppressed,
+    archived or late): the object is held for review, not promoted."""
+    def setup(engine):
+        engine.before_invoke("evaluate_findings", lambda event: engine.macie.findings.clear())
+    result, engine = run(sample, {"payments.csv": CARD}, decision="deny", setup=setup)
+    item = result.by_key("payments.csv")
+    assert (item.verdict, item.outcome, item.zone) == ("REVIEW", "DENIED", "quarantine")
+    assert _held_reasons(result, "payments.csv") == [
+        "Macie's discovery result reports 1 detection(s) of FINANCIAL_INFORMATION without a listed finding"
+    ]
+
+
+def test_unreadable_discovery_results_send_objects_to_review_and_tell_the_operators(sample):
+    """The evaluator may not list the discovery results (AccessDenied): no scan failure, every object
+    to review, and the scan summary notification says what to grant."""
+    def setup(engine):
+        engine.before_invoke(
+            "evaluate_findings",
+            lambda event: engine.fail_call("s3", "ListObjectsV2", "AccessDenied", caller="handlers", status=403),
+        )
+    result, engine = run(sample, {"clean.csv": CLEAN}, decision="deny", setup=setup)
+    item = result.by_key("clean.csv")
+    assert (item.verdict, item.outcome, item.zone) == ("REVIEW", "DENIED", "quarantine")
+    assert [e.status for e in result.executions] == ["SUCCEEDED"]
+    [reason] = _held_reasons(result, "clean.csv")
+    assert "could not be read (AccessDenied)" in reason
+    [finished] = [json.loads(n["message"]) for n in result.notifications if n["event"] == "SCAN_FINISHED"]
+    results = finished["summary"]["discoveryResults"]
+    assert (results["readable"], results["error"]) == (False, "AccessDenied")
+    assert results["location"] in reason and "s3:ListBucket" in results["grant"]
+
+
 # --------------------------------------------------------------------------- duplicates and races
 def test_the_same_event_delivered_twice_has_one_outcome(sample):
     stack, state_machine = sample

@@ -13,6 +13,8 @@ from verdicts import (
     MISSING,
     PARTIAL,
     SKIPPED,
+    DiscoveryRecord,
+    Evidence,
     FindingTally,
     JobState,
     Policy,
@@ -23,6 +25,7 @@ from verdicts import (
     parse_custom_identifier_names,
     parse_finding_policy,
     parse_unknown_format_policy,
+    reported_detections,
 )
 
 ORDER = [CLEAN, REVIEW, DENY, CORRUPT]
@@ -229,3 +232,87 @@ def test_findings_tag_value_is_a_valid_s3_tag_value():
     assert findings_tag_value({"CREDIT_CARD_NUMBER": 3, "Employee Id (custom)": 2}) == "CREDIT_CARD_NUMBER:3 Employee Id _custom_:2"
     long = findings_tag_value({f"TYPE_{i:03d}": i for i in range(100)})
     assert len(long) == 256 and long.endswith("...")
+
+
+ALLOW_ALL = Policy(findings={"LOW": ALLOW, "MEDIUM": ALLOW, "HIGH": ALLOW}, unknown_format=ALLOW)
+
+
+def judged(evidence: Evidence, findings: FindingTally | None = None):
+    return decide(
+        integrity_status=VALID,
+        findings=findings or FindingTally(),
+        analysis=evidence.analysis,
+        analysis_reason=evidence.analysis_reason,
+        policy=ALLOW_ALL,
+        job=JobState(),
+        evidence=evidence,
+    )
+
+
+def test_only_results_and_findings_about_the_staged_version_count() -> None:
+    """Issue 10, item 1: a result or finding about another version of the key, or about no version,
+    proves nothing about the staged version; an object without a staged version id binds nothing."""
+    bound = Evidence(staged_version="v-stg")
+    bound.add_records([DiscoveryRecord("v-stg", COMPLETE), DiscoveryRecord("v-stg", PARTIAL, "EXCEEDS_SIZE_QUOTA")])
+    assert (bound.analysis, bound.analysis_reason, bound.other_results) == (PARTIAL, "EXCEEDS_SIZE_QUOTA", [])
+
+    for version in ("v-replacement", None):
+        swapped = Evidence(staged_version="v-stg")
+        swapped.add_records([DiscoveryRecord(version, COMPLETE)])
+        assert (swapped.analysis, swapped.other_results) == (MISSING, [version])
+        verdict = judged(swapped)
+        assert verdict.verdict == REVIEW
+        assert verdict.reasons[-1] == (
+            f"1 Macie discovery result(s) for the object's key are about version {version or 'no version id'}, "
+            "not the staged version v-stg: they do not prove that the staged version was analysed"
+        )
+
+    unversioned = Evidence(staged_version=None)
+    unversioned.add_records([DiscoveryRecord(None, COMPLETE)])
+    assert not unversioned.bound_to(None) and unversioned.analysis == MISSING
+    assert judged(unversioned).verdict == REVIEW
+
+    # Results for the staged version are complete, but findings name other versions: never CLEAN,
+    # and many versions are summarised, not listed without end.
+    other = Evidence(staged_version="v-stg", analysis=COMPLETE, other_findings=["v-1", "v-2", "v-3", "v-4", None])
+    verdict = judged(other)
+    assert verdict.verdict == REVIEW
+    assert verdict.reasons == [
+        "5 Macie finding(s) for the object's key are about version no version id, v-1, v-2 and 2 more, not the staged version v-stg"
+    ]
+
+
+def test_detections_reported_without_a_listed_finding_need_review() -> None:
+    """Issue 10, item 4: a discovery result that reports detections of a category no listed finding
+    covers is at least REVIEW (it has no severity, so the finding policy cannot apply)."""
+    record = {"classificationDetails": finding("High", managed=[("CREDIT_CARD_NUMBER", 3)], custom=[("EmployeeId", 2)])["classificationDetails"]}
+    assert reported_detections(record) == {"FINANCIAL_INFORMATION": 3, "CUSTOM_IDENTIFIER": 2}
+    # A malformed count with detections listed still counts; an empty result reports nothing.
+    record["classificationDetails"]["result"]["sensitiveData"][0]["totalCount"] = "3"
+    assert reported_detections(record)["FINANCIAL_INFORMATION"] == 1
+    assert reported_detections({"classificationDetails": {"result": {"sensitiveData": [], "customDataIdentifiers": {"totalCount": 0}}}}) == {}
+
+    evidence = Evidence(staged_version="v-stg")
+    evidence.add_records([DiscoveryRecord("v-stg", COMPLETE, None, {"FINANCIAL_INFORMATION": 3, "CUSTOM_IDENTIFIER": 2})])
+    unlisted = judged(evidence)
+    assert unlisted.verdict == REVIEW
+    assert unlisted.reasons == [
+        "Macie's discovery result reports 5 detection(s) of CUSTOM_IDENTIFIER, FINANCIAL_INFORMATION without a listed finding"
+    ]
+    # The allowed finding covers both categories: its policy decides.
+    covered = FindingTally()
+    covered.add(finding("Low", managed=[("CREDIT_CARD_NUMBER", 3)], custom=[("EmployeeId", 2)]))
+    assert judged(evidence, covered).verdict == CLEAN
+    # A finding that covers only managed data leaves the custom identifier's detections unlisted.
+    partial = FindingTally()
+    partial.add(finding("Low", managed=[("CREDIT_CARD_NUMBER", 3)], custom=[]))
+    assert judged(evidence, partial).reasons[-1] == (
+        "Macie's discovery result reports 2 detection(s) of CUSTOM_IDENTIFIER without a listed finding"
+    )
+
+
+def test_a_reason_for_a_missing_result_replaces_the_default_and_is_given_once() -> None:
+    """Issue 10, item 6: unreadable discovery results are named once per object, in full."""
+    why = "the Macie sensitive data discovery results at s3://results/" + "p/" * 120 + " could not be read (AccessDenied)"
+    verdict = judged(Evidence(staged_version="v-stg", analysis_reason=why))
+    assert (verdict.verdict, verdict.reasons) == (REVIEW, [why])
