@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -62,7 +63,17 @@ def _cell(text: object) -> str:
     return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
 
 
+_SCAN_ID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+REASON_WIDTH = 60
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def format_table(result: RunResult, *, tags: bool = False) -> str:
+    """One row per object. Without ``tags`` (--verbose), scan ids in keys are cut to 8 characters and
+    reasons to 60: the full values are in ``--json``."""
     headers = ["key", "integrity", "findings", "verdict", "outcome", "where", "final key", "reason"]
     if tags:
         headers.append("tags")
@@ -76,8 +87,10 @@ def format_table(result: RunResult, *, tags: bool = False) -> str:
 
 def _row(item: ObjectResult, tags: bool) -> list[str]:
     findings = ", ".join(f"{t} x{n}" for t, n in sorted(item.findings.items())) or "-"
-    row = [item.key, item.integrity or "-", findings, item.verdict or "-", item.outcome or "-", item.zone or "-",
-           item.final_key or "-", item.reason or "-"]
+    final_key, reason = item.final_key or "-", item.reason or "-"
+    if not tags:
+        final_key, reason = _SCAN_ID.sub(r"\1…", final_key), _short(reason, REASON_WIDTH)
+    row = [item.key, item.integrity or "-", findings, item.verdict or "-", item.outcome or "-", item.zone or "-", final_key, reason]
     if tags:
         row.append(", ".join(f"{k.removeprefix(_TAG_PREFIX)}={v}" for k, v in sorted(item.tags.items())) or "-")
     return [_cell(c) for c in row]
