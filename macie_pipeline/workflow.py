@@ -44,6 +44,8 @@ def job_arn_pattern(stack: Stack) -> str:
 # Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
 HANDLER_TRANSIENT_ERRORS = ["TransientError"]
 INVALID_INPUT_ERROR = "InvalidInputError"  # pipeline_common.errors.InvalidInputError
+# Lambda's transient service errors and throttling, as Step Functions names them (Step Functions
+# developer guide, "Handle Lambda service exceptions"); every LambdaInvoke retries all of them.
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
@@ -126,6 +128,7 @@ class ScanWorkflow(Construct):
             self,
             States.PREPARE_SCAN,
             lambda_function=self._r.prepare_scan,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object({"event.$": "$", "executionName.$": "$$.Execution.Name"}),
             result_selector={
                 "scanId.$": "$.Payload.scanId",
@@ -172,6 +175,7 @@ class ScanWorkflow(Construct):
             self,
             "Check integrity",
             lambda_function=self._r.integrity_check,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object({"object.$": "$.staged", "originalKey.$": "$.source.key"}),
             result_selector={
                 "status.$": "$.Payload.status",
@@ -327,6 +331,7 @@ class ScanWorkflow(Construct):
             self,
             "Evaluate findings",
             lambda_function=self._r.evaluate_findings,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object(
                 {
                     "scanId.$": "$.scanId",
@@ -485,6 +490,7 @@ class ScanWorkflow(Construct):
             self,
             "Wait for reviewer",
             lambda_function=self._r.request_review,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             payload=sfn.TaskInput.from_object(
                 {
@@ -676,6 +682,7 @@ class ScanWorkflow(Construct):
             self,
             name,
             lambda_function=self._r.transfer,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object(payload),
             result_selector={
                 "bucket.$": "$.Payload.bucket",
@@ -750,6 +757,16 @@ class ScanWorkflow(Construct):
         return task
 
     def _lambda_retry(self, task: tasks.LambdaInvoke) -> None:
+        """Lambda's own errors (throttling included: CDK's default retrier leaves out
+        Lambda.TooManyRequestsException, so every LambdaInvoke turns it off), then the handler's."""
+        task.add_retry(
+            errors=LAMBDA_SERVICE_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=8,
+            backoff_rate=2,
+            max_delay=Duration.minutes(1),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         task.add_retry(
             errors=HANDLER_TRANSIENT_ERRORS,
             interval=Duration.seconds(5),
