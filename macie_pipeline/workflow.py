@@ -58,6 +58,20 @@ MACIE_TRANSIENT_ERRORS = ["Macie2.InternalServerException", "Macie2.Macie2Except
 JOB_WAITING_STATUSES = ("RUNNING", "IDLE", "PAUSED", "USER_PAUSED")
 
 
+def retry_with_backoff(
+    task: sfn.TaskStateBase, errors: Sequence[str], *, interval: Duration, max_attempts: int, max_delay: Duration,
+) -> None:
+    """Retry ``errors``: exponential backoff (x2) from ``interval``, capped at ``max_delay``, full jitter, bounded."""
+    task.add_retry(
+        errors=list(errors),
+        interval=interval,
+        max_attempts=max_attempts,
+        backoff_rate=2,
+        max_delay=max_delay,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
 @dataclass
 class WorkflowResources:
     """What the workflow calls; the construct creates these and hands them over."""
@@ -248,14 +262,7 @@ class ScanWorkflow(Construct):
             comment="One job for the batch, scoped by the scan-id tag; the client token makes retries create no second job",
         )
         # CreateClassificationJob is limited to about 0.1 requests per second: back off generously.
-        task.add_retry(
-            errors=MACIE_THROTTLING_ERRORS,
-            interval=Duration.seconds(15),
-            max_attempts=8,
-            backoff_rate=2,
-            max_delay=Duration.minutes(5),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry_with_backoff(task, MACIE_THROTTLING_ERRORS, interval=Duration.seconds(15), max_attempts=8, max_delay=Duration.minutes(5))
         self._sdk_retry(task, MACIE_TRANSIENT_ERRORS)
         task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
         return task
@@ -759,32 +766,11 @@ class ScanWorkflow(Construct):
     def _lambda_retry(self, task: tasks.LambdaInvoke) -> None:
         """Lambda's own errors (throttling included: CDK's default retrier leaves out
         Lambda.TooManyRequestsException, so every LambdaInvoke turns it off), then the handler's."""
-        task.add_retry(
-            errors=LAMBDA_SERVICE_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=8,
-            backoff_rate=2,
-            max_delay=Duration.minutes(1),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        task.add_retry(
-            errors=HANDLER_TRANSIENT_ERRORS,
-            interval=Duration.seconds(5),
-            max_attempts=5,
-            backoff_rate=2,
-            max_delay=Duration.minutes(2),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry_with_backoff(task, LAMBDA_SERVICE_ERRORS, interval=Duration.seconds(2), max_attempts=8, max_delay=Duration.minutes(1))
+        retry_with_backoff(task, HANDLER_TRANSIENT_ERRORS, interval=Duration.seconds(5), max_attempts=5, max_delay=Duration.minutes(2))
 
     def _sdk_retry(self, task: sfn.TaskStateBase, errors: Sequence[str]) -> None:
-        task.add_retry(
-            errors=list(errors),
-            interval=Duration.seconds(5),
-            max_attempts=4,
-            backoff_rate=2,
-            max_delay=Duration.minutes(1),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry_with_backoff(task, errors, interval=Duration.seconds(5), max_attempts=4, max_delay=Duration.minutes(1))
 
     def _job_arn_pattern(self) -> str:
         return job_arn_pattern(Stack.of(self))
