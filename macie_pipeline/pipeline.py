@@ -192,7 +192,7 @@ class SensitiveDataScanPipeline(Construct):
                            iam_auth=review_api_iam_auth)
         functions.set_review_api_url(review.url)
         scan = Scan(ctx, options=options, keys=keys, zones=zones, messaging=messaging, macie=macie, functions=functions)
-        zones.guard_vault(functions.transfer.role)
+        zones.guard_zones(functions.transfer.role)
         messaging.allow_results_from(scan.state_machine.role)
         operations = Operations(ctx, trigger=options.trigger, state_machine=scan.state_machine,
                                 ingress_bucket=zones.ingress_bucket, topic=messaging.topic, functions=functions)

@@ -44,6 +44,8 @@ def job_arn_pattern(stack: Stack) -> str:
 # Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
 HANDLER_TRANSIENT_ERRORS = ["TransientError"]
 INVALID_INPUT_ERROR = "InvalidInputError"  # pipeline_common.errors.InvalidInputError
+# Lambda's transient service errors and throttling, as Step Functions names them (Step Functions
+# developer guide, "Handle Lambda service exceptions"); every LambdaInvoke retries all of them.
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
@@ -54,6 +56,20 @@ LAMBDA_SERVICE_ERRORS = [
 MACIE_THROTTLING_ERRORS = ["Macie2.ThrottlingException"]
 MACIE_TRANSIENT_ERRORS = ["Macie2.InternalServerException", "Macie2.Macie2Exception", "Macie2.SdkClientException"]
 JOB_WAITING_STATUSES = ("RUNNING", "IDLE", "PAUSED", "USER_PAUSED")
+
+
+def retry_with_backoff(
+    task: sfn.TaskStateBase, errors: Sequence[str], *, interval: Duration, max_attempts: int, max_delay: Duration,
+) -> None:
+    """Retry ``errors``: exponential backoff (x2) from ``interval``, capped at ``max_delay``, full jitter, bounded."""
+    task.add_retry(
+        errors=list(errors),
+        interval=interval,
+        max_attempts=max_attempts,
+        backoff_rate=2,
+        max_delay=max_delay,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
 
 
 @dataclass
@@ -126,6 +142,7 @@ class ScanWorkflow(Construct):
             self,
             States.PREPARE_SCAN,
             lambda_function=self._r.prepare_scan,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object({"event.$": "$", "executionName.$": "$$.Execution.Name"}),
             result_selector={
                 "scanId.$": "$.Payload.scanId",
@@ -172,6 +189,7 @@ class ScanWorkflow(Construct):
             self,
             "Check integrity",
             lambda_function=self._r.integrity_check,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object({"object.$": "$.staged", "originalKey.$": "$.source.key"}),
             result_selector={
                 "status.$": "$.Payload.status",
@@ -244,14 +262,7 @@ class ScanWorkflow(Construct):
             comment="One job for the batch, scoped by the scan-id tag; the client token makes retries create no second job",
         )
         # CreateClassificationJob is limited to about 0.1 requests per second: back off generously.
-        task.add_retry(
-            errors=MACIE_THROTTLING_ERRORS,
-            interval=Duration.seconds(15),
-            max_attempts=8,
-            backoff_rate=2,
-            max_delay=Duration.minutes(5),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry_with_backoff(task, MACIE_THROTTLING_ERRORS, interval=Duration.seconds(15), max_attempts=8, max_delay=Duration.minutes(5))
         self._sdk_retry(task, MACIE_TRANSIENT_ERRORS)
         task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
         return task
@@ -327,6 +338,7 @@ class ScanWorkflow(Construct):
             self,
             "Evaluate findings",
             lambda_function=self._r.evaluate_findings,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object(
                 {
                     "scanId.$": "$.scanId",
@@ -485,6 +497,7 @@ class ScanWorkflow(Construct):
             self,
             "Wait for reviewer",
             lambda_function=self._r.request_review,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             payload=sfn.TaskInput.from_object(
                 {
@@ -676,6 +689,7 @@ class ScanWorkflow(Construct):
             self,
             name,
             lambda_function=self._r.transfer,
+            retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object(payload),
             result_selector={
                 "bucket.$": "$.Payload.bucket",
@@ -750,24 +764,13 @@ class ScanWorkflow(Construct):
         return task
 
     def _lambda_retry(self, task: tasks.LambdaInvoke) -> None:
-        task.add_retry(
-            errors=HANDLER_TRANSIENT_ERRORS,
-            interval=Duration.seconds(5),
-            max_attempts=5,
-            backoff_rate=2,
-            max_delay=Duration.minutes(2),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        """Lambda's own errors (throttling included: CDK's default retrier leaves out
+        Lambda.TooManyRequestsException, so every LambdaInvoke turns it off), then the handler's."""
+        retry_with_backoff(task, LAMBDA_SERVICE_ERRORS, interval=Duration.seconds(2), max_attempts=8, max_delay=Duration.minutes(1))
+        retry_with_backoff(task, HANDLER_TRANSIENT_ERRORS, interval=Duration.seconds(5), max_attempts=5, max_delay=Duration.minutes(2))
 
     def _sdk_retry(self, task: sfn.TaskStateBase, errors: Sequence[str]) -> None:
-        task.add_retry(
-            errors=list(errors),
-            interval=Duration.seconds(5),
-            max_attempts=4,
-            backoff_rate=2,
-            max_delay=Duration.minutes(1),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry_with_backoff(task, errors, interval=Duration.seconds(5), max_attempts=4, max_delay=Duration.minutes(1))
 
     def _job_arn_pattern(self) -> str:
         return job_arn_pattern(Stack.of(self))

@@ -241,10 +241,15 @@ def test_external_setup_lists_exactly_what_the_imported_resources_need(pipeline)
         "Statement": [{
             "Sid": "AllowMacieServiceLinkedRoleToReadStagedObjects",
             "Effect": "Allow",
-            "Principal": {"AWS": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:{MACIE_SLR}"},
+            # The role is a condition, not the Principal: the key policy stays valid before Macie's
+            # service-linked role exists.
+            "Principal": {"AWS": "*"},
             "Action": "kms:Decrypt",
             "Resource": "*",
-            "Condition": {"StringEquals": {"kms:ViaService": "s3.${AWS::Region}.amazonaws.com"}},
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:{MACIE_SLR}"},
+                "StringEquals": {"kms:CallerAccount": "${AWS::AccountId}", "kms:ViaService": "s3.${AWS::Region}.amazonaws.com"},
+            },
         }],
     }
     assert "EventBridge" in rendered[1]["description"] and "versioning" in rendered[1]["description"]
@@ -343,7 +348,11 @@ def test_an_imported_vault_and_a_bus_of_another_account_are_listed_not_dropped()
         "Sid": "OnlyThePipelineWritesToTheVault",
         "Effect": "Deny",
         "Principal": {"AWS": "*"},
-        "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
+        "Action": [
+            "s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl", "s3:PutObjectTagging", "s3:PutObjectVersionTagging",
+            "s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+            "s3:ReplicateObject", "s3:ReplicateTags", "s3:ReplicateDelete", "s3:UpdateObjectEncryption",
+        ],
         "Resource": "arn:${AWS::Partition}:s3:::existing-vault-bucket/*",
         "Condition": {"ArnNotEquals": {"aws:PrincipalArn": f"${{{role}.Arn}}"}},
     }]

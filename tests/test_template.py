@@ -86,6 +86,50 @@ def test_every_task_retries_transient_errors_and_catches_everything(sample):
         assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), f"{path} has no Catch for States.ALL"
 
 
+#: Each integration's throttling and transient errors as Step Functions names them (Step Functions
+#: developer guide: "Handle Lambda service exceptions"; "Add EventBridge events with Step Functions":
+#: a non-zero FailedEntryCount, throttled entries included, fails the task with EventBridge.FailedEntry;
+#: AWS SDK integrations name undeclared error codes such as SlowDown <Service>.<Service>Exception).
+THROTTLING_AND_TRANSIENT = {
+    "arn:aws:states:::lambda:invoke": [
+        "Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException", "Lambda.ClientExecutionTimeoutException",
+    ],
+    "arn:aws:states:::sns:publish": ["SNS.ThrottledException", "SNS.KMSThrottlingException", "SNS.InternalErrorException"],
+    "arn:aws:states:::events:putEvents": ["EventBridge.FailedEntry", "EventBridge.InternalException"],
+    "arn:aws:states:::aws-sdk:s3:": ["S3.S3Exception", "S3.SdkClientException"],
+    "arn:aws:states:::aws-sdk:macie2:": [
+        "Macie2.ThrottlingException", "Macie2.InternalServerException", "Macie2.Macie2Exception", "Macie2.SdkClientException",
+    ],
+}
+
+
+def retry_problems(definition: dict) -> list[str]:
+    """Every Task state whose integration's throttling or transient errors are not all retried with
+    a bounded, jittered exponential backoff (one problem per state and error)."""
+    problems = []
+    for path, _, state in walk_states(definition["States"]):
+        if state["Type"] != "Task":
+            continue
+        resource = state["Resource"].removesuffix(".waitForTaskToken")
+        [errors] = [e for prefix, e in THROTTLING_AND_TRANSIENT.items() if resource.startswith(prefix)] or [None]
+        if errors is None:
+            problems.append(f"{path}: no known errors for {resource}")
+            continue
+        for error in errors:
+            retrier = next((r for r in state.get("Retry", []) if {error, "States.TaskFailed", "States.ALL"} & set(r["ErrorEquals"])), None)
+            if retrier is None:
+                problems.append(f"{path}: {error} is not retried")
+            elif not (retrier.get("JitterStrategy") == "FULL" and retrier.get("BackoffRate", 2) > 1
+                      and 2 <= retrier["MaxAttempts"] <= 10 and retrier.get("MaxDelaySeconds")):
+                problems.append(f"{path}: {error} is retried without a bounded, jittered backoff: {retrier}")
+    return problems
+
+
+def test_every_task_retries_its_services_throttling_and_transient_errors(sample):
+    assert retry_problems(sample.definition) == []
+
+
 def test_state_names_are_the_documented_contract(sample):
     names = {name for _, name, _ in walk_states(sample.definition["States"])}
     assert {
@@ -224,12 +268,16 @@ def test_keys_rotate_and_macie_may_decrypt_only_through_s3(sample):
         s
         for k in keys.values()
         for s in k["Properties"]["KeyPolicy"]["Statement"]
-        if MACIE_SLR in json.dumps(s.get("Principal", {}))
+        if MACIE_SLR in json.dumps(s)
     ]
     assert len(macie) == 1
     [statement] = macie
     assert statement["Action"] == "kms:Decrypt"
     assert statement["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    # The role is bound by condition (a principal that does not exist yet would make KMS reject the policy).
+    assert statement["Principal"] == {"AWS": "*"}
+    assert MACIE_SLR in json.dumps(statement["Condition"]["ArnEquals"]["aws:PrincipalArn"])
+    assert statement["Condition"]["StringEquals"]["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
 
 
 def test_no_role_can_delete_from_the_vault_or_write_to_ingress(sample):

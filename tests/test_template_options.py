@@ -23,6 +23,7 @@ from macie_pipeline import (
 )
 from support.asl import run_asl_validator
 from template_support import masked, synthesize, walk_states
+from test_template import retry_problems
 
 
 def _build(app: cdk.App) -> cdk.Stack:
@@ -62,6 +63,10 @@ def test_nag_passes_and_asl_is_valid_with_every_option(options):
     assert [v.rule_name for v in options.nag_report.violations] == []
     ok, output = run_asl_validator(options.definition)
     assert ok, output
+
+
+def test_every_task_retries_its_services_throttling_and_transient_errors(options):
+    assert retry_problems(options.definition) == []
 
 
 def test_missing_discovery_results_location_is_a_synth_warning(options):

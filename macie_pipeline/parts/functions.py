@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import jsii
-from aws_cdk import Duration, IStableStringProducer, Lazy, Size
+from aws_cdk import Aws, Duration, IStableStringProducer, Lazy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
@@ -135,10 +135,12 @@ class Functions:
         writable = (zones.quarantine_bucket, zones.review_bucket, zones.vault_bucket)
         allow(
             fn,
-            ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
-             "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
             [b.arn_for_objects("*") for b in readable],
         )
+        # A move deletes its verified source version, in quarantine or review (always by version id).
+        # Never in ingress: the workflow's "Delete ingress version" does that, after the scan.
+        allow(fn, ["s3:DeleteObjectVersion"], [b.arn_for_objects("*") for b in (zones.quarantine_bucket, zones.review_bucket)])
         allow(
             fn,
             ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:GetObject", "s3:GetObjectVersion",
@@ -165,7 +167,7 @@ class Functions:
             environment=IntegrityCheckEnvironment(),
         )
         staged = zones.quarantine_bucket.arn_for_objects(STAGING_PREFIX + "*")
-        allow(fn, ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"], [staged])
+        allow(fn, ["s3:GetObject", "s3:GetObjectVersion"], [staged])
         allow(fn, ["s3:ListBucket"], [zones.quarantine_bucket.bucket_arn])
         allow(fn, ["kms:Decrypt"], [self._keys.data_key.key_arn])
         acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(staged)}]", OBJECT_ARN_REASON)
@@ -188,7 +190,17 @@ class Functions:
         if results_bucket is not None:
             allow(fn, ["s3:GetObject"], [results_bucket.arn_for_objects("*")])
             allow(fn, ["s3:ListBucket"], [results_bucket.bucket_arn])
-            allow(fn, ["kms:Decrypt"], [macie.results_key.key_arn])
+            # The results may share the data key (configure_discovery_results): decrypt only what S3
+            # reads from the results bucket. With an S3 Bucket Key the encryption context is the
+            # bucket's ARN, without one the object's.
+            fn.add_to_role_policy(iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[macie.results_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"},
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [results_bucket.bucket_arn, results_bucket.arn_for_objects("*")]},
+                },
+            ))
             acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(results_bucket.arn_for_objects('*'))}]", OBJECT_ARN_REASON)
         acknowledge(fn.role, "AwsSolutions-IAM5[Resource::*]",
                     "macie2:ListFindings, GetFindings and GetClassificationExportConfiguration have no resource-level "

@@ -26,6 +26,28 @@ def alarms_key_statement() -> iam.PolicyStatement:
     )
 
 
+def macie_decrypt_statement() -> iam.PolicyStatement:
+    """The key policy statement that lets Macie's service-linked role decrypt staged objects, through S3 only.
+
+    The role is named in a condition, not as the Principal: KMS rejects a key policy whose principal does
+    not exist (CreateKey/PutKeyPolicy: "The principals in the key policy must exist and be visible to
+    KMS"), and the role exists only once Macie was enabled in the account - never yet in a new account,
+    and not yet while ``create_macie_session`` creates the session alongside the key. ``aws:PrincipalArn``
+    is the role's ARN for its sessions, ``kms:CallerAccount`` keeps the statement to this account (as in
+    the key policies of AWS managed keys) and ``kms:ViaService`` to S3 in this Region.
+    """
+    return iam.PolicyStatement(
+        sid="AllowMacieServiceLinkedRoleToReadStagedObjects",
+        principals=[iam.AnyPrincipal()],
+        actions=["kms:Decrypt"],
+        resources=["*"],
+        conditions={
+            "ArnEquals": {"aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{MACIE_SERVICE_LINKED_ROLE}"},
+            "StringEquals": {"kms:CallerAccount": Aws.ACCOUNT_ID, "kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"},
+        },
+    )
+
+
 class Keys:
     """``data_key``: the key you passed as ``encryption_key``, or a created one; Macie's
     service-linked role may decrypt through S3 only. ``operations_key``: always created."""
@@ -38,13 +60,7 @@ class Keys:
             "encryption_key",
             self.data_key,
             "key policy",
-            iam.PolicyStatement(
-                sid="AllowMacieServiceLinkedRoleToReadStagedObjects",
-                principals=[iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{MACIE_SERVICE_LINKED_ROLE}")],
-                actions=["kms:Decrypt"],
-                resources=["*"],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
-            ),
+            macie_decrypt_statement(),
             "Required. Macie's service-linked role must decrypt the staged objects (quarantine bucket, SSE-KMS "
             "with this key): without it Macie skips every object, no object is proven analysed and every object "
             "goes to review. The pipeline's own roles get IAM policies for the key, which work if the key policy "

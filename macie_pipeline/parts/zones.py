@@ -49,25 +49,33 @@ class Zones:
             removal_policy=self._ctx.removal_policy, **settings,
         )
 
-    def guard_vault(self, writer: iam.IRole) -> None:
-        """Defence in depth: only ``writer`` (the transfer role) may write to the vault, whatever else an
-        account's identity policies allow. (Changing this policy is itself a visible act.)"""
+    def guard_zones(self, writer: iam.IRole) -> None:
+        """Defence in depth: only ``writer`` (the transfer role, the one role that writes objects into
+        any zone) may write to quarantine, review or the vault, whatever else an account's identity
+        policies allow. (Changing these policies is itself a visible act.)
+
+        Quarantine and review are guarded as the vault is: Macie scans ``scans/<scan>/<key>`` in
+        quarantine and the verdict is applied to that exact version, so an overwrite or a tag change
+        there between staging and the scan is the same bypass as a write into the vault."""
+        for setting, bucket, sid in (
+            ("quarantine_bucket", self.quarantine_bucket, "OnlyThePipelineWritesToQuarantine"),
+            ("review_bucket", self.review_bucket, "OnlyThePipelineWritesToReview"),
+        ):
+            self._ctx.apply_or_record(
+                setting, bucket, "bucket policy", write_guard(sid, bucket, writer),
+                "Denies object writes, tag and retention changes to every principal but the pipeline's transfer role.",
+            )
         self._ctx.apply_or_record(
             "vault_bucket",
             self.vault_bucket,
             "bucket policy",
-            iam.PolicyStatement(
-                sid="OnlyThePipelineWritesToTheVault",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
-                resources=[self.vault_bucket.arn_for_objects("*")],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
-            ),
-            "Required for the vault guarantee. Denies object writes and tag changes to every principal but the "
-            "pipeline's transfer role. Without it, anyone your IAM policies allow can put objects into the vault "
-            "that were never scanned: the construct's 'only the pipeline writes to the vault' holds only with it. "
-            "Existing objects are not affected.",
+            write_guard("OnlyThePipelineWritesToTheVault", self.vault_bucket, writer),
+            "Required for the vault guarantee. Denies object writes (PutObject, CopyObject, multipart "
+            "uploads, replication into the bucket), tag, ACL, retention and encryption changes to every "
+            "principal but the pipeline's transfer role. Without it, anyone your IAM policies allow can put "
+            "objects into the vault that were never scanned: the construct's 'only the pipeline writes to "
+            "the vault' holds only with it. Existing objects are not affected; replication out of the vault "
+            "is not affected (the destination's policy governs it).",
         )
 
     def _adopt_ingress_bucket(self, bucket: s3.IBucket, trigger_kind: str) -> None:
@@ -87,3 +95,43 @@ class Zones:
             )
         steps.append("turn on versioning (the pipeline pins object versions; unversioned events are rejected)")
         self._ctx.record("ingress_bucket", bucket.bucket_arn, "bucket configuration", "Required. " + "; ".join(steps) + ".")
+
+
+#: Every S3 action that writes an object into a bucket, or changes an object's tags, ACL, retention,
+#: legal hold or encryption (Service Authorization Reference, "Actions defined by Amazon S3").
+#: s3:PutObject also authorises CopyObject into the bucket and every multipart upload call.
+#: s3:Replicate* are checked on the *destination* bucket: they stop replication into a zone, never a
+#: replication out of it. Deliberately absent: s3:RestoreObject (a temporary readable copy of the same
+#: version; nothing is written), s3:BypassGovernanceRetention and s3:ObjectOwnerOverrideToBucketOwner
+#: (they only qualify a write or delete denied here or not guarded), s3:InitiateReplication (checked on
+#: the source bucket: replicating out of a zone), and deletes (a delete never puts an unscanned
+#: object anywhere; see README "Known limits").
+OBJECT_WRITE_ACTIONS = (
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersionTagging",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:ReplicateObject",
+    "s3:ReplicateTags",
+    "s3:ReplicateDelete",
+    "s3:UpdateObjectEncryption",
+)
+
+
+def write_guard(sid: str, bucket: s3.IBucket, writer: iam.IRole) -> iam.PolicyStatement:
+    """The bucket policy statement that denies every object write (:data:`OBJECT_WRITE_ACTIONS`) in
+    ``bucket`` to every principal but ``writer``. A service principal without a role has no
+    ``aws:PrincipalArn``, so ``ArnNotEquals`` holds and it is denied too."""
+    return iam.PolicyStatement(
+        sid=sid,
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=list(OBJECT_WRITE_ACTIONS),
+        resources=[bucket.arn_for_objects("*")],
+        conditions={"ArnNotEquals": {"aws:PrincipalArn": writer.role_arn}},
+    )

@@ -246,6 +246,19 @@ def test_transient_handler_errors_are_retried(sample):
     assert sum(1 for kind, _ in engine.waits if kind == "retry") == 3
 
 
+def test_throttled_lambda_invocations_are_retried(sample):
+    """Lambda throttles the workflow's first two invocations (Prepare scan): Step Functions names the
+    error Lambda.TooManyRequestsException, which every Lambda task retries before any Catch."""
+    def setup(engine):
+        engine.fail_call("lambda", "Invoke", "TooManyRequestsException", times=2, caller="workflow", status=429)
+    result, engine = run(sample, {"clean.csv": CLEAN}, setup=setup)
+    assert result.by_key("clean.csv").outcome == "VAULT"
+    assert [e.status for e in result.executions] == ["SUCCEEDED"]
+    assert sum(1 for kind, _ in engine.waits if kind == "retry") == 2
+    failed = [e for e in result.executions[0].history if e.get("type") == "TaskFailed"]
+    assert [e["taskFailedEventDetails"]["error"] for e in failed] == ["Lambda.TooManyRequestsException"] * 2
+
+
 def test_unknown_verdict_from_a_faulty_evaluator_never_reaches_the_vault(sample):
     def setup(engine):
         def tamper(result):
