@@ -46,6 +46,7 @@ EVENT_SOURCE: str = _contract.EVENT_SOURCE
 EVENT_DETAIL_TYPE: str = _contract.EVENT_DETAIL_TYPE
 STAGING_PREFIX: str = _contract.STAGING_PREFIX
 DENIED_PREFIX: str = _contract.DENIED_PREFIX
+SUPERSEDED_PREFIX: str = _contract.SUPERSEDED_PREFIX
 DISCOVERY_RESULTS_PREFIX: str = _contract.DISCOVERY_RESULTS_PREFIX
 States = _contract.States
 InvalidEnvironment = _contract.InvalidEnvironment

@@ -2,8 +2,9 @@
 
 Two layers, both for the ``python3.13`` runtime on ``x86_64``:
 
-* :func:`build_runtime_layer`: Powertools for AWS Lambda plus the pipeline's shared package
-  ``pipeline_common`` (every function uses it);
+* :func:`build_runtime_layer`: the AWS SDK (boto3, botocore, s3transfer, pinned to the versions the
+  tests run with, so no function depends on the SDK the Lambda runtime happens to bundle), Powertools
+  for AWS Lambda, and the pipeline's shared package ``pipeline_common`` (every function uses them);
 * :func:`build_pandas_layer`: pandas and fastparquet (with numpy, cramjam, fsspec), for the integrity
   check only; no pyarrow (too large for a layer), then trimmed of test suites, type stubs and caches.
 
@@ -40,8 +41,10 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 __all__ = [
     "LAMBDA_CODE_DIR",
+    "LAYER_CONSTRAINTS",
     "PANDAS_REQUIREMENTS",
     "RUNTIME_REQUIREMENTS",
+    "SDK_REQUIREMENTS",
     "build_info",
     "build_pandas_layer",
     "build_runtime_layer",
@@ -51,11 +54,23 @@ __all__ = [
     "shared_code_dir",
 ]
 
-RUNTIME_REQUIREMENTS: tuple[str, ...] = ("aws-lambda-powertools==3.37.0",)
+# The SDK the handlers call, as pinned in requirements-dev.txt (boto3, botocore) and as installed with
+# them in the test environment (s3transfer): the handlers use options the runtime's bundled SDK may
+# lack (response_checksum_validation needs botocore 1.36+). /opt/python comes before the runtime's
+# own SDK on sys.path, so these are the versions the functions import (AWS's advice for production).
+SDK_REQUIREMENTS: tuple[str, ...] = ("boto3==1.44.5", "botocore==1.44.5", "s3transfer==0.19.3")
+RUNTIME_REQUIREMENTS: tuple[str, ...] = (*SDK_REQUIREMENTS, "aws-lambda-powertools==3.37.0")
 PANDAS_REQUIREMENTS: tuple[str, ...] = ("pandas==3.1.1", "fastparquet==2026.9.0", "numpy==2.4.6")
-# The layer is on sys.path before the runtime's own boto3/botocore, which need python-dateutil<3:
-# never let pandas pull a newer python-dateutil into /opt/python where it would shadow the runtime's.
-PANDAS_CONSTRAINTS: tuple[str, ...] = ("python-dateutil>=2.8.2,<3",)
+# Both layers are unpacked into the same /opt/python: the packages both need (botocore and pandas
+# both need python-dateutil, which needs six) are pinned to one version, so the files one layer
+# overwrites are the same files. The SDK's other dependencies are pinned too, so a layer's content
+# depends only on this module.
+LAYER_CONSTRAINTS: tuple[str, ...] = (
+    "python-dateutil==2.9.0.post0",
+    "six==1.17.0",
+    "jmespath==1.1.0",
+    "urllib3==2.8.0",
+)
 
 PIP_TARGET_OPTIONS: tuple[str, ...] = (
     "--platform",
@@ -223,6 +238,11 @@ def _pip_install(target: Path, requirements: Sequence[str], constraints: Sequenc
     )
 
 
+def _installed(site: Path) -> list[str]:
+    """``name-version`` of every distribution pip installed into ``site``."""
+    return sorted(p.name[: -len(".dist-info")] for p in site.glob("*.dist-info"))
+
+
 def _trim(site: Path) -> None:
     """Remove what a Lambda function never uses; only inside ``site`` (the layer's python/ folder)."""
     shutil.rmtree(site / "bin", ignore_errors=True)
@@ -290,16 +310,23 @@ def build_runtime_layer(cache_dir: Optional[Path] = None) -> Path:
     """Powertools for AWS Lambda and ``pipeline_common``, laid out as a layer (``<dir>/python/...``)."""
     shared = shared_code_dir()
     fingerprint = _fingerprint(
-        ["runtime", LAYER_FORMAT_VERSION, *PIP_TARGET_OPTIONS, *RUNTIME_REQUIREMENTS], trees=[shared]
+        ["runtime", LAYER_FORMAT_VERSION, *PIP_TARGET_OPTIONS, *RUNTIME_REQUIREMENTS, *LAYER_CONSTRAINTS],
+        trees=[shared],
     )
 
     def populate(layer: Path) -> dict:
         site = layer / "python"
-        _pip_install(site, RUNTIME_REQUIREMENTS, (), "runtime")
+        _pip_install(site, RUNTIME_REQUIREMENTS, LAYER_CONSTRAINTS, "runtime")
         shutil.rmtree(site / "bin", ignore_errors=True)
         shutil.copytree(shared, site / SHARED_PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
         size = directory_size(layer)
-        return {"requirements": list(RUNTIME_REQUIREMENTS), "sharedCode": SHARED_PACKAGE, "unzippedBytes": size}
+        return {
+            "requirements": list(RUNTIME_REQUIREMENTS),
+            "constraints": list(LAYER_CONSTRAINTS),
+            "installed": _installed(site),
+            "sharedCode": SHARED_PACKAGE,
+            "unzippedBytes": size,
+        }
 
     return _build("runtime", cache_dir, fingerprint, populate)
 
@@ -312,7 +339,7 @@ def build_pandas_layer(cache_dir: Optional[Path] = None) -> Path:
             LAYER_FORMAT_VERSION,
             *PIP_TARGET_OPTIONS,
             *PANDAS_REQUIREMENTS,
-            *PANDAS_CONSTRAINTS,
+            *LAYER_CONSTRAINTS,
             *TRIM_TEST_DIRS_IN,
             *TRIM_SUFFIXES,
         ]
@@ -320,7 +347,7 @@ def build_pandas_layer(cache_dir: Optional[Path] = None) -> Path:
 
     def populate(layer: Path) -> dict:
         site = layer / "python"
-        _pip_install(site, PANDAS_REQUIREMENTS, PANDAS_CONSTRAINTS, "pandas")
+        _pip_install(site, PANDAS_REQUIREMENTS, LAYER_CONSTRAINTS, "pandas")
         if (site / "pyarrow").exists():
             raise RuntimeError("pyarrow was pulled into the pandas layer: it does not fit in a Lambda layer")
         before = directory_size(layer)
@@ -328,11 +355,10 @@ def build_pandas_layer(cache_dir: Optional[Path] = None) -> Path:
         after = directory_size(layer)
         if after > MAX_LAYER_BYTES:
             raise RuntimeError(f"the pandas layer weighs {after} bytes unzipped, over Lambda's {MAX_LAYER_BYTES}")
-        installed = sorted(p.name[: -len(".dist-info")] for p in site.glob("*.dist-info"))
         return {
             "requirements": list(PANDAS_REQUIREMENTS),
-            "constraints": list(PANDAS_CONSTRAINTS),
-            "installed": installed,
+            "constraints": list(LAYER_CONSTRAINTS),
+            "installed": _installed(site),
             "unzippedBytesBeforeTrim": before,
             "unzippedBytes": after,
         }

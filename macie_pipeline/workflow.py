@@ -28,6 +28,7 @@ from .contract import (  # noqa: F401 - EVENT_DETAIL_TYPE and EVENT_SOURCE are r
     EVENT_DETAIL_TYPE,
     EVENT_SOURCE,
     STAGING_PREFIX,
+    SUPERSEDED_PREFIX,
     TAG_FINDINGS,
     TAG_OUTCOME,
     TAG_SCAN_ID,
@@ -442,9 +443,11 @@ class ScanWorkflow(Construct):
                 "operation": "move",
                 "source.$": "$.item.staged",
                 "destination": {"bucket": self._r.vault_bucket.bucket_name, "key.$": "$.item.source.key"},
+                "supersededDestination": self._superseded_destination(),
                 "tags": tags("VAULT"),
             },
             result_path="$.location",
+            ordered=True,
         )
         hold = self._transfer(
             States.HOLD_FOR_REVIEW,
@@ -466,7 +469,9 @@ class ScanWorkflow(Construct):
         )
         for task in (promote, hold, quarantine):
             task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
-        promote.next(self._report_object("Report promoted", "VAULT"))
+        promote.next(
+            self._superseded_or("Superseded?", self._report_object("Report promoted", "VAULT"), "Report superseded", review=False)
+        )
         hold.next(self._report_object("Report held for review", "REVIEW_PENDING"))
         quarantine.next(self._report_object("Report quarantined", "QUARANTINED"))
 
@@ -550,11 +555,20 @@ class ScanWorkflow(Construct):
                 "operation": "move",
                 "source.$": "$.location",
                 "destination": {"bucket": self._r.vault_bucket.bucket_name, "key.$": "$.item.source.key"},
+                "supersededDestination": self._superseded_destination(),
                 "tags": tags("APPROVED"),
             },
             result_path="$.location",
+            ordered=True,
         )
-        approve.next(self._report_object("Report approved", "APPROVED"))
+        approve.next(
+            self._superseded_or(
+                "Approved version superseded?",
+                self._report_object("Report approved", "APPROVED"),
+                "Report approved superseded",
+                review=True,
+            )
+        )
         # No answer in time is a denial, but never a deletion: only an explicit DENY deletes.
         deny = self._transfer(
             "Return to quarantine",
@@ -684,22 +698,43 @@ class ScanWorkflow(Construct):
         return put.next(fail)
 
     # ------------------------------------------------------------------ building blocks
-    def _transfer(self, name: str, payload: dict, *, result_path: str) -> tasks.LambdaInvoke:
+    def _transfer(self, name: str, payload: dict, *, result_path: str, ordered: bool = False) -> tasks.LambdaInvoke:
+        """``ordered``: a promotion to the vault, whose result also says whether the version was superseded."""
+        selected = {
+            "bucket.$": "$.Payload.bucket",
+            "key.$": "$.Payload.key",
+            "versionId.$": "$.Payload.versionId",
+        }
+        if ordered:
+            selected.update({"superseded.$": "$.Payload.superseded", "supersededBy.$": "$.Payload.supersededBy"})
         task = tasks.LambdaInvoke(
             self,
             name,
             lambda_function=self._r.transfer,
             retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object(payload),
-            result_selector={
-                "bucket.$": "$.Payload.bucket",
-                "key.$": "$.Payload.key",
-                "versionId.$": "$.Payload.versionId",
-            },
+            result_selector=selected,
             result_path=result_path,
         )
         self._lambda_retry(task)
         return task
+
+    def _superseded_destination(self) -> dict:
+        """Where a promotion keeps a version the vault already has a newer one of: quarantine superseded/<scan>/<key>."""
+        return {
+            "bucket": self._r.quarantine_bucket.bucket_name,
+            "key.$": f"States.Format('{SUPERSEDED_PREFIX}{{}}/{{}}', $.scanId, $.item.source.key)",
+        }
+
+    def _superseded_or(self, name: str, promoted: sfn.IChainable, superseded_report: str, *, review: bool) -> sfn.Choice:
+        """After a promotion: its own report, or a SUPERSEDED result event when the transfer kept the
+        version aside because the vault's current version of the key came from a newer upload."""
+        superseded = self._report_object(superseded_report, "SUPERSEDED", review=review)
+        return (
+            sfn.Choice(self, name)
+            .when(sfn.Condition.boolean_equals("$.location.superseded", True), superseded)
+            .otherwise(promoted)
+        )
 
     def _verdict_tags(self, outcome: str) -> dict:
         return {
@@ -709,7 +744,7 @@ class ScanWorkflow(Construct):
             TAG_OUTCOME: outcome,
         }
 
-    def _report_object(self, name: str, outcome: str) -> tasks.EventBridgePutEvents:
+    def _report_object(self, name: str, outcome: str, *, review: bool = False) -> tasks.EventBridgePutEvents:
         detail = {
             "scanId.$": "$.scanId",
             "executionArn.$": "$$.Execution.Id",
@@ -721,7 +756,7 @@ class ScanWorkflow(Construct):
             "findings.$": "$.item.findings",
             "reasons.$": "$.item.reasons",
         }
-        if outcome in ("APPROVED", "DENIED", "DELETED"):
+        if review or outcome in ("APPROVED", "DENIED", "DELETED"):
             detail["review.$"] = "$.review"
         task = self._put_event(name, detail)
         task.add_catch(

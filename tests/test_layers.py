@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +64,61 @@ def test_runtime_layer_contents(runtime_layer):
     assert layers.directory_size(runtime_layer) + layers.directory_size(layers.build_pandas_layer()) < 250 * MB
 
 
+def _dev_pins() -> dict[str, str]:
+    """``name -> version`` of every ``name==version`` line of requirements-dev.txt."""
+    pins = {}
+    for line in (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9_.\[\]-]+)==([^\s;#]+)", line.strip())
+        if match:
+            pins[match.group(1).split("[")[0].lower()] = match.group(2)
+    return pins
+
+
+def _sdk_pins() -> dict[str, str]:
+    return dict(r.split("==") for r in layers.SDK_REQUIREMENTS)
+
+
+def test_the_layer_pins_the_sdk_the_tests_run_with():
+    """boto3 and botocore as requirements-dev.txt pins them; s3transfer as installed with them."""
+    pins = _sdk_pins()
+    assert set(pins) == {"boto3", "botocore", "s3transfer"}
+    dev = _dev_pins()
+    assert (pins["boto3"], pins["botocore"]) == (dev["boto3"], dev["botocore"])
+    for name, version in pins.items():
+        assert importlib.metadata.version(name) == version, name
+    assert set(layers.SDK_REQUIREMENTS) <= set(layers.RUNTIME_REQUIREMENTS)
+
+
+@pytest.mark.slow
+def test_runtime_layer_holds_exactly_the_pinned_sdk(runtime_layer):
+    site = runtime_layer / "python"
+    installed = dict(name.rsplit("-", 1) for name in layers.build_info(runtime_layer)["installed"])
+    for name, version in _sdk_pins().items():
+        assert installed.get(name) == version, (name, installed.get(name))
+        assert [p.name for p in site.glob(f"{name}-*.dist-info")] == [f"{name}-{version}.dist-info"]
+    # The packages both layers unpack into /opt/python are the same versions in both.
+    pandas_installed = dict(n.rsplit("-", 1) for n in layers.build_info(layers.build_pandas_layer())["installed"])
+    shared = set(installed) & set(pandas_installed)
+    assert {"python_dateutil", "six"} <= shared
+    assert {n: installed[n] for n in shared} == {n: pandas_installed[n] for n in shared}
+
+
+def _unzipped_mb(path: Path) -> float:
+    return layers.directory_size(path) / MB
+
+
+@pytest.mark.slow
+def test_integrity_function_fits_lambdas_unzipped_limit(pandas_layer, runtime_layer):
+    """Lambda's limit: 250 MB unzipped for the function's code and all its layers together."""
+    code = ROOT / "lambda" / "integrity_check"
+    figures = {"runtime layer": _unzipped_mb(runtime_layer), "pandas layer": _unzipped_mb(pandas_layer),
+               "integrity_check code": _unzipped_mb(code)}
+    total = sum(figures.values())
+    print("\n" + ", ".join(f"{name}: {mb:.1f} MiB" for name, mb in figures.items()) + f"; total {total:.1f} MiB")
+    assert total * MB < layers.MAX_LAYER_BYTES, f"{total:.1f} MiB unzipped, over Lambda's 250 MiB (262,144,000 bytes)"
+    assert layers.MAX_LAYER_BYTES == 250 * MB
+
+
 @pytest.mark.slow
 def test_second_call_returns_the_cached_layer(pandas_layer, runtime_layer, monkeypatch):
     stamps = {p: (p.parent / layers.BUILD_INFO_FILE).stat().st_mtime_ns for p in (pandas_layer, runtime_layer)}
@@ -103,6 +160,10 @@ def test_layers_work_on_the_lambda_runtime_python(pandas_layer, runtime_layer):
         import pandas, fastparquet, integrity_core
         import pipeline_common.errors, pipeline_common.constants
         from aws_lambda_powertools import Logger
+        import boto3, botocore, s3transfer
+        for module in (boto3, botocore, s3transfer):
+            assert module.__file__.startswith(sys.argv[2]), module.__file__  # the layer's, not another copy
+        print("sdk", boto3.__version__, botocore.__version__, s3transfer.__version__)
         assert "pyarrow" not in sys.modules
         buffer = io.BytesIO()
         pandas.DataFrame({"a": range(10)}).to_parquet(buffer, engine="fastparquet")
@@ -118,7 +179,8 @@ def test_layers_work_on_the_lambda_runtime_python(pandas_layer, runtime_layer):
     # -B: the cached layers are deployment assets, never write byte code into them
     completed = subprocess.run([exe, "-I", "-S", "-B", "-c", script, *paths], capture_output=True, text=True, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.strip() == "ok (3, 13)"
+    pins = _sdk_pins()
+    assert completed.stdout.split("\n")[:2] == [f"sdk {pins['boto3']} {pins['botocore']} {pins['s3transfer']}", "ok (3, 13)"]
 
 
 # ---------------------------------------------------------------------------------------------- build logic (fake pip)
@@ -181,6 +243,17 @@ def test_shared_code_changes_give_a_new_runtime_layer(tmp_path, fake_pip, monkey
     assert second != first
     assert "NEW = 1" in (second / "python" / "pipeline_common" / "constants.py").read_text()
     assert fake_pip == ["runtime", "runtime"]
+
+
+def test_sdk_pin_changes_give_a_new_runtime_layer(tmp_path, fake_pip, monkeypatch):
+    first = layers.build_runtime_layer(tmp_path)
+    newer = tuple(r.replace("botocore==", "botocore==9.") for r in layers.RUNTIME_REQUIREMENTS)
+    monkeypatch.setattr(layers, "RUNTIME_REQUIREMENTS", newer)
+    second = layers.build_runtime_layer(tmp_path)
+    monkeypatch.setattr(layers, "LAYER_CONSTRAINTS", (*layers.LAYER_CONSTRAINTS[:-1], "urllib3==1.0"))
+    third = layers.build_runtime_layer(tmp_path)
+    assert len({first, second, third}) == 3
+    assert fake_pip == ["runtime"] * 3
 
 
 def test_pip_failure_asks_for_a_prebuilt_layer(tmp_path, monkeypatch):

@@ -4,12 +4,20 @@ Copies use boto3's managed copy (multipart above ``MULTIPART_THRESHOLD``), carry
 content headers and tags, are verified against the source, and only then (for a move) is the source
 version deleted. Every copy records its source version and ETag in its metadata, which makes a retry
 after a partial move find the finished copy instead of failing.
+
+A request with ``supersededDestination`` (the promotions to the vault) follows the ordering rule: an
+older ingress version never becomes the destination's current version over a newer one. The version
+goes to ``supersededDestination`` instead, and the result says ``superseded: true``. The copy to the
+destination is a conditional write (If-Match the current version's ETag, or If-None-Match * when
+there is none), so a promotion that raced in between makes this one fail with TransientError and the
+retry decides again on what is current then.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from typing import Any, Mapping, NoReturn
 
 from boto3.s3.transfer import TransferConfig
@@ -26,6 +34,9 @@ from pipeline_common.transient import error_code, is_transient
 from transfer_core import TransferRequest
 
 logger = get_logger("transfer")
+
+# The requests that create the destination object (single-part and multipart copy).
+CREATING_OPERATIONS = ("CopyObject", "CompleteMultipartUpload")
 
 # Objects of at least this size are copied with UploadPartCopy (CopyObject's limit is 5 GiB).
 MULTIPART_THRESHOLD = 5 * 1024**3
@@ -116,20 +127,47 @@ def _put_tags(s3: Any, bucket: str, key: str, version_id: str, tags: Mapping[str
         _fail(error, "PutObjectTagging", on_source=on_source)
 
 
+def _copy_failed(error: Exception, request: TransferRequest, *, conditional: bool) -> NoReturn:
+    """A conditional copy that lost a race is retried (the retry decides again); the rest as _fail."""
+    if conditional and isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if transfer_core.is_write_conflict(error_code(error), status):
+            raise TransientError(
+                f"s3://{request.destination_bucket}/{request.destination_key} changed while this version was "
+                f"promoted ({error_code(error)}); retry to decide again"
+            ) from error
+    _fail(error, "copy", on_source=True)
+
+
 def _managed_copy(
-    s3: Any, request: TransferRequest, source_head: Mapping[str, Any], tags: Mapping[str, str], multipart: bool
+    s3: Any,
+    request: TransferRequest,
+    source_head: Mapping[str, Any],
+    tags: Mapping[str, str],
+    multipart: bool,
+    condition: Mapping[str, str],
 ) -> str | None:
-    """Copy the pinned version; returns the new destination version id (None if S3 did not report one)."""
+    """Copy the pinned version; returns the new destination version id (None if S3 did not report one).
+
+    ``condition`` (IfMatch or IfNoneMatch) goes on the request that creates the object: CopyObject,
+    or CompleteMultipartUpload for a multipart copy (S3 takes no condition on UploadPartCopy, and
+    s3transfer passes none through its ExtraArgs, hence the parameter hook).
+    """
     captured: list[str] = []
 
     def capture(parsed: Any = None, **_: Any) -> None:
         if isinstance(parsed, dict) and parsed.get("VersionId"):
             captured.append(parsed["VersionId"])
 
+    def add_condition(params: dict, **_: Any) -> None:
+        params.update(condition)
+
     token = uuid.uuid4().hex
-    events = ("after-call.s3.CopyObject", "after-call.s3.CompleteMultipartUpload")
-    for name in events:
-        s3.meta.events.register(name, capture, unique_id=f"transfer-{token}-{name}")
+    hooks = [(f"after-call.s3.{op}", capture) for op in CREATING_OPERATIONS]
+    if condition:
+        hooks += [(f"before-parameter-build.s3.{op}", add_condition) for op in CREATING_OPERATIONS]
+    for name, hook in hooks:
+        s3.meta.events.register(name, hook, unique_id=f"transfer-{token}-{name}")
     source = request.source
     try:
         s3.copy(
@@ -148,9 +186,9 @@ def _managed_copy(
             raise SourceChangedError(f"the source's ETag changed during the copy: {error}") from error
         raise
     except (ClientError, BotoCoreError) as error:
-        _fail(error, "copy", on_source=True)
+        _copy_failed(error, request, conditional=bool(condition))
     finally:
-        for name in events:
+        for name, _hook in hooks:
             s3.meta.events.unregister(name, unique_id=f"transfer-{token}-{name}")
     return captured[-1] if captured else None
 
@@ -176,15 +214,20 @@ def _result(request: TransferRequest, dest_head: Mapping[str, Any], method: str,
 
 
 def _finished_earlier(s3: Any, request: TransferRequest) -> dict[str, Any]:
-    """The source version is gone: for a move whose copy was already made (a retry), return that copy."""
+    """The source version is gone: for a move whose copy was already made (a retry), return that copy
+    (for an ordered move, in the destination or, if the earlier attempt found it superseded, there)."""
     if request.operation == "move":
-        existing = _head_latest(s3, request.destination_bucket, request.destination_key)
-        if existing is not None and transfer_core.is_copy_of(existing, request.source):
+        places = [(request, False)] + ([(request.diverted(), True)] if request.ordered else [])
+        for attempt, superseded in places:
+            existing = _head_latest(s3, attempt.destination_bucket, attempt.destination_key)
+            if existing is None or not transfer_core.is_copy_of(existing, request.source):
+                continue
             logger.info("source already moved by an earlier attempt",
-                        extra={"key": request.destination_key, "versionId": existing.get("VersionId")})
-            return _result(request, existing, transfer_core.VERIFIED_BY_SIZE,
-                           "source version already deleted by an earlier attempt; copy found by its "
-                           "source-version metadata")
+                        extra={"key": attempt.destination_key, "versionId": existing.get("VersionId")})
+            result = _result(attempt, existing, transfer_core.VERIFIED_BY_SIZE,
+                             "source version already deleted by an earlier attempt; copy found by its "
+                             "source-version metadata")
+            return _ordered_result(result, request, superseded, None) if request.ordered else result
     source = request.source
     raise SourceChangedError(f"s3://{source['bucket']}/{source['key']} version {source['versionId']} no longer exists")
 
@@ -196,11 +239,12 @@ def _place_copy(
     pinned: Mapping[str, Any],
     tags: Mapping[str, str],
     multipart: bool,
+    placement: "Placement",
 ) -> tuple[str | None, bool]:
     """Make the destination hold a copy of the pinned version: reuse the copy an earlier attempt made, or
     copy now. Returns the copy's version id and whether the copy is a multipart one."""
     dest_bucket, dest_key = request.destination_bucket, request.destination_key
-    existing = _head_latest(s3, dest_bucket, dest_key)
+    existing = placement.current
     if existing is not None and transfer_core.is_copy_of(existing, pinned):
         logger.info("destination already holds this version; reusing it",
                     extra={"key": dest_key, "versionId": existing.get("VersionId")})
@@ -209,7 +253,7 @@ def _place_copy(
     logger.info("copying", extra={"sourceKey": source["key"], "sourceVersionId": source["versionId"],
                                   "size": int(source_head.get("ContentLength", 0)), "multipart": multipart,
                                   "destinationKey": dest_key})
-    dest_version = _managed_copy(s3, request, source_head, tags, multipart)
+    dest_version = _managed_copy(s3, request, source_head, tags, multipart, placement.condition)
     if dest_version is None:
         latest = _head_latest(s3, dest_bucket, dest_key)
         if latest is None or not transfer_core.is_copy_of(latest, pinned):
@@ -244,19 +288,60 @@ def _verify_copy(
     return method, note
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What a copy was decided on: the destination's current version (None: there was none) and the
+    conditional-write parameters that hold the copy to it (empty: unconditional)."""
+
+    current: dict[str, Any] | None
+    condition: dict[str, str]
+
+
 def _copy(s3: Any, request: TransferRequest) -> dict[str, Any]:
-    """Copy (or move) the pinned source version; the source is deleted only after the copy is verified."""
+    """Copy (or move) the pinned source version; the source is deleted only after the copy is verified.
+    An ordered request (a promotion) first decides between its destination and the superseded one."""
     source = request.source
     source_head = _head_version(s3, source)
     if source_head is None:
         return _finished_earlier(s3, request)
     transfer_core.check_source(source_head, source)
-    pinned = {**source, "etag": normalise_etag(source_head.get("ETag")),
-              "size": source_head.get("ContentLength")}
+    pinned = {**source, "etag": normalise_etag(source_head.get("ETag")), "size": source_head.get("ContentLength")}
+    current = _head_latest(s3, request.destination_bucket, request.destination_key)
+    if not request.ordered:
+        return _copy_to(s3, request, source_head, pinned, Placement(current, {}))
+    if current is not None and transfer_core.is_copy_of(current, pinned):
+        newer = None  # an earlier attempt promoted this very version: finish it
+    else:
+        newer = transfer_core.newer_origin(current, transfer_core.origin_of(source_head))
+    if newer is None:
+        placement = Placement(current, transfer_core.write_condition(current))
+        return _ordered_result(_copy_to(s3, request, source_head, pinned, placement), request, False, None)
+    superseded_by = {"bucket": request.destination_bucket, "key": request.destination_key,
+                     "versionId": current.get("VersionId"), "sourceLastModified": newer}
+    logger.warning("a newer version is current at the destination: this version is kept aside",
+                   extra={"key": request.destination_key, "sourceLastModified": transfer_core.origin_of(source_head),
+                          "supersededBy": superseded_by, "keptAt": request.superseded_key})
+    diverted = request.diverted()
+    kept = _copy_to(s3, diverted, source_head, pinned,
+                    Placement(_head_latest(s3, diverted.destination_bucket, diverted.destination_key), {}))
+    return _ordered_result(kept, request, True, superseded_by)
+
+
+def _ordered_result(
+    result: dict[str, Any], request: TransferRequest, superseded: bool, superseded_by: dict[str, Any] | None
+) -> dict[str, Any]:
+    """An ordered request's result always carries ``superseded`` and ``supersededBy`` (the workflow selects them)."""
+    return {**result, "superseded": superseded, "supersededBy": superseded_by}
+
+
+def _copy_to(
+    s3: Any, request: TransferRequest, source_head: Mapping[str, Any], pinned: Mapping[str, Any], placement: Placement
+) -> dict[str, Any]:
+    source = request.source
     multipart = int(source_head.get("ContentLength", 0)) >= MULTIPART_THRESHOLD
     tags = _merged_tags(s3, source, request.tags)
 
-    dest_version, multipart = _place_copy(s3, request, source_head, pinned, tags, multipart)
+    dest_version, multipart = _place_copy(s3, request, source_head, pinned, tags, multipart, placement)
     if dest_version and tags:
         _put_tags(s3, request.destination_bucket, request.destination_key, dest_version, tags, on_source=False)
     dest_head = _head_copy(s3, request, dest_version)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, urlencode
 
-from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, S3_MAX_KEY_BYTES, S3_MAX_TAG_VALUE, S3_MAX_TAGS
+from pipeline_common.constants import (
+    META_SOURCE_ETAG,
+    META_SOURCE_LAST_MODIFIED,
+    META_SOURCE_VERSION,
+    S3_MAX_KEY_BYTES,
+    S3_MAX_TAG_VALUE,
+    S3_MAX_TAGS,
+    SUPERSEDED,
+    TAG_OUTCOME,
+)
 from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError
 from pipeline_common.objects import normalise_etag, object_ref
 
@@ -33,6 +44,9 @@ CHECKSUM_MEMBERS = {
 # Error codes meaning "the pinned source version (or its ETag) is no longer there".
 SOURCE_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "405", "MethodNotAllowed"})
 PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
+# A conditional write (If-Match / If-None-Match) lost a race: the destination's current version changed.
+WRITE_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+ORIGIN_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TRANSIENT_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable", "RequestTimeout",
      "RequestTimeoutException", "503", "500"}
@@ -49,6 +63,25 @@ class TransferRequest:
     destination_bucket: str | None = None
     destination_key: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: Where the version goes instead when the destination's current version descends from a newer
+    #: ingress version (promotions to the vault only); None: no ordering rule, the copy always lands.
+    superseded_bucket: str | None = None
+    superseded_key: str | None = None
+
+    @property
+    def ordered(self) -> bool:
+        return self.superseded_key is not None
+
+    def diverted(self) -> "TransferRequest":
+        """The same transfer to the superseded destination, tagged SUPERSEDED, with no ordering rule."""
+        return dataclasses.replace(
+            self,
+            destination_bucket=self.superseded_bucket,
+            destination_key=self.superseded_key,
+            tags={**self.tags, TAG_OUTCOME: SUPERSEDED},
+            superseded_bucket=None,
+            superseded_key=None,
+        )
 
 
 def parse_request(event: Any) -> TransferRequest:
@@ -61,22 +94,36 @@ def parse_request(event: Any) -> TransferRequest:
     source = object_ref(event.get("source"), field="source")
     tags = parse_tags(event.get("tags"))
     if operation not in COPYING_OPERATIONS:
+        if event.get("supersededDestination") is not None:
+            raise InvalidInputError(f"supersededDestination is for copy and move, not {operation}")
         return TransferRequest(operation=operation, source=source, tags=tags)
 
-    destination = event.get("destination")
-    if not isinstance(destination, Mapping):
+    if not isinstance(event.get("destination"), Mapping):
         raise InvalidInputError(f"destination {{bucket, key}} is required for {operation}")
-    bucket, key = destination.get("bucket"), destination.get("key")
+    bucket, key = _destination(event["destination"], "destination", source)
+    superseded = event.get("supersededDestination")
+    if superseded is None:
+        return TransferRequest(operation, source, bucket, key, tags)
+    if not isinstance(superseded, Mapping):
+        raise InvalidInputError("supersededDestination must be an object {bucket, key}")
+    other_bucket, other_key = _destination(superseded, "supersededDestination", source)
+    if (other_bucket, other_key) == (bucket, key):
+        raise InvalidInputError("supersededDestination must differ from destination")
+    return TransferRequest(operation, source, bucket, key, tags, other_bucket, other_key)
+
+
+def _destination(value: Mapping[str, Any], name: str, source: Mapping[str, Any]) -> tuple[str, str]:
+    bucket, key = value.get("bucket"), value.get("key")
     if not isinstance(bucket, str) or not bucket:
-        raise InvalidInputError("destination.bucket must be a non-empty string")
+        raise InvalidInputError(f"{name}.bucket must be a non-empty string")
     if not isinstance(key, str) or not key:
-        raise InvalidInputError("destination.key must be a non-empty string")
+        raise InvalidInputError(f"{name}.key must be a non-empty string")
     size = len(key.encode("utf-8"))
     if size > S3_MAX_KEY_BYTES:
-        raise InvalidInputError(f"destination.key is {size} bytes in UTF-8, longer than S3's {S3_MAX_KEY_BYTES}")
+        raise InvalidInputError(f"{name}.key is {size} bytes in UTF-8, longer than S3's {S3_MAX_KEY_BYTES}")
     if (bucket, key) == (source["bucket"], source["key"]):
-        raise InvalidInputError("destination must differ from the source (same bucket and key)")
-    return TransferRequest(operation, source, bucket, key, tags)
+        raise InvalidInputError(f"{name} must differ from the source (same bucket and key)")
+    return bucket, key
 
 
 def parse_tags(value: Any) -> dict[str, str]:
@@ -166,11 +213,61 @@ def copy_checksum_algorithm(source_head: Mapping[str, Any], multipart: bool) -> 
 
 
 def copy_metadata(source_head: Mapping[str, Any]) -> dict[str, str]:
-    """The source's user metadata plus the pipeline's source-version and source-ETag markers."""
+    """The source's user metadata plus the pipeline's source-version, source-ETag and origin markers."""
     metadata = dict(source_head.get("Metadata") or {})
     metadata[META_SOURCE_VERSION] = str(source_head["VersionId"])
     metadata[META_SOURCE_ETAG] = normalise_etag(source_head.get("ETag")) or ""
+    metadata[META_SOURCE_LAST_MODIFIED] = origin_of(source_head)
     return metadata
+
+
+# ------------------------------------------------------------------ which version is newer
+def parse_origin(value: Any) -> datetime | None:
+    """A recorded origin time, or None when absent or not in the pipeline's format."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, ORIGIN_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def origin_of(head: Mapping[str, Any]) -> str:
+    """When the ingress version ``head`` descends from was written (its LastModified), as recorded.
+
+    The earlier of the recorded origin and the object's own LastModified: a copy is always younger
+    than its origin, so at staging (the ingress version itself) this is the ingress LastModified
+    whatever metadata the uploader set, and on every later copy it is the origin recorded at staging.
+    No version can claim to be newer than it is.
+    """
+    own = head["LastModified"].astimezone(timezone.utc).replace(microsecond=0)
+    recorded = parse_origin((head.get("Metadata") or {}).get(META_SOURCE_LAST_MODIFIED))
+    earliest = own if recorded is None or recorded > own else recorded
+    return earliest.strftime(ORIGIN_FORMAT)
+
+
+def newer_origin(current_head: Mapping[str, Any] | None, incoming_origin: str) -> str | None:
+    """The origin of the destination's current version when it is strictly newer than ``incoming_origin``
+    (so the incoming version must not replace it), else None.
+
+    Not newer: no current version, a current version with no recorded origin (written before the
+    pipeline recorded origins), or the same second (S3's LastModified resolution: no order is known).
+    """
+    if current_head is None:
+        return None
+    recorded = parse_origin((current_head.get("Metadata") or {}).get(META_SOURCE_LAST_MODIFIED))
+    incoming = parse_origin(incoming_origin)
+    if recorded is None or incoming is None or recorded <= incoming:
+        return None
+    return recorded.strftime(ORIGIN_FORMAT)
+
+
+def write_condition(current_head: Mapping[str, Any] | None) -> dict[str, str]:
+    """The conditional-write parameters that make the copy land only on the current version the
+    decision was made on: If-Match its ETag, or If-None-Match * when the key had none."""
+    if current_head is None:
+        return {"IfNoneMatch": "*"}
+    return {"IfMatch": '"' + (normalise_etag(current_head.get("ETag")) or "") + '"'}
 
 
 def copy_extra_args(source_head: Mapping[str, Any], tags: Mapping[str, str], multipart: bool) -> dict[str, Any]:
@@ -259,6 +356,11 @@ def object_ref_from_head(bucket: str, key: str, head: Mapping[str, Any]) -> dict
         "etag": normalise_etag(head.get("ETag")) or "",
         "size": int(head.get("ContentLength", 0)),
     }
+
+
+def is_write_conflict(code: str, status: int | None) -> bool:
+    """A conditional write failed (412) or raced another one (409 ConditionalRequestConflict)."""
+    return code in WRITE_CONFLICT_CODES or status in (409, 412)
 
 
 def classify_error(code: str, status: int | None, *, on_source: bool) -> str | None:

@@ -13,12 +13,12 @@ import re
 import threading
 from typing import Iterable, Optional, Sequence
 
-from ..contract import DENIED_PREFIX, STAGING_PREFIX
+from ..contract import DENIED_PREFIX, STAGING_PREFIX, SUPERSEDED_PREFIX
 from .deploy import Deployment
 from .history import ExecutionHistory
 from .results import Execution, ObjectResult, RunResult, Uploaded
 
-TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "FAILED")
+TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "SUPERSEDED", "FAILED")
 
 
 class Inspector:
@@ -106,14 +106,16 @@ class Inspector:
     def places_of(self, uploaded: Uploaded, stored: Optional[list[dict]] = None) -> list[dict]:
         """Where the uploaded version's bytes are now, under the keys the workflow gives it.
 
-        Ingress: the same version. Vault: the same key. Quarantine: ``scans/<scan-id>/<key>`` or
-        ``denied/<scan-id>/<key>``. Review: ``<scan-id>/<key>``. Same bytes under another key are
+        Ingress: the same version. Vault: the same key. Quarantine: ``scans/<scan-id>/<key>``,
+        ``denied/<scan-id>/<key>`` or ``superseded/<scan-id>/<key>``. Review: ``<scan-id>/<key>``. Same bytes under another key are
         another object, not this one.
         """
         stored = self.stored_versions() if stored is None else stored
         scan = r"[A-Za-z0-9_-]{1,64}/" + re.escape(uploaded.key)
         shapes = {
-            "quarantine": re.compile(f"(?:{re.escape(STAGING_PREFIX)}|{re.escape(DENIED_PREFIX)})" + scan),
+            "quarantine": re.compile(
+                "(?:" + "|".join(re.escape(p) for p in (STAGING_PREFIX, DENIED_PREFIX, SUPERSEDED_PREFIX)) + ")" + scan
+            ),
             "review": re.compile(scan),
         }
         places = []

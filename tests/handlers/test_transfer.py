@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import types
+import urllib.parse
 
 import boto3
 import pytest
@@ -12,7 +15,16 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 import transfer
-from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION, TAG_FINDINGS, TAG_OUTCOME, TAG_SCAN_ID, TAG_VERDICT
+from pipeline_common.constants import (
+    META_SOURCE_ETAG,
+    META_SOURCE_LAST_MODIFIED,
+    META_SOURCE_VERSION,
+    TAG_FINDINGS,
+    TAG_OUTCOME,
+    TAG_SCAN_ID,
+    TAG_VERDICT,
+)
+from pipeline_common.contract import TransferEnvironment
 from pipeline_common.errors import InvalidInputError, SourceChangedError, TransientError, VerificationError
 from support.lambda_helpers import client_error
 
@@ -40,10 +52,14 @@ def s3():
     transfer._CLIENTS.clear()
 
 
+_HEADS: dict[str, dict] = {}  # HeadObject of every version put, by version id (a move deletes the source)
+
+
 def put(s3, key: str, body: bytes, *, bucket: str = SRC, tagging: str | None = None, **kwargs) -> dict:
     if tagging:
         kwargs["Tagging"] = tagging
     response = s3.put_object(Bucket=bucket, Key=key, Body=body, **kwargs)
+    _HEADS[response["VersionId"]] = s3.head_object(Bucket=bucket, Key=key, VersionId=response["VersionId"])
     return {"bucket": bucket, "key": key, "versionId": response["VersionId"], "etag": response["ETag"].strip('"'),
             "size": len(body)}
 
@@ -68,9 +84,16 @@ def body_of(s3, bucket: str, key: str, version_id: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
 
 
+def source_head(s3, source: dict) -> dict:
+    """The source version's HeadObject, as it was at upload."""
+    return _HEADS[source["versionId"]]
+
+
 def assert_faithful_copy(s3, result: dict, source_body: bytes, source: dict, user_metadata: dict, expected_tags: dict):
     head = s3.head_object(Bucket=DST, Key=result["key"], VersionId=result["versionId"])
-    assert head["Metadata"] == {**user_metadata, META_SOURCE_VERSION: source["versionId"], META_SOURCE_ETAG: source["etag"]}
+    origin = source_head(s3, source)["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert head["Metadata"] == {**user_metadata, META_SOURCE_VERSION: source["versionId"], META_SOURCE_ETAG: source["etag"],
+                                META_SOURCE_LAST_MODIFIED: origin}
     for header, value in HEADERS.items():
         assert head[header] == value, header
     assert "ServerSideEncryption" not in head  # no SSE argument passed; this destination has no default key
@@ -271,3 +294,172 @@ def test_source_head_errors_are_mapped(s3, monkeypatch, code, status, expected):
     with pytest.raises(expected) as raised:
         transfer.handler(request("copy", source), None)
     assert type(raised.value) is expected
+
+
+# ------------------------------------------------------------------ ordering in the vault (issue 10, item 3)
+QUARANTINE = "quarantine-bucket"
+KEY = "orders/k.csv"
+
+
+@pytest.fixture
+def zones(s3):
+    """``s3`` plus a quarantine bucket: SRC is ingress, DST the vault."""
+    s3.create_bucket(Bucket=QUARANTINE)
+    s3.put_bucket_versioning(Bucket=QUARANTINE, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
+def _next_second() -> None:
+    """S3's LastModified has a one-second resolution: make the next upload a later second."""
+    time.sleep(1.05 - (time.time() % 1))
+
+
+def stage(s3, ingress: dict, scan: str) -> dict:
+    """The workflow's "Copy to quarantine" (scans/<scan>/<key>)."""
+    event = {"operation": "copy", "source": ingress, "destination": {"bucket": QUARANTINE, "key": f"scans/{scan}/{KEY}"},
+             "tags": {TAG_SCAN_ID: scan, TAG_OUTCOME: "SCANNING"}}
+    return transfer.run(event, s3=s3, env=TransferEnvironment())
+
+
+def promotion(staged: dict, scan: str) -> dict:
+    """The workflow's "Promote to vault" (and, from the review bucket, "Promote approved object")."""
+    return {"operation": "move", "source": staged, "destination": {"bucket": DST, "key": KEY},
+            "supersededDestination": {"bucket": QUARANTINE, "key": f"superseded/{scan}/{KEY}"},
+            "tags": {TAG_SCAN_ID: scan, TAG_VERDICT: "CLEAN", TAG_OUTCOME: "VAULT"}}
+
+
+def promote(s3, staged: dict, scan: str) -> dict:
+    return transfer.run(promotion(staged, scan), s3=s3, env=TransferEnvironment())
+
+
+def vault_bodies(s3) -> list[bytes]:
+    """Bodies of the vault's versions of KEY, current first."""
+    listed = sorted(versions(s3, DST, KEY), key=lambda v: not v["IsLatest"])
+    return [body_of(s3, DST, KEY, v["VersionId"]) for v in listed]
+
+
+def two_versions(s3) -> tuple[dict, dict]:
+    """An older and a newer ingress version of KEY (a second apart), each staged by its own scan."""
+    older = put(s3, KEY, b"id\n1 older\n")
+    _next_second()
+    newer = put(s3, KEY, b"id\n2 newer\n")
+    return stage(s3, older, "scan-old"), stage(s3, newer, "scan-new")
+
+
+def test_the_ingress_last_modified_is_recorded_at_staging_whatever_the_uploader_wrote(zones):
+    forged = put(zones, KEY, b"x", Metadata={META_SOURCE_LAST_MODIFIED: "2099-12-31T23:59:59Z"})
+    staged = stage(zones, forged, "scan-1")
+    head = zones.head_object(Bucket=QUARANTINE, Key=staged["key"], VersionId=staged["versionId"])
+    assert head["Metadata"][META_SOURCE_LAST_MODIFIED] == source_head(zones, forged)["LastModified"].strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    promoted = promote(zones, staged, "scan-1")
+    vault_head = zones.head_object(Bucket=DST, Key=KEY, VersionId=promoted["versionId"])
+    assert vault_head["Metadata"][META_SOURCE_LAST_MODIFIED] == head["Metadata"][META_SOURCE_LAST_MODIFIED]
+
+
+def test_an_older_version_promoted_after_a_newer_one_is_kept_aside_not_made_current(zones):
+    """Fails before issue 10: the older version became the vault's current version."""
+    staged_old, staged_new = two_versions(zones)
+    first = promote(zones, staged_new, "scan-new")
+    late = promote(zones, staged_old, "scan-old")
+
+    assert vault_bodies(zones) == [b"id\n2 newer\n"]  # the vault never held the older version
+    assert (first["bucket"], first["superseded"], first["supersededBy"]) == (DST, False, None)
+    assert late["superseded"] is True
+    assert (late["bucket"], late["key"]) == (QUARANTINE, f"superseded/scan-old/{KEY}")
+    assert late["supersededBy"] == {"bucket": DST, "key": KEY, "versionId": first["versionId"],
+                                    "sourceLastModified": zones.head_object(Bucket=DST, Key=KEY)["Metadata"][
+                                        META_SOURCE_LAST_MODIFIED]}
+    assert body_of(zones, QUARANTINE, late["key"], late["versionId"]) == b"id\n1 older\n"
+    assert tags_of(zones, QUARANTINE, late["key"], late["versionId"])[TAG_OUTCOME] == "SUPERSEDED"
+    assert versions(zones, QUARANTINE, staged_old["key"]) == []  # moved, not copied: one place only
+
+
+def test_a_newer_version_replaces_an_older_one(zones):
+    staged_old, staged_new = two_versions(zones)
+    assert promote(zones, staged_old, "scan-old")["superseded"] is False
+    assert promote(zones, staged_new, "scan-new")["superseded"] is False
+    assert vault_bodies(zones) == [b"id\n2 newer\n", b"id\n1 older\n"]
+
+
+def test_retry_after_a_superseded_move_finds_the_version_where_it_was_kept(zones):
+    staged_old, staged_new = two_versions(zones)
+    promote(zones, staged_new, "scan-new")
+    late = promote(zones, staged_old, "scan-old")
+    again = promote(zones, staged_old, "scan-old")  # the source version is gone now
+    assert (again["superseded"], again["key"], again["versionId"]) == (True, late["key"], late["versionId"])
+
+
+def _emulate_conditional_copy(s3, observer) -> list[dict]:
+    """S3's conditional CopyObject, which moto 5.2.5 ignores: If-Match / If-None-Match checked against the
+    destination's current version (looked up with ``observer``, another client), 412 when it fails."""
+    seen = []
+
+    def check(params, model, **_):
+        headers = params["headers"]
+        seen.append({h: headers[h] for h in ("If-Match", "If-None-Match") if h in headers})
+        bucket, key = params["url_path"].lstrip("/").split("/", 1)  # path-style URL of the test client
+        try:
+            etag = observer.head_object(Bucket=bucket, Key=urllib.parse.unquote(key))["ETag"]
+        except ClientError:
+            etag = None
+        failed = ("If-Match" in headers and headers["If-Match"] != etag) or ("If-None-Match" in headers and etag)
+        if failed:
+            response = {"Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions you "
+                                  "specified did not hold"}, "ResponseMetadata": {"HTTPStatusCode": 412}}
+            return types.SimpleNamespace(status_code=412, headers={}), response
+        return None
+
+    s3.meta.events.register("before-call.s3.CopyObject", check)
+    return seen
+
+
+def test_two_promotions_racing_for_a_key_never_make_the_older_one_current(zones):
+    """The newer version is promoted between the older one's decision and its copy: the older one's
+    conditional copy fails, and the retry the workflow makes keeps it aside."""
+    staged_old, staged_new = two_versions(zones)
+    promote(zones, staged_new, "scan-new")
+    vault_before = zones.head_object(Bucket=DST, Key=KEY)
+    # Start over with an older version already in the vault and the newer one not yet promoted.
+    older_in_vault = put(zones, KEY, b"id\n0 oldest\n", bucket=DST,
+                         Metadata={META_SOURCE_LAST_MODIFIED: "2000-01-01T00:00:00Z"})
+    racer = boto3.client("s3", region_name="us-east-1")
+    newer_staged = {"bucket": DST, "key": KEY, "versionId": vault_before["VersionId"]}
+    raced = []
+
+    def newer_promotion_lands_first(**_):
+        if not raced:  # the concurrent promotion: the newer version's copy becomes current again
+            raced.append(racer.copy_object(Bucket=DST, Key=KEY, MetadataDirective="COPY",
+                                           CopySource={"Bucket": DST, "Key": KEY, "VersionId": newer_staged["versionId"]}))
+
+    zones.meta.events.register("before-call.s3.CopyObject", newer_promotion_lands_first)
+    sent = _emulate_conditional_copy(zones, racer)
+
+    with pytest.raises(TransientError, match="changed while this version was promoted"):
+        promote(zones, staged_old, "scan-old")
+    assert sent == [{"If-Match": '"' + older_in_vault["etag"] + '"'}]
+    assert vault_bodies(zones)[0] == b"id\n2 newer\n"
+    assert len(versions(zones, QUARANTINE, staged_old["key"])) == 1  # the source is untouched
+
+    retried = promote(zones, staged_old, "scan-old")
+    assert retried["superseded"] is True and retried["key"] == f"superseded/scan-old/{KEY}"
+    assert vault_bodies(zones)[0] == b"id\n2 newer\n"
+    assert sent[-1] == {}  # the copy aside is unconditional (quarantine, not the vault)
+
+
+def test_a_first_promotion_of_a_key_copies_only_if_none_is_there(zones, monkeypatch):
+    """Multipart: the condition goes on CompleteMultipartUpload, which moto does check (If-None-Match)."""
+    monkeypatch.setattr(transfer, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    monkeypatch.setattr(transfer, "MULTIPART_CHUNKSIZE", 5 * 1024 * 1024)
+    staged = stage(zones, put(zones, KEY, os.urandom(5 * 1024 * 1024 + 1)), "scan-big")
+    racer = boto3.client("s3", region_name="us-east-1")
+
+    def another_promotion_lands_first(params, **_):
+        assert params["headers"]["If-None-Match"] == "*"
+        racer.put_object(Bucket=DST, Key=KEY, Body=b"landed first")
+
+    zones.meta.events.register("before-call.s3.CompleteMultipartUpload", another_promotion_lands_first)
+    with pytest.raises(TransientError, match="PreconditionFailed"):
+        promote(zones, staged, "scan-big")
+    assert vault_bodies(zones) == [b"landed first"]
+    assert len(versions(zones, QUARANTINE, staged["key"])) == 1

@@ -9,6 +9,7 @@ last test fails if any state of the two synthesized definitions was never entere
 from __future__ import annotations
 
 import json
+import time
 
 import aws_cdk as cdk
 import pytest
@@ -440,6 +441,81 @@ def test_scheduled_batch_of_fifty_objects_uses_one_macie_job(options):
     assert {o.outcome for o in result.objects if "card" in o.key} == {"APPROVED"}
     assert [n["event"] for n in result.notifications].count("REVIEW_REQUESTED") == 1
     assert "Not under review" in entered(result)
+
+
+# ------------------------------------------------------------- an older version promoted late (issue 10)
+NEWER = b"id,item,quantity\n1,pen,4\n"
+
+
+def _older_then_newer(engine, key, older_body, newer_body):
+    """Two uploads of ``key`` a second apart (S3's LastModified has a one-second resolution)."""
+    older = engine.upload(key, older_body)
+    time.sleep(1.05 - time.time() % 1)
+    return older, engine.upload(key, newer_body)
+
+
+def _scan(engine, uploaded, decision="approve"):
+    [execution] = engine.wait([engine.deliver(engine.object_created_event(uploaded))], decision=decision)
+    return execution
+
+
+def _superseded_scenario(target, older_body, *, setup=None, delete_allowed=False):
+    """The newer version is scanned and promoted first; then the older one's scan reaches promotion."""
+    stack, state_machine = target
+    with LocalPipeline(stack, state_machine) as engine:
+        DEFINITIONS[stack.name] = engine.definition
+        older, newer = _older_then_newer(engine, "orders/late.csv", older_body, NEWER)
+        first = _scan(engine, newer)
+        if setup:
+            setup(engine)
+        late = _scan(engine, older)
+        violations = engine.invariant_violations(delete_allowed=delete_allowed)
+        stored = engine.stored_versions()
+        events = engine.events
+    assert violations == []
+    return older, newer, (first, late), stored, events
+
+
+def _assert_kept_aside(older, newer, stored, events, outcome_of_newer):
+    vault = [s for s in stored if s["zone"] == "vault"]
+    assert [(v["sha256"], v["isLatest"]) for v in vault] == [(newer.sha256, True)]  # the older never became current
+    kept = [s for s in stored if s["sha256"] == older.sha256]
+    assert [(k["zone"], k["key"].split("/")[0], k["tags"]["macie-pipeline:outcome"]) for k in kept] == [
+        ("quarantine", "superseded", "SUPERSEDED")]
+    by_version = {(e["detail"].get("object") or {}).get("versionId"): e["detail"] for e in events
+                  if e["detail"]["outcome"] in (outcome_of_newer, "SUPERSEDED")}
+    assert by_version[newer.version_id]["outcome"] == outcome_of_newer
+    report = by_version[older.version_id]
+    assert report["outcome"] == "SUPERSEDED" and report["location"]["key"] == kept[0]["key"]
+    assert report["location"]["supersededBy"]["key"] == "orders/late.csv"
+
+
+def test_a_clean_older_version_scanned_late_never_replaces_the_newer_one_in_the_vault(sample):
+    older, newer, executions, stored, events = _superseded_scenario(sample, CLEAN)
+    _assert_kept_aside(older, newer, stored, events, "VAULT")
+    assert [e.status for e in executions] == ["SUCCEEDED", "SUCCEEDED"]
+    assert {"Superseded?", "Report superseded"} <= set(executions[1].states)
+
+
+def test_an_older_version_approved_after_a_newer_one_was_promoted_is_kept_aside(sample):
+    older, newer, executions, stored, events = _superseded_scenario(sample, CARD)
+    _assert_kept_aside(older, newer, stored, events, "VAULT")
+    assert [e.status for e in executions] == ["SUCCEEDED", "SUCCEEDED"]
+    assert {"Approved version superseded?", "Report approved superseded"} <= set(executions[1].states)
+    report = next(e["detail"] for e in events if e["detail"]["outcome"] == "SUPERSEDED")
+    assert report["review"]["decision"] == "APPROVE"
+
+
+@pytest.mark.parametrize("body,reached", [(CLEAN, "Report superseded failed"), (CARD, "Report approved superseded failed")])
+def test_a_superseded_event_that_cannot_be_sent_fails_the_execution(sample, body, reached):
+    def setup(engine):
+        # The older version's scan: a held-for-review event first when it goes through review.
+        engine.fail_call("events", "PutEvents", "InternalException", caller="workflow", skip=1 if body == CARD else 0)
+
+    older, newer, executions, stored, _ = _superseded_scenario(sample, body, setup=setup)
+    assert executions[1].status == "FAILED" and reached in executions[1].states
+    assert [s["zone"] for s in stored if s["sha256"] == older.sha256] == ["quarantine"]
+    assert [s["sha256"] for s in stored if s["zone"] == "vault"] == [newer.sha256]
 
 
 def test_the_invariant_checker_catches_a_vault_bypass_and_a_lost_object(sample):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import pytest
 
 import transfer_core
-from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_VERSION
+from pipeline_common.constants import META_SOURCE_ETAG, META_SOURCE_LAST_MODIFIED, META_SOURCE_VERSION, TAG_OUTCOME
 from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError
 
 SOURCE = {"bucket": "in", "key": "a.csv", "versionId": "v1", "etag": "e1", "size": 3}
@@ -60,14 +61,15 @@ def test_merge_tags_pipeline_wins_and_limit_keeps_sorted_source_tags():
 def test_copy_extra_args():
     head = {
         "VersionId": "v1", "ETag": '"e1"', "ContentLength": 3, "Metadata": {"origin": "x"},
-        "ContentType": "text/csv", "CacheControl": "no-store", "ContentEncoding": None,
+        "LastModified": datetime(2026, 3, 1, 12, 0, 5, tzinfo=timezone.utc), "ContentType": "text/csv", "CacheControl": "no-store", "ContentEncoding": None,
         "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "arn:key", "ChecksumCRC64NVME": "abc=",
     }
     tags = {"macie-pipeline:verdict": "CLEAN", "note": "a&b=c d é"}
     args = transfer_core.copy_extra_args(head, tags, multipart=False)
     assert args == {
         "MetadataDirective": "REPLACE",
-        "Metadata": {"origin": "x", META_SOURCE_VERSION: "v1", META_SOURCE_ETAG: "e1"},
+        "Metadata": {"origin": "x", META_SOURCE_VERSION: "v1", META_SOURCE_ETAG: "e1",
+                     META_SOURCE_LAST_MODIFIED: "2026-03-01T12:00:05Z"},
         "TaggingDirective": "REPLACE",
         "ContentType": "text/csv",
         "CacheControl": "no-store",
@@ -149,3 +151,77 @@ def test_check_source_and_is_copy_of():
 )
 def test_classify_error(code, status, on_source, expected):
     assert transfer_core.classify_error(code, status, on_source=on_source) == expected
+
+
+# ------------------------------------------------------------------ ordering in the vault (issue 10, item 3)
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def _versioned(last_modified, origin=None, etag="e"):
+    metadata = {} if origin is None else {META_SOURCE_LAST_MODIFIED: origin}
+    return {"LastModified": last_modified, "Metadata": metadata, "ETag": f'"{etag}"'}
+
+
+def test_origin_is_the_ingress_last_modified_and_travels_unchanged():
+    ingress = _versioned(T0)
+    assert transfer_core.origin_of(ingress) == "2026-03-01T12:00:00Z"
+    staged = _versioned(T0 + timedelta(minutes=5), "2026-03-01T12:00:00Z")
+    reviewed = _versioned(T0 + timedelta(days=3), transfer_core.origin_of(staged))
+    assert transfer_core.origin_of(reviewed) == "2026-03-01T12:00:00Z"
+    # A copy older than the record it carries is impossible; the earlier of the two is taken.
+    assert transfer_core.origin_of(_versioned(T0, "2027-01-01T00:00:00Z")) == "2026-03-01T12:00:00Z"
+
+
+@pytest.mark.parametrize("forged", ["2099-12-31T23:59:59Z", "not a date", "", "2026-03-01T12:00:00+00:00"])
+def test_an_uploader_cannot_make_a_version_look_newer(forged):
+    """Metadata on the ingress version is the uploader's: a forged or malformed origin never wins."""
+    assert transfer_core.origin_of(_versioned(T0, forged)) == "2026-03-01T12:00:00Z"
+
+
+def test_newer_origin_decides_only_on_a_strictly_newer_recorded_origin():
+    incoming = "2026-03-01T12:00:00Z"
+    assert transfer_core.newer_origin(None, incoming) is None
+    assert transfer_core.newer_origin(_versioned(T0, "2026-03-01T12:00:01Z"), incoming) == "2026-03-01T12:00:01Z"
+    assert transfer_core.newer_origin(_versioned(T0, "2026-03-01T11:59:59Z"), incoming) is None
+    assert transfer_core.newer_origin(_versioned(T0, incoming), incoming) is None  # same second: no order known
+    assert transfer_core.newer_origin(_versioned(T0 + timedelta(days=9)), incoming) is None  # no record
+
+
+def test_write_condition_holds_the_copy_to_what_was_current():
+    assert transfer_core.write_condition(None) == {"IfNoneMatch": "*"}
+    assert transfer_core.write_condition(_versioned(T0, etag="abc-2")) == {"IfMatch": '"abc-2"'}
+
+
+def test_superseded_destination_is_parsed_and_diverts_with_the_superseded_tag():
+    event = {"operation": "move", "source": SOURCE, "destination": {"bucket": "vault", "key": "a.csv"},
+             "supersededDestination": {"bucket": "quarantine", "key": "superseded/s1/a.csv"},
+             "tags": {TAG_OUTCOME: "VAULT", "k": "v"}}
+    parsed = transfer_core.parse_request(event)
+    assert parsed.ordered and (parsed.superseded_bucket, parsed.superseded_key) == ("quarantine", "superseded/s1/a.csv")
+    diverted = parsed.diverted()
+    assert (diverted.destination_bucket, diverted.destination_key) == ("quarantine", "superseded/s1/a.csv")
+    assert diverted.tags == {TAG_OUTCOME: "SUPERSEDED", "k": "v"} and not diverted.ordered
+    assert not transfer_core.parse_request({**event, "supersededDestination": None}).ordered
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"supersededDestination": "q/x"}, "supersededDestination must be an object"),
+        ({"supersededDestination": {"bucket": "q"}}, "supersededDestination.key must be a non-empty string"),
+        ({"supersededDestination": {"bucket": "vault", "key": "a.csv"}}, "must differ from destination"),
+        ({"supersededDestination": {"bucket": "in", "key": "a.csv"}}, "must differ from the source"),
+        ({"operation": "tag"}, "supersededDestination is for copy and move"),
+    ],
+)
+def test_bad_superseded_destination_is_rejected(change, message):
+    event = {"operation": "move", "source": SOURCE, "destination": {"bucket": "vault", "key": "a.csv"},
+             "supersededDestination": {"bucket": "q", "key": "superseded/s1/a.csv"}, **change}
+    with pytest.raises(InvalidInputError, match=message):
+        transfer_core.parse_request(event)
+
+
+def test_write_conflicts_are_412_and_409():
+    assert transfer_core.is_write_conflict("PreconditionFailed", 412)
+    assert transfer_core.is_write_conflict("ConditionalRequestConflict", 409)
+    assert not transfer_core.is_write_conflict("AccessDenied", 403)

@@ -16,6 +16,9 @@ from .contract import (  # noqa: F401 - re-exported for the handlers
 # User metadata written on every copy, used to make moves idempotent (ASCII only, as S3 requires).
 META_SOURCE_VERSION = "macie-pipeline-source-version"
 META_SOURCE_ETAG = "macie-pipeline-source-etag"
+# The LastModified (UTC, ISO 8601 to the second) of the ingress version a copy descends from: written
+# at staging and carried unchanged through every later copy; it orders versions of one key in the vault.
+META_SOURCE_LAST_MODIFIED = "macie-pipeline-source-last-modified"
 
 # Verdicts (evaluate findings) and integrity results (integrity check).
 CLEAN, REVIEW, DENY, CORRUPT = "CLEAN", "REVIEW", "DENY", "CORRUPT"
@@ -27,6 +30,10 @@ INTEGRITY_RESULTS = (VALID, CORRUPT, UNCHECKED)
 ALLOW = "ALLOW"
 POLICY_ACTIONS = (ALLOW, REVIEW, DENY)
 SEVERITIES = ("LOW", "MEDIUM", "HIGH")
+
+# Outcome (tag and result event) of a version kept out of the vault because the vault's current
+# version of its key descends from a newer ingress version.
+SUPERSEDED = "SUPERSEDED"
 
 # Reviewer decisions.
 APPROVE = "APPROVE"

@@ -42,6 +42,9 @@ EVENT_DETAIL_TYPE = "Sensitive Data Scan Result"
 STAGING_PREFIX = "scans/"
 # Where a denied object is kept in the quarantine bucket: denied/<scan-id>/<key>.
 DENIED_PREFIX = "denied/"
+# Where a version is kept in the quarantine bucket when the vault's current version of its key came
+# from a newer ingress version (outcome SUPERSEDED): superseded/<scan-id>/<key>.
+SUPERSEDED_PREFIX = "superseded/"
 # Under this prefix of its results bucket Macie writes discovery results when the construct sets
 # the account's export configuration (configure_discovery_results).
 DISCOVERY_RESULTS_PREFIX = "macie-discovery-results"
