@@ -69,6 +69,13 @@ def _repo_files(root: Path) -> dict[str, bytes]:
     }
 
 
+def _install(wheel: Path, site: Path) -> Path:
+    """The wheel alone (no dependencies) installed into ``site``."""
+    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
+          "--quiet", "--target", site, wheel], timeout=300)
+    return site
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
@@ -127,9 +134,7 @@ def test_wheel_contents(wheel):
 
 @pytest.mark.slow
 def test_installed_wheel_synthesizes_outside_the_repository(wheel, tmp_path):
-    site = tmp_path / "site"
-    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
-          "--quiet", "--target", site, wheel], timeout=300)
+    site = _install(wheel, tmp_path / "site")
     consumer = tmp_path / "consumer"
     consumer.mkdir()
     (consumer / "app.py").write_text(CONSUMER_APP, encoding="utf-8")
@@ -222,9 +227,7 @@ def test_the_readme_walkthrough_runs_as_written_in_an_empty_folder(wheel, tmp_pa
     ]
     # The virtualenv and pip lines: the wheel, installed into a folder of its own (its dependencies come
     # from this test's environment, which has what the [local] extra lists).
-    site = tmp_path / "site"
-    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
-          "--quiet", "--target", site, wheel], timeout=300)
+    site = _install(wheel, tmp_path / "site")
     folder = tmp_path / "gate"
     folder.mkdir()
     (folder / "app.py").write_text(app, encoding="utf-8")
