@@ -243,8 +243,10 @@ RECOMMENDED = tuple(MANAGED_IDENTIFIERS)
 # to seek, so they are first spooled to a temporary file). Detection runs on bounded batches of what
 # is read, and keeps the counts and at most RESULT_OCCURRENCES locations per type.
 CHUNK_CHARS = 1 << 20  # text read and searched at a time
-BATCH_CHARS = 1 << 20  # structured values searched at a time (also at most BATCH_FIELDS of them)
-BATCH_FIELDS = 50_000
+READ_BYTES = 1 << 18  # bytes read from the object at a time
+BATCH_CHARS = 1 << 19  # structured values searched at a time: their characters, plus VALUE_OVERHEAD a value
+VALUE_OVERHEAD = 64  # about what Python needs for a short string besides its characters
+BATCH_FIELDS = 10_000  # and at most this many values
 SPOOL_BYTES = 8 << 20  # a spooled object stays in memory up to this size, then goes to a temporary file
 MALFORMED_OFFICE_FILE = "MALFORMED_OR_FILE_SIZE_EXCEEDS_LIMIT"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -380,7 +382,7 @@ class _RawReader(io.RawIOBase):
 
 
 def _buffered(stream: Any) -> Any:
-    return stream if hasattr(stream, "peek") else io.BufferedReader(_RawReader(stream), CHUNK_CHARS)
+    return stream if hasattr(stream, "peek") else io.BufferedReader(_RawReader(stream), READ_BYTES)
 
 
 def _head(binary: Any, size: int) -> bytes:
@@ -479,7 +481,7 @@ def _delimited(lines: Iterator[str], delimiter: str, reading: Reading) -> Iterat
         size, first = 0, 2
         for row in rows:
             batch.append(row)
-            size += len(row) + sum(map(len, row))
+            size += VALUE_OVERHEAD * len(row) + sum(map(len, row))
             if size >= BATCH_CHARS:
                 yield _Rows(header, first, batch)
                 first, batch, size = first + len(batch), [], 0
@@ -495,7 +497,7 @@ def _field_batches(fields: Iterable[Field]) -> Iterator[_Fields]:
     size = 0
     for item in fields:
         batch.append(item)
-        size += len(item.text)
+        size += VALUE_OVERHEAD + len(item.text)
         if size >= BATCH_CHARS or len(batch) >= BATCH_FIELDS:
             yield _Fields(batch)
             batch, size = [], 0
@@ -571,7 +573,7 @@ def _json_fields(value: Any, record_index: int, parts: tuple[str | int, ...] = (
 def _spooled(binary: Any) -> Iterator[Any]:
     """The rest of the stream in a seekable file (memory up to SPOOL_BYTES, then a temporary file)."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        shutil.copyfileobj(binary, spool, CHUNK_CHARS)
+        shutil.copyfileobj(binary, spool, READ_BYTES)
         spool.seek(0)
         yield spool
 
