@@ -47,7 +47,13 @@ What is modelled, and from which Macie documentation:
   An empty object is analysed (COMPLETE, nothing found). Occurrence locations follow the API's
   ``Occurrences`` shape: ``lineRanges`` for text, ``cells`` (header is row 1, columns from 1) for
   CSV/TSV, ``records`` (``recordIndex`` from 0, always 0 for a JSON file, and a JSONPath) for JSON,
-  JSON Lines and Parquet.
+  JSON Lines and Parquet, ``cells`` with ``cellReference`` (``Sheet2!C5``, as the model's ``Cell``
+  documents) for Excel workbooks, and ``pages`` with ``pageNumber`` for PDFs (the model reserves
+  ``Page.lineRange`` "for future use"). Assumed, not confirmed: a workbook's first row names its
+  columns (and is analysed too); an encrypted or damaged PDF is SKIPPED with ``MALFORMED_FILE`` and
+  a damaged workbook with ``MALFORMED_OR_FILE_SIZE_EXCEEDS_LIMIT`` (the model's reason for Office files).
+* **Encodings**: text is read in the encoding its byte order mark names (UTF-8, UTF-16 or UTF-32,
+  either byte order), else UTF-8, as the integrity check reads it.
 """
 
 from __future__ import annotations
