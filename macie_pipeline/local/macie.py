@@ -33,6 +33,7 @@ configuration answers an empty body (not ResourceNotFoundException).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import functools
 import gzip
@@ -56,15 +57,14 @@ from .detection import (
     SEVERITY_SCORE,
     SKIPPED,
     AllowListSpec,
+    Analysis,
     CustomIdentifierSpec,
     Detection,
-    Extraction,
     ManagedIdentifier,
+    analyse_object,
     classification_result,
     count_matches,
-    detect,
     extension_of,
-    extract_text,
     finding_type,
     severity,
 )
@@ -689,7 +689,7 @@ class LocalMacie:
     def _classify(self, job: ClassificationJob) -> None:
         request = job.request
         detector = functools.partial(
-            detect,
+            analyse_object,
             managed=self._managed_identifiers(request),
             custom=[self.custom_identifiers[i] for i in request.get("customDataIdentifierIds") or []],
             allow_lists=[self.allow_lists[i] for i in request.get("allowListIds") or []],
@@ -713,15 +713,17 @@ class LocalMacie:
                 self._add_finding(job, record, detections, location, created)
 
     def _classify_object(
-        self, bucket: str, bucket_info: dict, item: _Object, detector: Callable[[Any], list[Detection]],
+        self, bucket: str, bucket_info: dict, item: _Object, detector: Callable[..., Analysis],
     ) -> tuple[dict, list[Detection]]:
-        """One object's discovery result record (its ``resourcesAffected`` and ``result``) and its detections."""
+        """One object's discovery result record (its ``resourcesAffected`` and ``result``) and its detections.
+        The object is read as a stream (see :func:`~macie_pipeline.local.detection.analyse_object`)."""
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))["Body"].read()
-            extraction = extract_text(body, item.key, item.head.get("ContentType"))
+            body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))["Body"]
+            with contextlib.closing(body):
+                extraction = detector(body, item.key, item.head.get("ContentType"))
         except ClientError:
-            extraction = Extraction(SKIPPED, SOURCE_OBJECT_NO_LONGER_AVAILABLE, None, "")
-        detections = [] if extraction.status == SKIPPED else detector(extraction.content)
+            extraction = Analysis(SKIPPED, SOURCE_OBJECT_NO_LONGER_AVAILABLE, None, [])
+        detections = extraction.detections
         resources = {"s3Bucket": bucket_info, "s3Object": self._object_info(item)}
         status: dict[str, Any] = {"code": extraction.status}
         if extraction.reason:
