@@ -49,12 +49,13 @@ from ..contract import PrepareScanEnvironment
 from . import functions as local_functions
 from .engine import EngineError, LocalPipeline
 from .host import ENGINE, WORKFLOW
-from .prices import PRICES, price
+from .prices import PRICES, REGION, price
 from .runner import Watcher
 from .template import RULE, StackTemplate, load_assembly, synth_app
 
 TRIGGERS = ("object-created", "schedule")
 PER = 1000  # figures are per this many objects
+REGION_NOTE = f"{REGION} marginal prices"
 OBJECT_CREATED_WAVE = 25  # object-created: executions started at once (bounds the engine's threads, not AWS)
 
 # One object in twenty of each: 14 clean (CSV and JSON), 4 sensitive, 2 corrupt.
@@ -358,6 +359,68 @@ def run(stack: StackTemplate, state_machine_id: str, trigger: str, count: int, *
 
 def prices_table() -> dict[str, Any]:
     return {name: dict(entry) for name, entry in PRICES.items()}
+
+
+def prices_read() -> str:
+    """The date the prices were read (the latest, if they differ)."""
+    return max(entry["read"] for entry in PRICES.values())
+
+
+# ---------------------------------------------------------------------- the table
+def _number(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}" if abs(value) >= 1 else f"{value:.3g}"
+    return f"{int(value):,}" if isinstance(value, (int, float)) else str(value)
+
+
+def _group(reports: list[dict], title: str, key: str, unit: str = "") -> list[tuple[str, list[str]]]:
+    """One row per name under ``per_1000_objects[key]`` (a mapping), across every report."""
+    names = sorted({name for r in reports for name in r["per_1000_objects"][key]})
+    return [(f"  {title} {name}{unit}", [_number(r["per_1000_objects"][key].get(name, 0)) for r in reports]) for name in names]
+
+
+def _rows(reports: list[dict]) -> list[tuple[str, list[str]]]:
+    def per(key: str) -> list[str]:
+        return [_number(r["per_1000_objects"][key]) for r in reports]
+
+    s3 = [(f"  S3 {label}", [_number(r["per_1000_objects"]["s3_requests"][name]) for r in reports])
+          for name, label in (("put_copy_post_list", "PUT/COPY/POST/LIST requests"), ("get_and_other", "GET/other requests"),
+                              ("delete_free", "DELETE requests (free)"))]
+    usd = [(f"  {name}", [f"{r['usd_per_1000_objects'][name]:.4f}" for r in reports]) for name in reports[0]["usd_per_1000_objects"]]
+    return [
+        ("objects scanned", [_number(r["objects"]) for r in reports]),
+        ("objects per execution (at most)", [_number(r["objects_per_execution_max"]) for r in reports]),
+        ("wall time, this machine (s)", [_number(r["wall_seconds"]) for r in reports]),
+        ("outcomes", [", ".join(f"{k} {v}" for k, v in r["outcomes"].items()) for r in reports]),
+        ("per 1,000 objects", ["" for _ in reports]),
+        ("  Standard executions", per("standard_executions")),
+        ("  Standard state transitions", per("standard_state_transitions")),
+        ("  Express executions", per("express_executions")),
+        ("  Express state transitions", per("express_state_transitions")),
+        *_group(reports, "Macie", "macie_calls"),
+        *_group(reports, "Lambda invocations", "lambda_invocations"),
+        *_group(reports, "Lambda GB-s", "lambda_gb_seconds"),
+        *s3,
+        ("  SQS requests", per("sqs_requests")),
+        ("  EventBridge events", per("eventbridge_events")),
+        ("  SNS publishes", per("sns_publishes")),
+        *_group(reports, "other calls:", "other_calls"),
+        ("US$ per 1,000 objects", ["" for _ in reports]),
+        *usd,
+        ("  Macie per GB (reference, not in total)", [f"{r['macie_reference_usd_per_1000_objects']:.6f}" for r in reports]),
+    ]
+
+
+def format_reports(reports: list[dict]) -> str:
+    """The reports side by side, one column per trigger."""
+    headers = ["", *(r["trigger"] for r in reports)]
+    rows = _rows(reports)
+    widths = [max(len(row[i]) for row in [headers, *[[label, *values] for label, values in rows]]) for i in range(len(headers))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip([label, *values], widths, strict=True)).rstrip() for label, values in rows]
+    lines.append(f"Prices: {REGION_NOTE}, read {prices_read()} (macie_pipeline/local/prices.py). Lambda durations are this "
+                 "machine's, in process, not Lambda's; free tiers are left out.")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # used by schedule_sample() as a CDK app command
