@@ -58,8 +58,11 @@ PER = 1000  # figures are per this many objects
 REGION_NOTE = f"{REGION} marginal prices"
 OBJECT_CREATED_WAVE = 25  # object-created: executions started at once (bounds the engine's threads, not AWS)
 
-# One object in twenty of each: 14 clean (CSV and JSON), 4 sensitive, 2 corrupt.
-_MIX = ("clean.csv", "clean.json") * 7 + ("card.csv", "ssn.csv", "card.json", "ssn.txt", "truncated.parquet", "empty.csv")
+# Each twenty objects: 14 clean (CSV and JSON), 4 sensitive, 2 corrupt, interleaved so that a few
+# objects already hold every outcome (the first ten: 7 clean, a card, an SSN, a truncated Parquet).
+_CLEAN = ("clean.csv", "clean.json")
+_MIX = (*_CLEAN, "card.csv", *_CLEAN, "ssn.csv", *_CLEAN, "truncated.parquet", *_CLEAN, "card.json", *_CLEAN, "ssn.txt",
+        *_CLEAN, "empty.csv", *_CLEAN)
 
 
 # ---------------------------------------------------------------------- the objects
