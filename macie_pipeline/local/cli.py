@@ -19,7 +19,7 @@ import tempfile
 import time
 import webbrowser
 from pathlib import Path
-from typing import Optional, Sequence, TextIO
+from typing import Callable, Optional, Sequence, TextIO, TypeVar
 
 from ..contract import PIPELINE_TAG_KEYS
 from . import bench
@@ -34,6 +34,7 @@ _TAG_PREFIX = os.path.commonprefix(PIPELINE_TAG_KEYS)
 IN_VAULT = ("VAULT", "APPROVED")
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
+T = TypeVar("T")
 
 _DESCRIPTION = """\
 Try the pipeline on your own files, offline: the synthesized stack runs in a local engine (moto, the
@@ -306,25 +307,36 @@ def _bench_targets(args: argparse.Namespace) -> list[tuple[str, object, str]]:
     return [(trigger, *choose_pipeline([stacks[trigger]()], None, None)) for trigger in triggers]
 
 
+def _bench_runs(args: argparse.Namespace) -> list[dict]:
+    reports = []
+    for trigger, stack, state_machine in _bench_targets(args):
+        watcher = ConsoleWatcher(sys.stderr, manual=False, open_browser=False, what=f"object(s) ({trigger})")
+        try:
+            reports.append(bench.run(stack, state_machine, trigger, args.objects, watch=watcher))  # type: ignore[arg-type]
+        finally:
+            watcher.done()
+    return reports
+
+
+def _attempt(work: Callable[[], T]) -> tuple[Optional[T], int]:
+    """``work()``, or None and the exit code for the error it raised (its message printed on stderr)."""
+    try:
+        return work(), EXIT_OK
+    except (UsageError, TemplateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except EngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None, EXIT_PIPELINE_FAILED
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.objects < 1:
         print("error: --objects must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        targets = _bench_targets(args)
-        reports = []
-        for trigger, stack, state_machine in targets:
-            watcher = ConsoleWatcher(sys.stderr, manual=False, open_browser=False, what=f"object(s) ({trigger})")
-            try:
-                reports.append(bench.run(stack, state_machine, trigger, args.objects, watch=watcher))  # type: ignore[arg-type]
-            finally:
-                watcher.done()
-    except (UsageError, TemplateError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except EngineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_PIPELINE_FAILED
+    reports, code = _attempt(lambda: _bench_runs(args))
+    if reports is None:
+        return code
     if args.json:
         print(json.dumps({"prices_read": bench.prices_read(), "prices": bench.prices_table(), "runs": reports}, indent=2))
     else:
@@ -342,14 +354,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    try:
-        result, _ = _run(args)
-    except (UsageError, TemplateError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except EngineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_PIPELINE_FAILED
+    ran, code = _attempt(lambda: _run(args))
+    if ran is None:
+        return code
+    result, _ = ran
     if args.json:
         print(json.dumps([o.as_json() for o in result.objects], indent=2, ensure_ascii=False))
         print(summary_line(result), file=sys.stderr)
