@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_CLI_NOTICES := false
 
-.PHONY: synth test lint demo deps browser clean
+.PHONY: synth test lint demo bench deps browser clean
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -33,6 +33,12 @@ synth: deps
 ## Run the synthesized pipeline offline on samples/ (local engine, local Macie; reviewers deny).
 demo: $(VENV)/.installed
 	$(PY) -m macie_pipeline.local run samples --decision deny
+
+## Count what the pipeline does and costs per 1,000 objects (local engine; both triggers, side by side).
+## 1,000 objects take about half an hour here (see README, "Throughput and cost"); BENCH_OBJECTS=N to change.
+BENCH_OBJECTS ?= 1000
+bench: $(VENV)/.installed
+	$(PY) -m macie_pipeline.local bench --objects $(BENCH_OBJECTS)
 
 ## Headless Chromium and its driver for the review-page browser test (Debian packages).
 browser:

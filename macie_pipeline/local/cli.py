@@ -3,6 +3,9 @@
 Uploads the files to the ingress bucket of a locally deployed pipeline (keys are the paths relative
 to the directory given, or the file name for a file), runs the synthesized workflow, answers
 reviews as ``--decision`` says, and prints where each object ended.
+
+``python -m macie_pipeline.local bench`` counts what the pipeline does per 1,000 generated objects
+and what that costs (see :mod:`macie_pipeline.local.bench`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import tempfile
 import time
 import webbrowser
 from pathlib import Path
-from typing import Optional, Sequence, TextIO
+from typing import Callable, Optional, Sequence, TextIO, TypeVar
 
 from ..contract import PIPELINE_TAG_KEYS
+from . import bench
 from .engine import EngineError, LocalPipeline, RunResult
 from .files import UsageError, collect_files, read_files
 from .macie import FINAL_STATUSES, MacieBehavior
@@ -30,6 +34,7 @@ _TAG_PREFIX = os.path.commonprefix(PIPELINE_TAG_KEYS)
 IN_VAULT = ("VAULT", "APPROVED")
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_PIPELINE_FAILED = 0, 1, 2, 3
+T = TypeVar("T")
 
 _DESCRIPTION = """\
 Try the pipeline on your own files, offline: the synthesized stack runs in a local engine (moto, the
@@ -126,8 +131,10 @@ def fail_on_matches(result: RunResult, condition: Optional[str]) -> list[ObjectR
 class ConsoleWatcher:
     """Progress on stderr for runs longer than a few seconds; review links for ``--decision manual``."""
 
-    def __init__(self, stream: TextIO, *, manual: bool, open_browser: bool, after_seconds: float = 3.0) -> None:
+    def __init__(self, stream: TextIO, *, manual: bool, open_browser: bool, after_seconds: float = 3.0,
+                 what: str = "execution(s)") -> None:
         self._stream = stream
+        self._what = what
         self._manual = manual
         self._open_browser = open_browser
         self._started = time.monotonic()
@@ -149,7 +156,7 @@ class ConsoleWatcher:
         if elapsed < self._after or now - self._last < (1.0 if self._tty else 10.0):
             return
         self._last = now
-        line = f"running: {finished}/{total} execution(s) finished, {elapsed:.0f} s"
+        line = f"running: {finished}/{total} {self._what} finished, {elapsed:.0f} s"
         self._stream.write(f"\r{line}" if self._tty else f"{line}\n")
         self._stream.flush()
 
@@ -172,7 +179,7 @@ def _samples(target: Path) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m macie_pipeline.local", description=_DESCRIPTION,
                                      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,samples}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,samples,bench}")
     samples = commands.add_parser("samples", help="copy the sample files (fake data) into a folder to try",
                                   description="Copy the shipped sample files (every value in them is fake) into DIR.")
     samples.add_argument("dir", nargs="?", default="samples", type=Path, metavar="DIR", help="Default: samples")
@@ -199,7 +206,40 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=300.0,
                      help="seconds to wait for the executions (with --decision manual: for you). Default: 300")
     run.add_argument("--verbose", action="store_true", help="print the handlers' logs to stderr and tags in the table")
+    _bench_parser(commands)
     return parser
+
+
+_BENCH_DESCRIPTION = """\
+Count what the synthesized pipeline does per 1,000 objects, offline, and what that would cost: Macie
+API calls, Standard state transitions, Express executions, Lambda invocations and GB-seconds, S3
+requests by price class, SQS requests, EventBridge events and SNS publishes, and the US$ they add up
+to at the public prices in macie_pipeline/local/prices.py (us-east-1, the date they were read).
+
+Generated objects (the same for the same N): 70% clean CSV and JSON, 20% with sensitive data (card
+numbers and SSNs next to their keywords), 10% corrupt (truncated Parquet, 0 bytes). Reviews are
+approved. Lambda durations are measured in this process: they are not Lambda's.
+
+Triggers: object-created runs one execution per object (the default trigger: a window of zero,
+one Macie job per object); schedule runs one execution per scheduled batch of the stack's maximum
+batch size (the sample with Trigger.on_schedule(max_batch_objects=50)). Without --app or --assembly
+both are measured, side by side; with them, the trigger the stack has.
+"""
+
+
+def _bench_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("bench", help="count what the pipeline does and costs per 1,000 objects",
+                                 description=_BENCH_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=1000, metavar="N", help="objects to generate and scan. Default: 1000")
+    parser.add_argument("--trigger", choices=[*bench.TRIGGERS, "both"],
+                        help="which trigger to measure. Default: both for the sample stack; the stack's own with --app/--assembly")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--app", metavar="CMD", help="a CDK app command (as in cdk.json), synthesized with CDK_OUTDIR")
+    source.add_argument("--assembly", metavar="DIR", type=Path, help="a synthesized cloud assembly (cdk.out)")
+    parser.add_argument("--stack", help="the stack to use when the app has several")
+    parser.add_argument("--pipeline", metavar="PATH", help="the construct path of the pipeline when a stack has several")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every figure and the prices table")
+    parser.set_defaults(template=None, assets=None)
 
 
 def samples_dir() -> Path:
@@ -254,18 +294,70 @@ def _run(args: argparse.Namespace) -> tuple[RunResult, list[str]]:
     return result, collected.skipped
 
 
+def _bench_targets(args: argparse.Namespace) -> list[tuple[str, object, str]]:
+    """(trigger, stack, state machine) of each run: the sample and its scheduled twin, or the stack given."""
+    if args.app or args.assembly:
+        stack, state_machine = _stack(args)
+        kind = bench.trigger_of(stack)
+        if args.trigger not in (None, "both", kind):
+            raise UsageError(f"the stack is triggered on {kind}: --trigger {args.trigger} needs a stack with that trigger")
+        return [(kind, stack, state_machine)]
+    triggers = bench.TRIGGERS if args.trigger in (None, "both") else (args.trigger,)
+    stacks = {"object-created": synth_sample, "schedule": bench.schedule_sample}
+    return [(trigger, *choose_pipeline([stacks[trigger]()], None, None)) for trigger in triggers]
+
+
+def _bench_runs(args: argparse.Namespace) -> list[dict]:
+    reports = []
+    for trigger, stack, state_machine in _bench_targets(args):
+        watcher = ConsoleWatcher(sys.stderr, manual=False, open_browser=False, what=f"object(s) ({trigger})")
+        try:
+            reports.append(bench.run(stack, state_machine, trigger, args.objects, watch=watcher))  # type: ignore[arg-type]
+        finally:
+            watcher.done()
+    return reports
+
+
+def _attempt(work: Callable[[], T]) -> tuple[Optional[T], int]:
+    """``work()``, or None and the exit code for the error it raised (its message printed on stderr)."""
+    try:
+        return work(), EXIT_OK
+    except (UsageError, TemplateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except EngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None, EXIT_PIPELINE_FAILED
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.objects < 1:
+        print("error: --objects must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    reports, code = _attempt(lambda: _bench_runs(args))
+    if reports is None:
+        return code
+    if args.json:
+        print(json.dumps({"prices_read": bench.prices_read(), "prices": bench.prices_table(), "runs": reports}, indent=2))
+    else:
+        print(bench.format_reports(reports))
+    return EXIT_PIPELINE_FAILED if any(r["failed_executions"] for r in reports) else EXIT_OK
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "samples":
         return _samples(args.dir)
-    try:
-        result, _ = _run(args)
-    except (UsageError, TemplateError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except EngineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_PIPELINE_FAILED
+    if args.command == "bench":
+        return _bench(args)
+    return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    ran, code = _attempt(lambda: _run(args))
+    if ran is None:
+        return code
+    result, _ = ran
     if args.json:
         print(json.dumps([o.as_json() for o in result.objects], indent=2, ensure_ascii=False))
         print(summary_line(result), file=sys.stderr)

@@ -151,6 +151,7 @@ class LocalPipeline:
     sdk_error_name = _forward("host", EngineHost.sdk_error_name)
     record_wait = _forward("host", EngineHost.record_wait)
     review_timeout = _forward("host", EngineHost.review_timeout)
+    observe_calls = _forward("host", EngineHost.observe_calls)
 
     # ------------------------------------------------------------------ scenario controls
     fail = _forward("faults", Faults.fail)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import botocore.client
 from botocore.exceptions import ClientError
@@ -18,6 +18,12 @@ from botocore.exceptions import ClientError
 from . import awsmodel
 from .deploy import Deployment
 from .faults import Faults
+from .functions import CURRENT
+
+# Who made an AWS call (see EngineHost.observe_calls): the workflow's own SDK and service integrations,
+# a handler (its role, e.g. "transfer"), or the engine itself (uploads, reading results, the local Macie's reads).
+WORKFLOW, ENGINE = "workflow", "engine"
+CallObserver = Callable[[str, str, str, dict], None]
 
 # Step Functions' spelling of a service in its error names (``Macie2.ThrottlingException``).
 _SFN_SERVICE_NAMES = {
@@ -37,6 +43,25 @@ class EngineHost:
         self.sdk_calls: list[tuple[str, str, dict]] = []
         self._lock = threading.Lock()
         self._original_make_api_call: Any = None
+        self._call_observers: list[CallObserver] = []
+
+    # ------------------------------------------------------------------ counting (the benchmark)
+    def observe_calls(self, observer: CallObserver) -> None:
+        """Call ``observer(caller, service, operation, parameters)`` for every AWS API call made while
+        this engine runs, before it is served: the handlers' boto3 calls, the workflow's service and
+        ``aws-sdk`` integrations (``caller`` is :data:`WORKFLOW`) and the engine's own (:data:`ENGINE`).
+        Counting only: the call goes on unchanged."""
+        self._call_observers.append(observer)
+
+    def _observe(self, caller: str, service: str, operation: str, parameters: dict) -> None:
+        for observer in self._call_observers:
+            observer(caller, service, operation, parameters)
+
+    def _caller(self, client: Any) -> str:
+        deployment = self.deployment
+        if any(client is getattr(deployment, name, None) for name in ("s3", "sfn", "sqs", "sns", "events")):
+            return ENGINE
+        return getattr(CURRENT, "role", None) or WORKFLOW
 
     # ------------------------------------------------------------------ patches.Host
     def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]:
@@ -59,6 +84,7 @@ class EngineHost:
         if service != "macie2":
             return None
         operation = awsmodel.operation_for_action(service, action).name
+        self._observe(WORKFLOW, service, operation, parameters)
         self.faults.raise_call_fault(service, operation)
         params = awsmodel.sfn_params_to_api(service, action, parameters)
         wire = self.call_macie(operation, params)
@@ -104,6 +130,8 @@ class EngineHost:
 
         def _make_api_call(client: Any, operation_name: str, api_params: dict) -> Any:
             service = client.meta.service_model.service_name
+            if host._call_observers:
+                host._observe(host._caller(client), service, operation_name, api_params)
             host.faults.raise_call_fault(service, operation_name)
             if service != "macie2":
                 return original(client, operation_name, api_params)
