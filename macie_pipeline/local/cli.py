@@ -358,11 +358,17 @@ def _run_command(args: argparse.Namespace) -> int:
     if ran is None:
         return code
     result, _ = ran
-    if args.json:
+    return report(result, json_output=args.json, verbose=args.verbose, fail_on=args.fail_on)
+
+
+def report(result: RunResult, *, json_output: bool = False, verbose: bool = False, fail_on: Optional[str] = None) -> int:
+    """Print a run's result (stdout: the table or JSON; stderr: notes, notifications people must act
+    on, what ``--fail-on`` found) and return the exit code."""
+    if json_output:
         print(json.dumps([o.as_json() for o in result.objects], indent=2, ensure_ascii=False))
         print(summary_line(result), file=sys.stderr)
     else:
-        print(format_table(result, tags=args.verbose))
+        print(format_table(result, tags=verbose))
         print(summary_line(result))
     failed = [e for e in result.executions if e.status != "SUCCEEDED"]
     for execution in failed:
@@ -373,7 +379,7 @@ def _run_command(args: argparse.Namespace) -> int:
             print(f"notification ({message.get('event')}): {message.get('subject')}: {message.get('message')}", file=sys.stderr)
     if failed:
         return EXIT_PIPELINE_FAILED
-    matches = fail_on_matches(result, args.fail_on)
+    matches = fail_on_matches(result, fail_on)
     for item in matches:
-        print(f"--fail-on {args.fail_on}: {_cell(item.key)} ({item.outcome}, verdict {item.verdict})", file=sys.stderr)
+        print(f"--fail-on {fail_on}: {_cell(item.key)} ({item.outcome}, verdict {item.verdict})", file=sys.stderr)
     return EXIT_FAIL_ON if matches else EXIT_OK

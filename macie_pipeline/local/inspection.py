@@ -165,16 +165,18 @@ class Inspector:
             final_key=place["key"] if place else None,
             tags=place["tags"] if place else {},
             review=last.get("review"),
-            reason=_reason(last),
+            reason=_reason(last, mine),
         )
 
 
-def _reason(detail: dict) -> Optional[str]:
-    """Why the object ended where it did, from its result event: a failure's error, else the verdict's
-    reasons, else the integrity check's reason."""
+def _reason(detail: dict, details: list[dict]) -> Optional[str]:
+    """Why the object ended where it did, from its result events: a failure's error (from the event
+    that names it: the scan-wide report that follows has none), else the verdict's reasons, else the
+    integrity check's reason."""
     if detail.get("outcome") == "FAILED":
-        held = detail.get("heldIn")
-        return f"{detail.get('error') or 'the scan failed'}" + (f" (held in {held.lower()})" if held else "")
+        named = next((d for d in reversed(details) if d.get("outcome") == "FAILED" and d.get("error")), detail)
+        held = named.get("heldIn")
+        return f"{named.get('error') or 'the scan failed'}" + (f" (held in {held.lower()})" if held else "")
     reasons = [str(r) for r in detail.get("reasons") or [] if r]
     if reasons:
         return "; ".join(reasons)

@@ -187,3 +187,20 @@ def test_a_missing_extra_is_named_with_the_command_that_installs_it():
                              cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=120)
     assert library.returncode == 1
     assert "macie_pipeline.local needs the [local] extra (boto3 is missing): pip install 'macie-pipeline[local]'" in library.stderr
+
+
+def test_a_failed_execution_is_exit_3_with_the_notification_people_must_act_on(capsys):
+    """A real failure (the integrity check crashes in the engine): the CLI's report names it."""
+    from macie_pipeline.local import LocalPipeline, MacieBehavior, choose_pipeline, synth_sample
+    from macie_pipeline.local.cli import EXIT_PIPELINE_FAILED, report
+
+    stack, state_machine = choose_pipeline([synth_sample()], None, None)
+    with LocalPipeline(stack, state_machine, macie=MacieBehavior(job_status="COMPLETE")) as engine:
+        engine.fail("integrity_check")
+        result = engine.run({"orders.csv": b"id,item\n1,pen\n"}, decision="none", timeout=120)
+    assert report(result) == EXIT_PIPELINE_FAILED
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "1 object: 1 failed (held)"
+    assert "FAILED" in out.splitlines()[2] and "held in ingress" in out.splitlines()[2]
+    assert "note: execution" in err and "FAILED" in err
+    assert "notification (SCAN_FAILED): Sensitive data scan FAILED: objects held, action needed:" in err
