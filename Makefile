@@ -35,7 +35,7 @@ demo: $(VENV)/.installed
 	$(PY) -m macie_pipeline.local run samples --decision deny
 
 ## Count what the pipeline does and costs per 1,000 objects (local engine; both triggers, side by side).
-## 1,000 objects take about half an hour here (see README, "Throughput and cost"); BENCH_OBJECTS=N to change.
+## 1,000 objects take about 40 minutes here (see README, "Throughput and cost"); BENCH_OBJECTS=N to change.
 BENCH_OBJECTS ?= 1000
 bench: $(VENV)/.installed
 	$(PY) -m macie_pipeline.local bench --objects $(BENCH_OBJECTS)
