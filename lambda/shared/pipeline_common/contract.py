@@ -12,6 +12,7 @@ Standard library only: it is imported by the construct (no boto3 there) and by e
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ TABLE_PARTITION_KEY = "pk"
 TABLE_TTL_ATTRIBUTE = "expiresAt"
 CLAIM_PREFIX = "claim#"
 REVIEW_PREFIX = "review#"
+# job#<macie job id>: the task token of the execution waiting for that job, and the job's error events.
+JOB_PREFIX = "job#"
+# review#<review id>#<object index>: one reviewer decision on one object of a review.
+REVIEW_DECISION_SEPARATOR = "#"
 
 # ---------------------------------------------------------------------- result events (EventBridge)
 EVENT_SOURCE = "sensitive-data-scan-pipeline"
@@ -50,21 +55,90 @@ SUPERSEDED_PREFIX = "superseded/"
 DISCOVERY_RESULTS_PREFIX = "macie-discovery-results"
 
 
+# ---------------------------------------------------------------------- batches (docs/batching.md)
+# Every batch keeps its manifest and its per-object results in the batch bucket, under
+# batches/<batch id>/: the workflow's state holds only references and counts.
+BATCH_PREFIX = "batches/"
+#: JSON array of {"chunk": n, "count": objects, "bytes": total size}: what every Distributed Map reads.
+CHUNK_INDEX = "chunks.json"
+#: JSON Lines files, one per chunk, one line per object (see docs/batching.md for each line's fields).
+MANIFEST, COPIED, STAGED, VERDICTS, ROUTED, DECIDED, REPORTED = (
+    "manifest", "copied", "staged", "verdicts", "routed", "decided", "reported"
+)
+BATCH_STAGES = (MANIFEST, COPIED, STAGED, VERDICTS, ROUTED, DECIDED, REPORTED)
+#: Where each Distributed Map writes its run's result manifest (ResultWriter).
+MAP_RESULTS_PREFIX = "map-results/"
+#: The objects of a batch held for review (JSON Lines, in routed order), written by request_review.
+REVIEW_OBJECTS = "review.jsonl"
+#: The batch's summary (JSON), written when the batch ends.
+SUMMARY = "summary.json"
+S3_MAX_KEY_BYTES = 1024
+
+
+def batch_key(batch_id: str, name: str) -> str:
+    """``batches/<batch id>/<name>``: a file of one batch in the batch bucket."""
+    return f"{BATCH_PREFIX}{batch_id}/{name}"
+
+
+def chunk_key(batch_id: str, stage: str, chunk: int) -> str:
+    """``batches/<batch id>/<stage>/<chunk, 6 digits>.jsonl``: one chunk's lines at one stage."""
+    if stage not in BATCH_STAGES:
+        raise ValueError(f"unknown batch stage {stage!r}")
+    return f"{BATCH_PREFIX}{batch_id}/{stage}/{chunk:06d}.jsonl"
+
+
+def zone_key(prefix: str, scan_id: str, key: str) -> str:
+    """Where ``key`` goes in a zone: ``<prefix><scan id>/<key>``, or, when that would exceed S3's
+    1,024 bytes, ``<prefix><scan id>/#sha256/<hex digest of key>`` (the original key travels in
+    the result event, the manifest and the object's metadata)."""
+    candidate = f"{prefix}{scan_id}/{key}"
+    if len(candidate.encode("utf-8")) <= S3_MAX_KEY_BYTES:
+        return candidate
+    return f"{prefix}{scan_id}/#sha256/{hashlib.sha256(key.encode('utf-8')).hexdigest()}"
+
+
+# ---------------------------------------------------------------------- Macie job events
+# Macie writes one log stream per job to this group; a subscription filter sends them to job_events.
+MACIE_JOB_LOG_GROUP = "/aws/macie/classificationjobs"
+#: Events after which the waiting execution describes the job again (the job's status decides).
+JOB_WAKE_EVENTS = (
+    "JOB_COMPLETED",
+    "JOB_CANCELLED",
+    "JOB_PAUSED_BY_USER",
+    "JOB_PAUSED_BY_MACIE_SERVICE_QUOTA_MET",
+    "JOB_RESUMED_BY_USER",
+    "JOB_RESUMED_AUTOMATICALLY_AFTER_QUOTA_RESET",
+)
+#: Event type prefixes that mean Macie could not analyse some objects of the job: every object of
+#: the batch is then at least REVIEW (recorded on the job#<id> item, read by evaluate_findings).
+JOB_ERROR_EVENT_PREFIXES = ("BUCKET_", "ACCOUNT_", "OBJECT_")
+
+
 # ---------------------------------------------------------------------- state names
 class States:
     """Names of the workflow's states that the local engine, the tests or the docs depend on.
 
     The workflow builds these states under exactly these names; the README's diagram and the
-    engine's invariants read them back from the synthesized definition.
+    engine's invariants read them back from the synthesized definition (docs/batching.md).
     """
 
-    PREPARE_SCAN = "Prepare scan"
-    STAGE_OBJECTS = "Stage objects"
-    COPY_TO_QUARANTINE = "Copy to quarantine"
-    PROMOTE_TO_VAULT = "Promote to vault"
-    PROMOTE_APPROVED = "Promote approved object"
-    HOLD_FOR_REVIEW = "Hold for review"
-    REPORT_INGRESS_CLEANUP_FAILED = "Report ingress cleanup failed"
+    BATCH_READY = "Batch ready?"
+    STAGE_OBJECTS = "Stage objects"  # Distributed Map over the chunk index
+    COPY_TO_QUARANTINE = "Copy to quarantine"  # transfer stage_chunk (child workflow)
+    CHECK_INTEGRITY = "Check integrity"  # integrity_check check_chunk (child workflow)
+    COUNT_STAGED = "Count staged"  # evaluate_findings count_staged
+    START_MACIE_JOB = "Start Macie job"
+    WAIT_FOR_MACIE_JOB = "Wait for Macie job"  # job_events wait (.waitForTaskToken)
+    DESCRIBE_MACIE_JOB = "Describe Macie job"
+    EVALUATE_FINDINGS = "Evaluate findings"  # evaluate_findings evaluate
+    ROUTE_OBJECTS = "Route objects"  # Distributed Map over the chunk index
+    ROUTE_CHUNK = "Route chunk"  # transfer route_chunk (child workflow)
+    WAIT_FOR_REVIEWER = "Wait for reviewer"  # request_review (.waitForTaskToken)
+    APPLY_DECISIONS = "Apply decisions"  # Distributed Map over the chunk index
+    APPLY_DECISIONS_TO_CHUNK = "Apply decisions to chunk"  # transfer decide_chunk (child workflow)
+    SUMMARIZE_BATCH = "Summarize batch"  # evaluate_findings summarize
+    NOTIFY_SCAN_SUMMARY = "Notify scan summary"
+    REPORT_FAILED_BATCH = "Report failed batch"  # transfer report_failed
 
 
 # ---------------------------------------------------------------------- function environments
@@ -155,14 +229,24 @@ def _parse(kind: str, raw: str) -> Any:
 
 @dataclass(frozen=True, kw_only=True)
 class PrepareScanEnvironment(FunctionEnvironment):
+    """The batcher: claims object versions, writes a batch's manifest, starts one execution per batch."""
+
     FUNCTION: ClassVar[str] = "prepare_scan"
 
     state_table: str = variable("STATE_TABLE")
     ingress_bucket: str = variable("INGRESS_BUCKET")
+    batch_bucket: str = variable("BATCH_BUCKET")
+    state_machine_arn: str = variable("STATE_MACHINE_ARN")
     #: Only keys under this prefix are scanned. Default: every key.
     ingress_prefix: str = variable("INGRESS_PREFIX", default="")
-    #: A scheduled batch takes at most this many objects (the rest wait for the next run).
-    max_batch_objects: int = variable("MAX_BATCH_OBJECTS", default=25, kind="int")
+    #: A batch takes at most this many objects (a sweep starts as many batches as it needs).
+    max_batch_objects: int = variable("MAX_BATCH_OBJECTS", default=10_000, kind="int")
+    #: A chunk (one child workflow, one bulk invocation per step) takes at most this many objects ...
+    chunk_objects: int = variable("CHUNK_OBJECTS", default=200, kind="int")
+    #: ... and at most this many bytes (an object larger than this is a chunk of its own).
+    chunk_bytes: int = variable("CHUNK_BYTES", default=2 * 1024**3, kind="int")
+    #: A sweep for lost events takes only versions older than this and never claimed.
+    lost_event_age_seconds: int = variable("LOST_EVENT_AGE_SECONDS", default=3600, kind="int")
     #: How long a claim on an object version holds (the construct sets twice the longest scan + review).
     claim_ttl_seconds: int = variable("CLAIM_TTL_SECONDS", default=7 * 24 * 3600, kind="int")
     log_level: str = variable("POWERTOOLS_LOG_LEVEL", default="INFO")
@@ -170,23 +254,44 @@ class PrepareScanEnvironment(FunctionEnvironment):
 
 @dataclass(frozen=True, kw_only=True)
 class TransferEnvironment(FunctionEnvironment):
+    """Moves objects between zones; the only role that writes to quarantine, review and vault."""
+
     FUNCTION: ClassVar[str] = "transfer"
+
+    batch_bucket: str = variable("BATCH_BUCKET")
+    ingress_bucket: str = variable("INGRESS_BUCKET")
+    quarantine_bucket: str = variable("QUARANTINE_BUCKET")
+    review_bucket: str = variable("REVIEW_BUCKET")
+    vault_bucket: str = variable("VAULT_BUCKET")
+    event_bus: str = variable("EVENT_BUS_NAME")
+    state_table: str = variable("STATE_TABLE")
+    #: What an explicit DENY does: QUARANTINE (keep under denied/) or DELETE.
+    deny_policy: str = variable("DENY_POLICY", default="QUARANTINE")
+    #: Objects of one chunk handled at the same time.
+    workers: int = variable("WORKERS", default=16, kind="int")
+    log_level: str = variable("POWERTOOLS_LOG_LEVEL", default="INFO")
 
 
 @dataclass(frozen=True, kw_only=True)
 class IntegrityCheckEnvironment(FunctionEnvironment):
     FUNCTION: ClassVar[str] = "integrity_check"
 
+    batch_bucket: str = variable("BATCH_BUCKET")
     #: Rows per chunk when tabular data is parsed (bounded memory).
     chunk_rows: int = variable("CHUNK_ROWS", default=50_000, kind="int")
     #: A JSON (not JSON Lines) document larger than this is UNCHECKED rather than parsed whole.
     max_json_document_bytes: int = variable("MAX_JSON_DOCUMENT_BYTES", default=64 * 1024 * 1024, kind="int")
+    #: Objects of one chunk checked at the same time (memory: each check is bounded).
+    workers: int = variable("WORKERS", default=4, kind="int")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateFindingsEnvironment(FunctionEnvironment):
     FUNCTION: ClassVar[str] = "evaluate_findings"
 
+    batch_bucket: str = variable("BATCH_BUCKET")
+    state_table: str = variable("STATE_TABLE")
+    event_bus: str = variable("EVENT_BUS_NAME")
     #: ``{"LOW": action, "MEDIUM": action, "HIGH": action}`` as JSON. Default: every finding REVIEW.
     finding_policy: Optional[str] = variable("FINDING_POLICY", default=None, kind="json")
     #: What an UNCHECKED integrity result means (ALLOW, REVIEW or DENY). Default: REVIEW.
@@ -199,11 +304,25 @@ class EvaluateFindingsEnvironment(FunctionEnvironment):
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobEventsEnvironment(FunctionEnvironment):
+    """Resumes the execution waiting for a Macie job: from the job's log events, or at once when the
+    job has already ended when the execution starts waiting."""
+
+    FUNCTION: ClassVar[str] = "job_events"
+
+    state_table: str = variable("STATE_TABLE")
+    #: How long a job#<id> item is kept (the construct sets the claim TTL).
+    item_ttl_seconds: int = variable("ITEM_TTL_SECONDS", default=7 * 24 * 3600, kind="int")
+    log_level: str = variable("POWERTOOLS_LOG_LEVEL", default="INFO")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RequestReviewEnvironment(FunctionEnvironment):
     FUNCTION: ClassVar[str] = "request_review"
 
     state_table: str = variable("STATE_TABLE")
     topic_arn: str = variable("TOPIC_ARN")
+    batch_bucket: str = variable("BATCH_BUCKET")
     #: How long a review link stays valid (the construct sets the approval timeout).
     review_timeout_seconds: int = variable("REVIEW_TIMEOUT_SECONDS", default=3 * 24 * 3600, kind="int")
     #: Base URL of the review API (``https://.../review/``); set once the API exists.
@@ -216,6 +335,7 @@ class ReviewApiEnvironment(FunctionEnvironment):
     FUNCTION: ClassVar[str] = "review_api"
 
     state_table: str = variable("STATE_TABLE")
+    batch_bucket: str = variable("BATCH_BUCKET")
     log_level: str = variable("POWERTOOLS_LOG_LEVEL", default="INFO")
 
 
@@ -227,6 +347,7 @@ ENVIRONMENTS: dict[str, type[FunctionEnvironment]] = {
         TransferEnvironment,
         IntegrityCheckEnvironment,
         EvaluateFindingsEnvironment,
+        JobEventsEnvironment,
         RequestReviewEnvironment,
         ReviewApiEnvironment,
     )
