@@ -1,21 +1,30 @@
-"""The scan workflow as a Standard state machine, one small function per step.
+"""The batch scan workflow (docs/batching.md, "The workflow (Standard)") as a Standard state machine.
 
-Read :meth:`ScanWorkflow.definition` first: it chains the steps in the order of the diagram in the
-README. Every task gets a Retry for transient errors and a Catch to a fail-closed path: the object
-stays where it is safe (ingress, quarantine or review), a result event and a notification say so,
-and the execution fails so that the alarms fire. Nothing reaches the vault without a CLEAN verdict
-from a completed scan or a reviewer's APPROVE.
+Read :meth:`ScanWorkflow._build` first: it chains the steps in the order of the diagram in the
+README. One execution scans one batch: its input names the batch's chunk index in the batch bucket,
+three Distributed Maps run one Standard child workflow per chunk (stage, route, apply decisions),
+one Macie job scans every staged object, and its completion wakes the execution through the
+``job_events`` function (a task token), with a poll as the backstop.
 
-State names are a contract: the tests, the README and the offline engine refer to them.
+The execution's state holds ids, references and counts only: every per-object line lives in the
+batch bucket, so a batch of any size fits in 256 KiB. Every task gets a Retry for transient errors
+and a Catch to a fail-closed path: a chunk whose handler fails stays where it is (its objects get
+no line at the next stage and are reported FAILED), a failed step reports every object without an
+outcome as FAILED, notifies, and fails the execution so that the alarms fire. Nothing reaches the
+vault without a CLEAN verdict from a completed scan or a reviewer's APPROVE (the handlers decide).
+
+State names are a contract (:class:`States`): the tests, the README and the offline engine refer to them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -24,17 +33,17 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from .contract import (  # noqa: F401 - EVENT_DETAIL_TYPE and EVENT_SOURCE are re-exported (README, public API)
-    DENIED_PREFIX,
     EVENT_DETAIL_TYPE,
     EVENT_SOURCE,
-    STAGING_PREFIX,
-    SUPERSEDED_PREFIX,
-    TAG_FINDINGS,
-    TAG_OUTCOME,
     TAG_SCAN_ID,
-    TAG_VERDICT,
     States,
+    _contract,
 )
+
+# The batch layout (lambda/shared/pipeline_common/contract.py); read from the loaded contract until
+# macie_pipeline.contract re-exports these names.
+BATCH_PREFIX: str = _contract.BATCH_PREFIX
+MAP_RESULTS_PREFIX: str = _contract.MAP_RESULTS_PREFIX
 
 
 def job_arn_pattern(stack: Stack) -> str:
@@ -44,7 +53,6 @@ def job_arn_pattern(stack: Stack) -> str:
 
 # Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
 HANDLER_TRANSIENT_ERRORS = ["TransientError"]
-INVALID_INPUT_ERROR = "InvalidInputError"  # pipeline_common.errors.InvalidInputError
 # Lambda's transient service errors and throttling, as Step Functions names them (Step Functions
 # developer guide, "Handle Lambda service exceptions"); every LambdaInvoke retries all of them.
 LAMBDA_SERVICE_ERRORS = [
@@ -56,14 +64,31 @@ LAMBDA_SERVICE_ERRORS = [
 ]
 MACIE_THROTTLING_ERRORS = ["Macie2.ThrottlingException"]
 MACIE_TRANSIENT_ERRORS = ["Macie2.InternalServerException", "Macie2.Macie2Exception", "Macie2.SdkClientException"]
+#: Statuses after which the execution waits for the job again.
 JOB_WAITING_STATUSES = ("RUNNING", "IDLE", "PAUSED", "USER_PAUSED")
+#: Macie pauses a job when the account reaches its monthly sensitive data discovery quota.
+JOB_PAUSED_STATUS = "PAUSED"
+#: ``ceil(max_scan_wait / poll_interval)`` may not exceed this: it bounds the poll loop, and so the
+#: execution's history (25,000 events; tests/test_workflow.py computes the worst case).
+MAX_POLL_RATIO = 1000
+#: Extra polls on top of ``ceil(max_scan_wait / poll_interval)``: a job event wakes the execution
+#: before its poll interval is up, and such wake-ups count too.
+EXTRA_POLLS = 10
+#: ``CreateClassificationJob`` allows 0.1 requests per second per account and Region. Throttling
+#: is retried for about two hours at least (the sum of the capped delays, halved by full jitter on
+#: average): a batch is delayed, never failed, and the client token (the batch id) means that a
+#: retry never creates a second job.
+START_JOB_THROTTLING_RETRY = {"interval": Duration.seconds(20), "max_attempts": 30, "max_delay": Duration.minutes(10)}
+
+#: The payload fields the functions receive (docs/batching.md).
+OPERATION = "operation"
 
 
 def retry_with_backoff(
-    task: sfn.TaskStateBase, errors: Sequence[str], *, interval: Duration, max_attempts: int, max_delay: Duration,
+    task: sfn.State, errors: Sequence[str], *, interval: Duration, max_attempts: int, max_delay: Duration,
 ) -> None:
     """Retry ``errors``: exponential backoff (x2) from ``interval``, capped at ``max_delay``, full jitter, bounded."""
-    task.add_retry(
+    task.add_retry(  # type: ignore[attr-defined]
         errors=list(errors),
         interval=interval,
         max_attempts=max_attempts,
@@ -73,15 +98,27 @@ def retry_with_backoff(
     )
 
 
+def max_polls(poll_interval: Duration, max_scan_wait: Duration) -> int:
+    """How many times the execution describes the job before it cancels it: one per poll interval of
+    ``max_scan_wait``, plus :data:`EXTRA_POLLS` for wake-ups by job events."""
+    ratio = math.ceil(max_scan_wait.to_seconds() / poll_interval.to_seconds())
+    if ratio > MAX_POLL_RATIO:
+        raise ValueError(
+            f"max_scan_wait / poll_interval is {ratio}; at most {MAX_POLL_RATIO} (the execution's history is limited)"
+        )
+    return max(1, ratio) + EXTRA_POLLS
+
+
 @dataclass
 class WorkflowResources:
     """What the workflow calls; the construct creates these and hands them over."""
 
-    prepare_scan: lambda_.IFunction
     transfer: lambda_.IFunction
     integrity_check: lambda_.IFunction
     evaluate_findings: lambda_.IFunction
     request_review: lambda_.IFunction
+    job_events: lambda_.IFunction
+    batch_bucket: s3.IBucket
     ingress_bucket: s3.IBucket
     quarantine_bucket: s3.IBucket
     review_bucket: s3.IBucket
@@ -103,7 +140,51 @@ class WorkflowSettings:
     approval_timeout: Duration
     approval_heartbeat: Optional[Duration]
     deny_policy: str
-    stage_concurrency: int = 10
+    #: Child workflows (chunks) of one Distributed Map running at the same time.
+    map_concurrency: int = 10
+
+
+class _ChunkIndexReader(sfn.S3JsonItemReader):
+    """The batch's chunk index (``batches/<id>/chunks.json``, a JSON array) in the batch bucket.
+
+    It provides the map's whole S3 grant, narrower than CDK's (``s3:GetObject`` on ``batches/*``
+    instead of the whole bucket; the map run's results under ``map-results/*`` only, which
+    :class:`_ChunkMap` writes).
+    """
+
+    def __init__(self, bucket: s3.IBucket, key: str) -> None:
+        super().__init__(bucket=bucket, key=key)
+        self._bucket_ref = bucket
+
+    def provide_policy_statements(self) -> list:
+        return [
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self._bucket_ref.arn_for_objects(f"{BATCH_PREFIX}*")]),
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                resources=[self._bucket_ref.arn_for_objects(f"{MAP_RESULTS_PREFIX}*")],
+            ),
+        ]
+
+
+class _ChunkMap(sfn.DistributedMap):
+    """A Distributed Map whose map run writes its results to ``map-results/`` of the batch bucket.
+
+    The ``ResultWriter`` is rendered here: CDK renders ``resultWriterV2`` only under the feature flag
+    ``@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2`` and the deprecated
+    ``resultWriter`` otherwise; this way the definition is the same in every app, without warnings.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, results_bucket: s3.IBucket, **props) -> None:
+        super().__init__(scope, id, **props)
+        self._results_bucket = results_bucket
+
+    def to_state_json(self, state_machine_query_language: Optional[sfn.QueryLanguage] = None) -> dict:
+        rendered = dict(super().to_state_json(state_machine_query_language))
+        rendered["ResultWriter"] = {
+            "Resource": f"arn:{Aws.PARTITION}:states:::s3:putObject",
+            "Parameters": {"Bucket": self._results_bucket.bucket_name, "Prefix": MAP_RESULTS_PREFIX.rstrip("/")},
+        }
+        return rendered
 
 
 class ScanWorkflow(Construct):
@@ -114,116 +195,113 @@ class ScanWorkflow(Construct):
         self._r = resources
         self._s = settings
         self._account = Stack.of(self).account
+        #: How many times the execution describes the Macie job at most (then it cancels the job).
+        self.max_polls = max_polls(settings.poll_interval, settings.max_scan_wait)
         self.definition = self._build()
 
     # ------------------------------------------------------------------ the whole path
     def _build(self) -> sfn.IChainable:
-        scan_failed, notify_scan_failure = self._scan_failed()
-        prepare = self._prepare_scan(self._invalid_input(), notify_scan_failure)
-        stage = self._stage_and_check(scan_failed)
-        start_job = self._start_macie_job(scan_failed)
-        wait_for_job, evaluate = self._wait_for_macie_job(scan_failed)
-        route = self._route(scan_failed)
-        report = self._report_summary(scan_failed)
+        failed = self._batch_failed()
+        stage = self._stage_objects(failed)
+        count = self._count_staged(failed)
+        start_job, evaluate = self._scan(failed)
+        route = self._route_objects(failed)
+        summarize = self._summarize(failed)
+        review = self._review(failed, summarize)
 
-        nothing_to_scan = sfn.Succeed(self, "Nothing to scan", comment="Every object was a duplicate or filtered out")
-        anything = (
-            sfn.Choice(self, "Anything to scan?")
-            .when(sfn.Condition.number_greater_than("$.objectCount", 0), stage)
-            .otherwise(nothing_to_scan)
-        )
-        stage.next(start_job)
-        start_job.next(wait_for_job)
-        evaluate.next(route).next(report).next(sfn.Succeed(self, "Scan finished"))
-        return prepare.next(anything)
-
-    # ------------------------------------------------------------------ steps
-    def _prepare_scan(self, invalid_input: sfn.IChainable, scan_failure: sfn.IChainable) -> tasks.LambdaInvoke:
-        task = tasks.LambdaInvoke(
+        no_job = sfn.Pass(
             self,
-            States.PREPARE_SCAN,
-            lambda_function=self._r.prepare_scan,
-            retry_on_service_exceptions=False,  # see _lambda_retry
-            payload=sfn.TaskInput.from_object({"event.$": "$", "executionName.$": "$$.Execution.Name"}),
-            result_selector={
-                "scanId.$": "$.Payload.scanId",
-                "trigger.$": "$.Payload.trigger",
-                "objects.$": "$.Payload.objects",
-                "objectCount.$": "$.Payload.objectCount",
-                "skipped.$": "$.Payload.skipped",
-            },
-            result_path="$",
-            comment="Validate the event, claim each object version once, derive the scan id",
+            "No Macie job",
+            result=sfn.Result.from_object({"jobId": None, "job": None, "scanComplete": False}),
+            result_path="$.macie",
+            comment="No object was staged: every object is reported FAILED, held where it is",
         )
-        self._lambda_retry(task)
-        # A malformed event is reported as such; any other failure (nothing was moved yet) is a scan
-        # failure, so that a crash is not mistaken for a bad event.
-        task.add_catch(invalid_input, errors=[INVALID_INPUT_ERROR], result_path="$.error")
-        task.add_catch(scan_failure, errors=["States.ALL"], result_path="$.error")
+        anything_staged = (
+            sfn.Choice(self, "Anything staged?")
+            .when(sfn.Condition.number_greater_than("$.staging.staged", 0), start_job)
+            .otherwise(no_job)
+        )
+        no_job.next(evaluate)
+        stage.next(count).next(anything_staged)
+        review_needed = (
+            sfn.Choice(self, "Review needed?")
+            .when(sfn.Condition.boolean_equals("$.evaluation.reviewRequired", True), review)
+            .otherwise(summarize)
+        )
+        evaluate.next(route).next(review_needed)
+        return self._batch_ready(stage)
+
+    def _batch_ready(self, stage: sfn.IChainable) -> sfn.Choice:
+        """The input must name a batch and its chunk index; a batch of no objects has nothing to scan."""
+        required = [
+            ("$.batchId", sfn.Condition.is_string),
+            ("$.manifest.bucket", sfn.Condition.is_string),
+            ("$.manifest.chunks", sfn.Condition.is_string),
+            ("$.objectCount", sfn.Condition.is_numeric),
+            ("$.chunkCount", sfn.Condition.is_numeric),
+        ]
+        checks = []
+        for path, type_check in required:
+            checks += [sfn.Condition.is_present(path), type_check(path)]
+        checks.append(sfn.Condition.string_matches("$.manifest.chunks", f"{BATCH_PREFIX}*"))
+        nothing_to_scan = sfn.Succeed(self, "Nothing to scan", comment="Every object was a duplicate or filtered out")
+        return (
+            sfn.Choice(self, States.BATCH_READY)
+            .when(sfn.Condition.not_(sfn.Condition.and_(*checks)), self._invalid_input())
+            .when(sfn.Condition.number_less_than("$.objectCount", 1), nothing_to_scan)
+            .otherwise(stage)
+        )
+
+    # ------------------------------------------------------------------ staging
+    def _stage_objects(self, failed: sfn.IChainable) -> sfn.DistributedMap:
+        """Per chunk: copy each object version to quarantine with the scan-id tag, then check integrity."""
+        copy = self._invoke(
+            States.COPY_TO_QUARANTINE,
+            self._r.transfer,
+            {OPERATION: "stage_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk"},
+            comment="Copy every object of the chunk to quarantine (scans/<batch>/<key>), tagged with the batch id",
+        )
+        check = self._invoke(
+            States.CHECK_INTEGRITY,
+            self._r.integrity_check,
+            {OPERATION: "check_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk"},
+            comment="Parse every staged copy of the chunk in bounded memory; verify the uploaders' checksums",
+        )
+        not_staged = sfn.Succeed(
+            self, "Chunk not staged", comment="The chunk's objects have no staged line: reported FAILED, held in ingress"
+        )
+        for task in (copy, check):
+            task.add_catch(not_staged, errors=["States.ALL"], result_path="$.error")
+        return self._chunk_map(
+            States.STAGE_OBJECTS, copy.next(check), failed, with_execution=False,
+            comment="One child workflow per chunk of the batch's chunk index",
+        )
+
+    def _count_staged(self, failed: sfn.IChainable) -> tasks.LambdaInvoke:
+        task = self._invoke(
+            States.COUNT_STAGED,
+            self._r.evaluate_findings,
+            {OPERATION: "count_staged", "batchId.$": "$.batchId", "chunkCount.$": "$.chunkCount"},
+            result_selector={"staged.$": "$.Payload.staged", "failed.$": "$.Payload.failed"},
+            result_path="$.staging",
+        )
+        task.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         return task
 
-    def _stage_and_check(self, scan_failed: sfn.IChainable) -> sfn.Map:
-        """Per object: copy the exact version to quarantine with the scan-id tag, then check integrity."""
-        stage_map = sfn.Map(
-            self,
-            States.STAGE_OBJECTS,
-            items_path="$.objects",
-            item_selector={"source.$": "$$.Map.Item.Value", "scanId.$": "$.scanId"},
-            max_concurrency=self._s.stage_concurrency,
-            result_path="$.items",
-            comment="Copy each object version to quarantine and check its integrity",
-        )
-        copy = self._transfer(
-            States.COPY_TO_QUARANTINE,
-            {
-                "operation": "copy",
-                "source.$": "$.source",
-                "destination": {
-                    "bucket": self._r.quarantine_bucket.bucket_name,
-                    "key.$": f"States.Format('{STAGING_PREFIX}{{}}/{{}}', $.scanId, $.source.key)",
-                },
-                "tags": {TAG_SCAN_ID + ".$": "$.scanId", TAG_OUTCOME: "SCANNING"},
-            },
-            result_path="$.staged",
-        )
-        check = tasks.LambdaInvoke(
-            self,
-            "Check integrity",
-            lambda_function=self._r.integrity_check,
-            retry_on_service_exceptions=False,  # see _lambda_retry
-            payload=sfn.TaskInput.from_object({"object.$": "$.staged", "originalKey.$": "$.source.key"}),
-            result_selector={
-                "status.$": "$.Payload.status",
-                "format.$": "$.Payload.format",
-                "reason.$": "$.Payload.reason",
-                "checksum.$": "$.Payload.checksum",
-            },
-            result_path="$.integrity",
-            comment="Parse the staged copy in bounded memory; verify the uploader's checksum",
-        )
-        self._lambda_retry(check)
-        item_failed = self._object_failed("Staging failed", "$.source", "INGRESS")
-        for task in (copy, check):
-            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
-        keep = sfn.Pass(
-            self,
-            "Staged",
-            parameters={
-                "source.$": "$.source",
-                "staged.$": "$.staged",
-                "integrity.$": "$.integrity",
-            },
-        )
-        stage_map.item_processor(copy.next(check).next(keep))
-        stage_map.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
-        return stage_map
+    # ------------------------------------------------------------------ the Macie job
+    def _scan(self, failed: sfn.IChainable) -> tuple[sfn.IChainable, sfn.IChainable]:
+        """Start one job, wait for it (event-driven, polled as a backstop). Returns (entry, Evaluate findings)."""
+        start_job = self._start_macie_job(failed)
+        evaluate = self._evaluate_findings(failed)
+        start_job.next(self._wait_for_macie_job(failed, evaluate))
+        return start_job, evaluate
 
-    def _start_macie_job(self, scan_failed: sfn.IChainable) -> tasks.CallAwsService:
+    def _start_macie_job(self, failed: sfn.IChainable) -> tasks.CallAwsService:
         parameters = {
-            "ClientToken.$": "$.scanId",
+            "ClientToken.$": "$.batchId",
             "JobType": "ONE_TIME",
-            "Name.$": "States.Format('sensitive-data-scan-{}', $.scanId)",
-            "Description": "One-time scan of objects staged by SensitiveDataScanPipeline",
+            "Name.$": "States.Format('sensitive-data-scan-{}', $.batchId)",
+            "Description": "One-time scan of a batch staged by SensitiveDataScanPipeline",
             "SamplingPercentage": 100,
             "ManagedDataIdentifierSelector": self._s.managed_data_identifier_selector,
             "S3JobDefinition": {
@@ -235,7 +313,7 @@ class ScanWorkflow(Construct):
                                 "TagScopeTerm": {
                                     "Comparator": "EQ",
                                     "Key": "TAG",
-                                    "TagValues": [{"Key": TAG_SCAN_ID, "Value.$": "$.scanId"}],
+                                    "TagValues": [{"Key": TAG_SCAN_ID, "Value.$": "$.batchId"}],
                                     "Target": "S3_OBJECT",
                                 }
                             }
@@ -252,546 +330,353 @@ class ScanWorkflow(Construct):
             parameters["AllowListIds"] = list(self._r.allow_list_ids)
         task = tasks.CallAwsService(
             self,
-            "Start Macie job",
+            States.START_MACIE_JOB,
             service="macie2",
             action="createClassificationJob",
             parameters=parameters,
             iam_action="macie2:CreateClassificationJob",
             iam_resources=[self._job_arn_pattern(), *self._r.custom_data_identifier_arns, *self._r.allow_list_arns],
             result_selector={"jobId.$": "$.JobId"},
-            result_path="$.job",
+            result_path="$.macie",
             comment="One job for the batch, scoped by the scan-id tag; the client token makes retries create no second job",
         )
-        # CreateClassificationJob is limited to about 0.1 requests per second: back off generously.
-        retry_with_backoff(task, MACIE_THROTTLING_ERRORS, interval=Duration.seconds(15), max_attempts=8, max_delay=Duration.minutes(5))
+        retry_with_backoff(task, MACIE_THROTTLING_ERRORS, **START_JOB_THROTTLING_RETRY)
         self._sdk_retry(task, MACIE_TRANSIENT_ERRORS)
-        task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        task.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         return task
 
-    def _wait_for_macie_job(self, scan_failed: sfn.IChainable) -> tuple[sfn.IChainable, sfn.IChainable]:
-        """Bounded poll loop. Returns (entry state, evaluate state)."""
-        poll_seconds = int(self._s.poll_interval.to_seconds())
-        max_polls = max(1, -(-int(self._s.max_scan_wait.to_seconds()) // poll_seconds))
+    def _wait_for_macie_job(self, failed: sfn.IChainable, evaluate: sfn.IChainable) -> sfn.IChainable:
+        """Bounded loop: wait for a job event (or the poll interval), describe the job, decide by its status."""
         start = sfn.Pass(self, "Start polling", result=sfn.Result.from_object({"count": 0}), result_path="$.poll")
-        wait = sfn.Wait(self, "Wait for Macie job", time=sfn.WaitTime.duration(self._s.poll_interval))
+        wait = self._invoke(
+            States.WAIT_FOR_MACIE_JOB,
+            self._r.job_events,
+            {
+                OPERATION: "wait",
+                "taskToken": sfn.JsonPath.task_token,
+                "jobId.$": "$.macie.jobId",
+                "batchId.$": "$.batchId",
+            },
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            task_timeout=sfn.Timeout.duration(self._s.poll_interval),
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Resumed by the job's log events (job_events); the timeout is the poll backstop",
+        )
         describe = tasks.CallAwsService(
             self,
-            "Describe Macie job",
+            States.DESCRIBE_MACIE_JOB,
             service="macie2",
             action="describeClassificationJob",
-            parameters={"JobId.$": "$.job.jobId"},
+            parameters={"JobId.$": "$.macie.jobId"},
             iam_action="macie2:DescribeClassificationJob",
             iam_resources=[self._job_arn_pattern()],
-            # The whole response: selecting an optional field (LastRunErrorStatus) that is absent
-            # would be an uncatchable States.Runtime error. The evaluator reads what it needs.
-            result_path="$.jobDescription",
+            # The whole response (job-level only): selecting an optional field (LastRunErrorStatus)
+            # that is absent would be an uncatchable States.Runtime error. The evaluator reads what it needs.
+            result_path="$.macie.job",
         )
         self._sdk_retry(describe, MACIE_THROTTLING_ERRORS + MACIE_TRANSIENT_ERRORS)
-        describe.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
+        describe.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        wait.add_catch(describe, errors=["States.Timeout", "States.HeartbeatTimeout"], result_path=sfn.JsonPath.DISCARD)
+        wait.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         count = sfn.Pass(
-            self,
-            "Count poll",
-            parameters={"count.$": "States.MathAdd($.poll.count, 1)"},
-            result_path="$.poll",
+            self, "Count poll", parameters={"count.$": "States.MathAdd($.poll.count, 1)"}, result_path="$.poll"
         )
-        evaluate = self._evaluate_findings(scan_failed)
-        complete = sfn.Pass(self, "Scan complete", result=sfn.Result.from_boolean(True), result_path="$.scanComplete")
+        complete = sfn.Pass(self, "Scan complete", result=sfn.Result.from_boolean(True), result_path="$.macie.scanComplete")
         incomplete = sfn.Pass(
             self,
             "Scan incomplete",
             result=sfn.Result.from_boolean(False),
-            result_path="$.scanComplete",
-            comment="Cancelled, timed out or unknown status: every object is at least REVIEW",
+            result_path="$.macie.scanComplete",
+            comment="Cancelled, timed out or unknown status: no object of the batch is CLEAN",
         )
         cancel = tasks.CallAwsService(
             self,
             "Cancel Macie job",
             service="macie2",
             action="updateClassificationJob",
-            parameters={"JobId.$": "$.job.jobId", "JobStatus": "CANCELLED"},
+            parameters={"JobId.$": "$.macie.jobId", "JobStatus": "CANCELLED"},
             iam_action="macie2:UpdateClassificationJob",
             iam_resources=[self._job_arn_pattern()],
             result_path=sfn.JsonPath.DISCARD,
             comment="The scan took longer than max_scan_wait: stop paying for it",
         )
         self._sdk_retry(cancel, MACIE_THROTTLING_ERRORS + MACIE_TRANSIENT_ERRORS)
-        # A job that cannot be cancelled changes nothing for the objects: they go to review anyway.
-        cancel.add_catch(incomplete, errors=["States.ALL"], result_path="$.cancelError")
+        # A job that cannot be cancelled changes nothing for the objects: none of them is CLEAN anyway.
+        cancel.add_catch(incomplete, errors=["States.ALL"], result_path="$.macie.cancelError")
         cancel.next(incomplete)
-        status = (
+        status = "$.macie.job.JobStatus"
+        paused = self._notify_job_paused(wait)
+        choice = (
             sfn.Choice(self, "Macie job status?")
-            .when(sfn.Condition.string_equals("$.jobDescription.JobStatus", "COMPLETE"), complete)
-            .when(sfn.Condition.string_equals("$.jobDescription.JobStatus", "CANCELLED"), incomplete)
-            .when(sfn.Condition.number_greater_than_equals("$.poll.count", max_polls), cancel)
+            .when(sfn.Condition.string_equals(status, "COMPLETE"), complete)
+            .when(sfn.Condition.string_equals(status, "CANCELLED"), incomplete)
+            .when(sfn.Condition.number_greater_than_equals("$.poll.count", self.max_polls), cancel)
             .when(
-                sfn.Condition.or_(*[sfn.Condition.string_equals("$.jobDescription.JobStatus", s) for s in JOB_WAITING_STATUSES]),
-                wait,
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals(status, JOB_PAUSED_STATUS),
+                    sfn.Condition.is_not_present("$.macie.pauseNotice"),
+                ),
+                paused,
             )
+            .when(sfn.Condition.or_(*[sfn.Condition.string_equals(status, s) for s in JOB_WAITING_STATUSES]), wait)
             .otherwise(incomplete)
         )
         complete.next(evaluate)
         incomplete.next(evaluate)
-        start.next(wait).next(describe).next(count).next(status)
-        return start, evaluate
+        start.next(wait).next(describe).next(count).next(choice)
+        return start
 
-    def _evaluate_findings(self, scan_failed: sfn.IChainable) -> sfn.IChainable:
-        task = tasks.LambdaInvoke(
+    def _notify_job_paused(self, wait: sfn.IChainable) -> tasks.SnsPublish:
+        """Once per batch: Macie paused the job (the account's monthly quota); the execution waits on."""
+        task = tasks.SnsPublish(
             self,
-            "Evaluate findings",
-            lambda_function=self._r.evaluate_findings,
-            retry_on_service_exceptions=False,  # see _lambda_retry
-            payload=sfn.TaskInput.from_object(
+            "Notify job paused",
+            topic=self._r.topic,
+            subject="Sensitive data scan waiting: Macie paused the job (quota)",
+            message=sfn.TaskInput.from_object(
                 {
-                    "scanId.$": "$.scanId",
-                    "job.$": "$.jobDescription",
-                    "scanComplete.$": "$.scanComplete",
-                    "objects.$": "$.items",
-                }
-            ),
-            result_selector={
-                "items.$": "$.Payload.objects",
-                "summary.$": "$.Payload.summary",
-                "reviewRequired.$": "$.Payload.reviewRequired",
-            },
-            result_path="$.evaluation",
-            comment="Every finding of the job and Macie's discovery results -> one verdict per object",
-        )
-        self._lambda_retry(task)
-        task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
-        keep = sfn.Pass(
-            self,
-            "Keep verdicts",
-            parameters={
-                "scanId.$": "$.scanId",
-                "trigger.$": "$.trigger",
-                "objects.$": "$.objects",
-                "job.$": "$.job",
-                "items.$": "$.evaluation.items",
-                "summary.$": "$.evaluation.summary",
-                "reviewRequired.$": "$.evaluation.reviewRequired",
-            },
-        )
-        return task.next(keep)
-
-    def _route(self, scan_failed: sfn.IChainable) -> sfn.Parallel:
-        route = sfn.Parallel(
-            self,
-            "Route objects",
-            result_path=sfn.JsonPath.DISCARD,
-            comment="Remove the scanned versions from ingress while each object goes to its zone",
-        )
-        route.branch(self._remove_from_ingress())
-        route.branch(self._route_each_object())
-        route.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
-        return route
-
-    def _remove_from_ingress(self) -> sfn.IChainable:
-        remove = sfn.Map(
-            self,
-            "Remove from ingress",
-            items_path="$.objects",
-            max_concurrency=self._s.stage_concurrency,
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        delete = tasks.CallAwsService(
-            self,
-            "Delete ingress version",
-            service="s3",
-            action="deleteObject",
-            parameters={"Bucket.$": "$.bucket", "Key.$": "$.key", "VersionId.$": "$.versionId"},
-            iam_action="s3:DeleteObjectVersion",
-            iam_resources=[self._r.ingress_bucket.arn_for_objects("*")],
-            result_path=sfn.JsonPath.DISCARD,
-            comment="Only the scanned version: a newer upload of the same key stays for its own scan",
-        )
-        self._sdk_retry(delete, ["S3.S3Exception", "S3.SdkClientException"])
-        # A version left in ingress is a duplicate, not a loss: report it and go on, so that this
-        # branch never aborts the other one while it waits for a reviewer.
-        report = self._put_event(
-            States.REPORT_INGRESS_CLEANUP_FAILED,
-            {
-                "executionArn.$": "$$.Execution.Id",
-                "outcome": "INGRESS_CLEANUP_FAILED",
-                "object": {"bucket.$": "$.bucket", "key.$": "$.key", "versionId.$": "$.versionId"},
-                "error.$": "$.error.Error",
-            },
-        )
-        notify = self._notify_failure("Notify ingress cleanup failed", "INGRESS_CLEANUP_FAILED")
-        kept = sfn.Pass(self, "Ingress version kept")
-        report.add_catch(notify, errors=["States.ALL"], result_path="$.reportError")
-        notify.add_catch(kept, errors=["States.ALL"], result_path="$.notifyError")
-        report.next(notify).next(kept)
-        delete.add_catch(report, errors=["States.ALL"], result_path="$.error")
-        remove.item_processor(delete)
-        return remove
-
-    def _route_each_object(self) -> sfn.IChainable:
-        routing = sfn.Map(
-            self,
-            "Route by verdict",
-            items_path="$.items",
-            item_selector={"item.$": "$$.Map.Item.Value", "scanId.$": "$.scanId"},
-            max_concurrency=self._s.stage_concurrency,
-            result_path="$.routed",
-        )
-        item_failed = self._object_failed("Routing failed", "$.item.source", "QUARANTINE")
-        tags = self._verdict_tags
-
-        promote = self._transfer(
-            States.PROMOTE_TO_VAULT,
-            {
-                "operation": "move",
-                "source.$": "$.item.staged",
-                "destination": {"bucket": self._r.vault_bucket.bucket_name, "key.$": "$.item.source.key"},
-                "supersededDestination": self._superseded_destination(),
-                "tags": tags("VAULT"),
-            },
-            result_path="$.location",
-            ordered=True,
-        )
-        hold = self._transfer(
-            States.HOLD_FOR_REVIEW,
-            {
-                "operation": "move",
-                "source.$": "$.item.staged",
-                "destination": {
-                    "bucket": self._r.review_bucket.bucket_name,
-                    "key.$": "States.Format('{}/{}', $.scanId, $.item.source.key)",
-                },
-                "tags": tags("REVIEW_PENDING"),
-            },
-            result_path="$.location",
-        )
-        quarantine = self._transfer(
-            "Keep in quarantine",
-            {"operation": "tag", "source.$": "$.item.staged", "tags": tags("QUARANTINED")},
-            result_path="$.location",
-        )
-        for task in (promote, hold, quarantine):
-            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
-        promote.next(
-            self._superseded_or("Superseded?", self._report_object("Report promoted", "VAULT"), "Report superseded", review=False)
-        )
-        hold.next(self._report_object("Report held for review", "REVIEW_PENDING"))
-        quarantine.next(self._report_object("Report quarantined", "QUARANTINED"))
-
-        verdict = (
-            sfn.Choice(self, "Verdict?")
-            .when(sfn.Condition.string_equals("$.item.verdict", "CLEAN"), promote)
-            .when(sfn.Condition.string_equals("$.item.verdict", "REVIEW"), hold)
-            .when(
-                sfn.Condition.or_(
-                    sfn.Condition.string_equals("$.item.verdict", "DENY"),
-                    sfn.Condition.string_equals("$.item.verdict", "CORRUPT"),
-                ),
-                quarantine,
-            )
-            .otherwise(sfn.Fail(self, "Unknown verdict", cause="The verdict is not CLEAN, REVIEW, DENY or CORRUPT"))
-        )
-        routing.item_processor(verdict)
-
-        review_needed = (
-            sfn.Choice(self, "Review needed?")
-            .when(sfn.Condition.boolean_equals("$.reviewRequired", True), self._review())
-            .otherwise(sfn.Succeed(self, "No review needed"))
-        )
-        return routing.next(review_needed)
-
-    def _review(self) -> sfn.IChainable:
-        ask = tasks.LambdaInvoke(
-            self,
-            "Wait for reviewer",
-            lambda_function=self._r.request_review,
-            retry_on_service_exceptions=False,  # see _lambda_retry
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "taskToken": sfn.JsonPath.task_token,
-                    "scanId.$": "$.scanId",
+                    "event": "JOB_PAUSED",
+                    "batchId.$": "$.batchId",
+                    "jobId.$": "$.macie.jobId",
                     "executionArn.$": "$$.Execution.Id",
-                    "objects.$": "$.items",
                 }
             ),
+            message_attributes={"event": tasks.MessageAttribute(value="JOB_PAUSED")},
+            result_selector={"messageId.$": "$.MessageId"},
+            result_path="$.macie.pauseNotice",
+        )
+        self._sdk_retry(task, ["States.TaskFailed"])
+        # A notification that cannot be sent does not stop the scan (and is not tried again).
+        task.add_catch(wait, errors=["States.ALL"], result_path="$.macie.pauseNotice")
+        task.next(wait)
+        return task
+
+    def _evaluate_findings(self, failed: sfn.IChainable) -> tasks.LambdaInvoke:
+        task = self._invoke(
+            States.EVALUATE_FINDINGS,
+            self._r.evaluate_findings,
+            {
+                OPERATION: "evaluate",
+                "batchId.$": "$.batchId",
+                "chunkCount.$": "$.chunkCount",
+                "jobId.$": "$.macie.jobId",
+                "job.$": "$.macie.job",
+                "scanComplete.$": "$.macie.scanComplete",
+            },
+            result_selector={"counts.$": "$.Payload.counts", "reviewRequired.$": "$.Payload.reviewRequired"},
+            result_path="$.evaluation",
+            comment="The job's findings and Macie's discovery results -> one verdict line per object",
+        )
+        task.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    # ------------------------------------------------------------------ routing and review
+    def _route_objects(self, failed: sfn.IChainable) -> sfn.DistributedMap:
+        route = self._invoke(
+            States.ROUTE_CHUNK,
+            self._r.transfer,
+            {OPERATION: "route_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk", "executionArn.$": "$.executionArn"},
+            comment="Each object by its verdict: vault, review, quarantine or left in place; then the ingress version goes",
+        )
+        route.add_catch(
+            sfn.Succeed(self, "Chunk not routed", comment="The chunk's objects have no routed line: reported FAILED, held in quarantine"),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        return self._chunk_map(States.ROUTE_OBJECTS, route, failed, with_execution=True)
+
+    def _review(self, failed: sfn.IChainable, summarize: sfn.IChainable) -> sfn.IChainable:
+        ask = self._invoke(
+            States.WAIT_FOR_REVIEWER,
+            self._r.request_review,
+            {
+                "taskToken": sfn.JsonPath.task_token,
+                "batchId.$": "$.batchId",
+                "chunkCount.$": "$.chunkCount",
+                "executionArn.$": "$$.Execution.Id",
+            },
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             task_timeout=sfn.Timeout.duration(self._s.approval_timeout),
             heartbeat_timeout=(
                 sfn.Timeout.duration(self._s.approval_heartbeat) if self._s.approval_heartbeat is not None else None
             ),
+            result_selector={
+                "reviewId.$": "$.reviewId",
+                "decided.$": "$.decided",
+                "reviewer.$": "$.reviewer",
+                "decidedAt.$": "$.decidedAt",
+            },
             result_path="$.review",
-            comment="Store the task token server side and send the reviewer a single-use link",
+            comment="List the held objects for a reviewer (one link); resumed when every object is decided",
         )
-        self._lambda_retry(ask)
         timed_out = sfn.Pass(
             self,
             "Review timed out",
             parameters={"decision": "TIMEOUT", "reviewer": "timeout", "decidedAt.$": "$$.State.EnteredTime"},
             result_path="$.review",
-            comment="No answer in time: the object is denied and kept in quarantine, never deleted",
+            comment="Undecided objects are denied and kept in quarantine, never deleted",
         )
-        ask.add_catch(timed_out, errors=["States.Timeout", "States.HeartbeatTimeout"], result_path="$.reviewError")
-        ask.add_catch(
-            sfn.Fail(self, "Review request failed", cause="The review could not be requested; objects stay in the review bucket"),
+        ask.add_catch(timed_out, errors=["States.Timeout", "States.HeartbeatTimeout"], result_path=sfn.JsonPath.DISCARD)
+        ask.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+
+        decide = self._invoke(
+            States.APPLY_DECISIONS_TO_CHUNK,
+            self._r.transfer,
+            {OPERATION: "decide_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk", "executionArn.$": "$.executionArn"},
+            comment="Each held object by its reviewer's decision (undecided: denied, kept in quarantine)",
+        )
+        decide.add_catch(
+            sfn.Succeed(self, "Chunk not decided", comment="The chunk's held objects stay in the review bucket, reported FAILED"),
             errors=["States.ALL"],
             result_path="$.error",
         )
+        apply = self._chunk_map(States.APPLY_DECISIONS, decide, failed, with_execution=True)
+        timed_out.next(apply)
+        ask.next(apply)
+        apply.next(summarize)
+        return ask
 
-        decide = sfn.Map(
-            self,
-            "Apply decision",
-            items_path="$.routed",
-            item_selector={
-                "item.$": "$$.Map.Item.Value.item",
-                "location.$": "$$.Map.Item.Value.location",
-                "scanId.$": "$.scanId",
-                "review.$": "$.review",
-            },
-            max_concurrency=self._s.stage_concurrency,
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        item_failed = self._object_failed("Decision failed", "$.item.source", "REVIEW")
-        tags = self._verdict_tags
-        approve = self._transfer(
-            States.PROMOTE_APPROVED,
+    # ------------------------------------------------------------------ the end
+    def _summarize(self, failed: sfn.IChainable) -> sfn.IChainable:
+        summarize = self._invoke(
+            States.SUMMARIZE_BATCH,
+            self._r.evaluate_findings,
             {
-                "operation": "move",
-                "source.$": "$.location",
-                "destination": {"bucket": self._r.vault_bucket.bucket_name, "key.$": "$.item.source.key"},
-                "supersededDestination": self._superseded_destination(),
-                "tags": tags("APPROVED"),
+                OPERATION: "summarize",
+                "batchId.$": "$.batchId",
+                "chunkCount.$": "$.chunkCount",
+                "executionArn.$": "$$.Execution.Id",
             },
-            result_path="$.location",
-            ordered=True,
+            result_selector={"summary.$": "$.Payload.summary"},
+            result_path="$.result",
+            comment="Counts per outcome and verdict; a FAILED result event for every object that reached no outcome",
         )
-        approve.next(
-            self._superseded_or(
-                "Approved version superseded?",
-                self._report_object("Report approved", "APPROVED"),
-                "Report approved superseded",
-                review=True,
-            )
-        )
-        # No answer in time is a denial, but never a deletion: only an explicit DENY deletes.
-        deny = self._transfer(
-            "Return to quarantine",
-            {
-                "operation": "move",
-                "source.$": "$.location",
-                "destination": {
-                    "bucket": self._r.quarantine_bucket.bucket_name,
-                    "key.$": f"States.Format('{DENIED_PREFIX}{{}}/{{}}', $.scanId, $.item.source.key)",
-                },
-                "tags": tags("DENIED"),
-            },
-            result_path="$.location",
-        )
-        deny.next(self._report_object("Report denied", "DENIED"))
-        handlers = [approve, deny]
-        choice = (
-            sfn.Choice(self, "Decision?")
-            .when(sfn.Condition.not_(sfn.Condition.string_equals("$.item.verdict", "REVIEW")), sfn.Pass(self, "Not under review"))
-            .when(sfn.Condition.string_equals("$.review.decision", "APPROVE"), approve)
-        )
-        if self._s.deny_policy == "DELETE":
-            delete = self._transfer(
-                "Delete denied object",
-                {"operation": "delete", "source.$": "$.location"},
-                result_path="$.location",
-            )
-            delete.next(self._report_object("Report deleted", "DELETED"))
-            handlers.append(delete)
-            choice.when(sfn.Condition.string_equals("$.review.decision", "DENY"), delete)
-        choice.otherwise(deny)
-        for task in handlers:
-            task.add_catch(item_failed, errors=["States.ALL"], result_path="$.error")
-        decide.item_processor(choice)
-        timed_out.next(decide)
-        return ask.next(decide)
-
-    def _report_summary(self, scan_failed: sfn.IChainable) -> tasks.SnsPublish:
-        task = tasks.SnsPublish(
+        summarize.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        notify = tasks.SnsPublish(
             self,
-            "Notify scan summary",
+            States.NOTIFY_SCAN_SUMMARY,
             topic=self._r.topic,
             subject="Sensitive data scan finished",
             message=sfn.TaskInput.from_object(
                 {
                     "event": "SCAN_FINISHED",
-                    "scanId.$": "$.scanId",
+                    "batchId.$": "$.batchId",
                     "executionArn.$": "$$.Execution.Id",
-                    "summary.$": "$.summary",
+                    "summary.$": "$.result.summary",
                 }
             ),
             message_attributes={"event": tasks.MessageAttribute(value="SCAN_FINISHED")},
             result_path=sfn.JsonPath.DISCARD,
         )
-        self._sdk_retry(task, ["States.TaskFailed"])
-        task.add_catch(scan_failed, errors=["States.ALL"], result_path="$.error")
-        return task
+        self._sdk_retry(notify, ["States.TaskFailed"])
+        notify.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        summarize.next(notify).next(sfn.Succeed(self, "Scan finished"))
+        return summarize
 
     # ------------------------------------------------------------------ fail-closed paths
     def _invalid_input(self) -> sfn.IChainable:
-        notify = self._notify_failure("Notify invalid input", "INVALID_INPUT")
-        fail = sfn.Fail(self, "Invalid input", cause="The execution input is not a usable S3 or schedule event; nothing was moved")
+        notify = self._notify_failure(
+            "Notify invalid input", "INVALID_INPUT", {"event": "INVALID_INPUT", "executionArn.$": "$$.Execution.Id"}
+        )
+        fail = sfn.Fail(self, "Invalid input", cause="The execution input does not name a batch; nothing was moved")
         notify.add_catch(fail, errors=["States.ALL"], result_path="$.notifyError")
         return notify.next(fail)
 
-    def _scan_failed(self) -> tuple[sfn.IChainable, sfn.IChainable]:
-        """After a failure: a FAILED result event per object, a notification, and a failed execution.
-
-        Returns (the entry, per-object events first; the notification, for failures before any
-        object is known).
-        """
+    def _batch_failed(self) -> sfn.IChainable:
+        """After a step failed: a FAILED result event per object without an outcome, a notification,
+        and a failed execution. Every catch that leads here writes ``$.error``."""
         fail = sfn.Fail(
             self,
             "Scan failed",
             cause="A step failed; every object stays in ingress, quarantine or review. See the notification.",
         )
-        report = sfn.Map(
-            self,
-            "Report failed objects",
-            items_path="$.objects",
-            item_selector={
-                "source.$": "$$.Map.Item.Value",
-                "scanId.$": "$.scanId",
+        report = self._invoke(
+            States.REPORT_FAILED_BATCH,
+            self._r.transfer,
+            {
+                OPERATION: "report_failed",
+                "batchId.$": "$.batchId",
+                "chunkCount.$": "$.chunkCount",
+                "executionArn.$": "$$.Execution.Id",
                 "error.$": "$.error",
             },
-            max_concurrency=self._s.stage_concurrency,
             result_path=sfn.JsonPath.DISCARD,
+            comment="A FAILED result event for every object of the manifest that has no outcome yet (held where it is)",
         )
-        put = self._put_event(
-            "Report failed object",
-            {
-                "scanId.$": "$.scanId",
-                "executionArn.$": "$$.Execution.Id",
-                "outcome": "FAILED",
-                "object.$": "$.source",
-                "error.$": "$.error.Error",
-            },
+        notify = self._notify_failure(
+            "Notify scan failure",
+            "SCAN_FAILED",
+            {"event": "SCAN_FAILED", "batchId.$": "$.batchId", "executionArn.$": "$$.Execution.Id", "error.$": "$.error"},
         )
-        # The notification below still goes out when a per-object event cannot be sent.
-        put.add_catch(
-            sfn.Pass(self, "Failure event not sent", result_path=sfn.JsonPath.DISCARD),
-            errors=["States.ALL"],
-            result_path="$.putError",
-        )
-        report.item_processor(put)
-        notify = self._notify_failure("Notify scan failure", "SCAN_FAILED")
+        # The notification still goes out when the objects could not be reported.
         report.add_catch(notify, errors=["States.ALL"], result_path="$.reportError")
         notify.add_catch(fail, errors=["States.ALL"], result_path="$.notifyError")
         report.next(notify).next(fail)
-        return report, notify
-
-    def _object_failed(self, name: str, object_path: str, where: str) -> sfn.IChainable:
-        """Inside a Map iteration: a FAILED event for this object, then fail the iteration (and so the Map)."""
-        fail = sfn.Fail(self, name, cause=f"The object was left in place ({where.lower()} zone)")
-        put = self._put_event(
-            f"Report {name.lower()}",
-            {
-                "scanId.$": "$.scanId",
-                "executionArn.$": "$$.Execution.Id",
-                "outcome": "FAILED",
-                "heldIn": where,
-                "object.$": object_path,
-                "error.$": "$.error.Error",
-            },
-        )
-        put.add_catch(fail, errors=["States.ALL"], result_path="$.reportError")
-        return put.next(fail)
+        return report
 
     # ------------------------------------------------------------------ building blocks
-    def _transfer(self, name: str, payload: dict, *, result_path: str, ordered: bool = False) -> tasks.LambdaInvoke:
-        """``ordered``: a promotion to the vault, whose result also says whether the version was superseded."""
-        selected = {
-            "bucket.$": "$.Payload.bucket",
-            "key.$": "$.Payload.key",
-            "versionId.$": "$.Payload.versionId",
-        }
-        if ordered:
-            selected.update({"superseded.$": "$.Payload.superseded", "supersededBy.$": "$.Payload.supersededBy"})
+    def _chunk_map(
+        self, name: str, processor: sfn.IChainable, failed: sfn.IChainable, *, with_execution: bool, comment: Optional[str] = None,
+    ) -> sfn.DistributedMap:
+        """A Distributed Map over the batch's chunk index: one Standard child workflow per chunk (a chunk's
+        function may run for 15 minutes; an Express child stops at 5), whose input is the batch id and
+        the chunk number (and the parent's execution ARN when its function sends result events)."""
+        selector = {"batchId.$": "$.batchId", "chunk.$": "$$.Map.Item.Value.chunk"}
+        if with_execution:
+            selector["executionArn.$"] = "$$.Execution.Id"
+        chunk_map = _ChunkMap(
+            self,
+            name,
+            results_bucket=self._r.batch_bucket,
+            item_reader=_ChunkIndexReader(self._r.batch_bucket, sfn.JsonPath.string_at("$.manifest.chunks")),
+            item_selector=selector,
+            map_execution_type=sfn.StateMachineType.STANDARD,
+            max_concurrency=self._s.map_concurrency,
+            # Children catch their own failures; a failed child (say, stopped) leaves its objects in
+            # place and they are reported FAILED at the end, so the map goes on.
+            tolerated_failure_percentage=100,
+            result_path=sfn.JsonPath.DISCARD,
+            comment=comment,
+        )
+        chunk_map.item_processor(processor)
+        # The chunk index could not be read (before any child ran): try again, then fail the batch.
+        retry_with_backoff(
+            chunk_map, ["States.ItemReaderFailed"], interval=Duration.seconds(5), max_attempts=3, max_delay=Duration.minutes(1)
+        )
+        chunk_map.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        return chunk_map
+
+    def _invoke(
+        self,
+        name: str,
+        function: lambda_.IFunction,
+        payload: dict,
+        *,
+        result_selector: Optional[dict] = None,
+        result_path: str = sfn.JsonPath.DISCARD,
+        **options,
+    ) -> tasks.LambdaInvoke:
+        """A LambdaInvoke with the retries of :meth:`_lambda_retry`; its output is selected (small) or discarded."""
         task = tasks.LambdaInvoke(
             self,
             name,
-            lambda_function=self._r.transfer,
+            lambda_function=function,
             retry_on_service_exceptions=False,  # see _lambda_retry
             payload=sfn.TaskInput.from_object(payload),
-            result_selector=selected,
+            result_selector=result_selector,
             result_path=result_path,
+            **options,
         )
         self._lambda_retry(task)
         return task
 
-    def _superseded_destination(self) -> dict:
-        """Where a promotion keeps a version the vault already has a newer one of: quarantine superseded/<scan>/<key>."""
-        return {
-            "bucket": self._r.quarantine_bucket.bucket_name,
-            "key.$": f"States.Format('{SUPERSEDED_PREFIX}{{}}/{{}}', $.scanId, $.item.source.key)",
-        }
-
-    def _superseded_or(self, name: str, promoted: sfn.IChainable, superseded_report: str, *, review: bool) -> sfn.Choice:
-        """After a promotion: its own report, or a SUPERSEDED result event when the transfer kept the
-        version aside because the vault's current version of the key came from a newer upload."""
-        superseded = self._report_object(superseded_report, "SUPERSEDED", review=review)
-        return (
-            sfn.Choice(self, name)
-            .when(sfn.Condition.boolean_equals("$.location.superseded", True), superseded)
-            .otherwise(promoted)
-        )
-
-    def _verdict_tags(self, outcome: str) -> dict:
-        return {
-            TAG_SCAN_ID + ".$": "$.scanId",
-            TAG_VERDICT + ".$": "$.item.verdict",
-            TAG_FINDINGS + ".$": "$.item.findings.tagValue",
-            TAG_OUTCOME: outcome,
-        }
-
-    def _report_object(self, name: str, outcome: str, *, review: bool = False) -> tasks.EventBridgePutEvents:
-        detail = {
-            "scanId.$": "$.scanId",
-            "executionArn.$": "$$.Execution.Id",
-            "outcome": outcome,
-            "verdict.$": "$.item.verdict",
-            "object.$": "$.item.source",
-            "location.$": "$.location",
-            "integrity.$": "$.item.integrity",
-            "findings.$": "$.item.findings",
-            "reasons.$": "$.item.reasons",
-        }
-        if review or outcome in ("APPROVED", "DENIED", "DELETED"):
-            detail["review.$"] = "$.review"
-        task = self._put_event(name, detail)
-        task.add_catch(
-            sfn.Fail(self, f"{name} failed", cause="The object is in place but its result event could not be sent"),
-            errors=["States.ALL"],
-            result_path="$.error",
-        )
-        return task
-
-    def _put_event(self, name: str, detail: dict) -> tasks.EventBridgePutEvents:
-        task = tasks.EventBridgePutEvents(
-            self,
-            name,
-            entries=[
-                tasks.EventBridgePutEventsEntry(
-                    event_bus=self._r.event_bus,
-                    source=EVENT_SOURCE,
-                    detail_type=EVENT_DETAIL_TYPE,
-                    detail=sfn.TaskInput.from_object(detail),
-                )
-            ],
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        self._sdk_retry(task, ["EventBridge.EventBridgeException", "States.TaskFailed"])
-        return task
-
-    def _notify_failure(self, name: str, event: str) -> tasks.SnsPublish:
+    def _notify_failure(self, name: str, event: str, message: dict) -> tasks.SnsPublish:
         task = tasks.SnsPublish(
             self,
             name,
             topic=self._r.topic,
             subject="Sensitive data scan FAILED: objects held, action needed",
-            message=sfn.TaskInput.from_object(
-                {"event": event, "executionArn.$": "$$.Execution.Id", "error.$": "$.error"}
-            ),
+            message=sfn.TaskInput.from_object(message),
             message_attributes={"event": tasks.MessageAttribute(value=event)},
             result_path=sfn.JsonPath.DISCARD,
         )
