@@ -80,8 +80,10 @@ EXTRA_POLLS = 10
 #: retry never creates a second job.
 START_JOB_THROTTLING_RETRY = {"interval": Duration.seconds(20), "max_attempts": 30, "max_delay": Duration.minutes(10)}
 
-#: The payload fields the functions receive (docs/batching.md).
+#: The payload field that names a function's operation (docs/batching.md).
 OPERATION = "operation"
+#: A JSON null in Parameters (CDK leaves None out of what it renders).
+_NULL = "States.StringToJson('null')"
 
 
 def retry_with_backoff(
@@ -212,7 +214,8 @@ class ScanWorkflow(Construct):
         no_job = sfn.Pass(
             self,
             "No Macie job",
-            result=sfn.Result.from_object({"jobId": None, "job": None, "scanComplete": False}),
+            # null (CDK leaves None out of a Result): Evaluate findings reads every field.
+            parameters={"jobId.$": _NULL, "job.$": _NULL, "scanComplete": False},
             result_path="$.macie",
             comment="No object was staged: every object is reported FAILED, held where it is",
         )
