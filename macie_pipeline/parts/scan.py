@@ -1,5 +1,11 @@
 """The scan workflow's state machine. Its states are built by :mod:`macie_pipeline.workflow`, which
-reads like the diagram; this part gives them a Standard state machine, logs, and permissions."""
+reads like the diagram; this part gives them a Standard state machine, logs, and permissions.
+
+Permissions of the Distributed Maps: CDK grants the role ``states:StartExecution`` on the state
+machine and ``states:DescribeExecution``/``StopExecution``/``RedriveExecution`` on its executions
+(the policy ``DistributedMapPolicy``); the workflow's item reader grants ``s3:GetObject`` on
+``batches/*`` and the map runs' result writer ``s3:PutObject`` (and multipart) on ``map-results/*``
+of the batch bucket. This part adds the batch bucket's KMS key."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from .. import defaults
 from ..external import flatten_reference
 from ..options import PipelineOptions
 from ..props import value_of
-from ..workflow import ScanWorkflow, WorkflowResources, WorkflowSettings, job_arn_pattern
+from ..workflow import BATCH_PREFIX, MAP_RESULTS_PREFIX, ScanWorkflow, WorkflowResources, WorkflowSettings, job_arn_pattern
 from .context import PartContext, acknowledge
 from .functions import Functions
 from .keys import Keys
@@ -32,11 +38,12 @@ class Scan:
             ctx.scope,
             "Workflow",
             resources=WorkflowResources(
-                prepare_scan=functions.prepare_scan,
                 transfer=functions.transfer,
                 integrity_check=functions.integrity_check,
                 evaluate_findings=functions.evaluate_findings,
                 request_review=functions.request_review,
+                job_events=functions.job_events,
+                batch_bucket=zones.batch_bucket,
                 ingress_bucket=zones.ingress_bucket,
                 quarantine_bucket=zones.quarantine_bucket,
                 review_bucket=zones.review_bucket,
@@ -67,9 +74,19 @@ class Scan:
             tracing_enabled=True,
             timeout=Duration.seconds(int(timing.max_scan_wait.to_seconds() + timing.approval_timeout.to_seconds()) + 86400),
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            comment="SensitiveDataScanPipeline: stage, check integrity, Macie scan, route by verdict",
+            comment="SensitiveDataScanPipeline: one batch: stage, check integrity, one Macie scan, route by verdict, review",
         )
+        #: How many times an execution describes its Macie job at most.
+        self.max_polls = workflow.max_polls
         self.state_machine.grant_task_response(functions.review_api)
+        # job_events resumes the execution waiting for a Macie job (from the job's log events).
+        self.state_machine.grant_task_response(functions.job_events)
+        # The maps read the chunk index and write their results in the batch bucket (under its key).
+        batch_key = zones.batch_bucket.encryption_key
+        if batch_key is not None:
+            self.state_machine.add_to_role_policy(
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[batch_key.key_arn])
+            )
         # SnsPublish grants only sns:Publish; the topic is encrypted (with the operations key, unless
         # you passed a topic of your own).
         if messaging.topic_key is not None:
@@ -87,7 +104,14 @@ class Scan:
                         "CDK's LambdaInvoke grant covers the function's versions (:*); only these functions are invocable.")
         acknowledge(role, f"AwsSolutions-IAM5[Resource::{flatten_reference(stack.resolve(job_arn_pattern(stack)))}]",
                     "Macie classification jobs are created at run time, one per scan; their ids cannot be known at deploy time.")
-        acknowledge(role, f"AwsSolutions-IAM5[Resource::{flatten_reference(stack.resolve(zones.ingress_bucket.arn_for_objects('*')))}]",
-                    "The workflow deletes the exact scanned version (s3:DeleteObjectVersion) of any ingress key.")
+        for prefix, what in ((BATCH_PREFIX, "reads each batch's chunk index"), (MAP_RESULTS_PREFIX, "writes its map runs' results")):
+            arn = flatten_reference(stack.resolve(zones.batch_bucket.arn_for_objects(f"{prefix}*")))
+            acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn}]",
+                        f"The workflow {what} under {prefix} of the batch bucket; batch ids exist only at run time.")
+        distributed_map_policy = self.state_machine.node.try_find_child("DistributedMapPolicy")
+        if distributed_map_policy is not None:
+            acknowledge(distributed_map_policy, "AwsSolutions-IAM5",
+                        "CDK's Distributed Map grant: describe, stop and redrive the child executions of this state machine "
+                        "(execution:<this state machine>:*), whose names exist only at run time.")
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
                     "Step Functions log delivery (logs:*LogDelivery) and X-Ray have no resource-level permissions.")
