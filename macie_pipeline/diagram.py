@@ -5,8 +5,8 @@
 * every state is a node: Task ``["..."]``, Pass ``("...")``, Choice ``{"..."}``, Wait ``{{"..."}}``,
   Succeed and Fail ``(["..."])`` (Succeed green, Fail red); Map and Parallel states are subgraphs
   holding their inner states (a Parallel state one nested subgraph per branch);
-* ``Next`` is a solid edge; a Choice rule is an edge labelled with its condition in short
-  (``verdict = CLEAN``), its ``Default`` an edge labelled ``otherwise``; a ``Catch`` is a dashed edge
+* ``Next`` is a solid edge; a Choice rule is an edge labelled with its ``Comment`` if it has one,
+  else with its condition in short (``verdict = CLEAN``), its ``Default`` an edge labelled ``otherwise``; a ``Catch`` is a dashed edge
   labelled with the error names (``States.ALL``); ``Retry`` is not drawn; a ``Start`` node points at
   ``StartAt``, and top-level states with ``End`` point at an ``End`` node;
 * node ids are generated from the state names (``s_<slug>``, numbered on collision); names are shown
@@ -278,9 +278,9 @@ class _Renderer:
         return True
 
     def _choice_edges(self, node: str, state: dict, scope: tuple) -> None:
-        """An edge per Choice rule, labelled with its condition, and one for ``Default``."""
+        """An edge per Choice rule, labelled with its ``Comment`` or else its condition, and one for ``Default``."""
         for rule in state.get("Choices", []):
-            self.edge(node, self._target(scope, rule["Next"]), _condition(rule))
+            self.edge(node, self._target(scope, rule["Next"]), rule.get("Comment") or _condition(rule))
         if "Default" in state:
             self.edge(node, self._target(scope, state["Default"]), "otherwise")
 

@@ -250,8 +250,8 @@ class ScanWorkflow(Construct):
         nothing_to_scan = sfn.Succeed(self, "Nothing to scan", comment="Every object was a duplicate or filtered out")
         return (
             sfn.Choice(self, States.BATCH_READY)
-            .when(sfn.Condition.not_(sfn.Condition.and_(*checks)), self._invalid_input())
-            .when(sfn.Condition.number_less_than("$.objectCount", 1), nothing_to_scan)
+            .when(sfn.Condition.not_(sfn.Condition.and_(*checks)), self._invalid_input(), comment="not a batch")
+            .when(sfn.Condition.number_less_than("$.objectCount", 1), nothing_to_scan, comment="no object")
             .otherwise(stage)
         )
 

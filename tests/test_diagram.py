@@ -13,6 +13,7 @@ import pytest
 from macie_pipeline import diagram
 from macie_pipeline.diagram import mermaid_from_definition, readme_diagram, replace_readme_diagram
 from template_support import walk_states
+from test_workflow import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -125,6 +126,12 @@ def sample_diagram(sample_synth) -> str:
     return mermaid_from_definition(sample_synth.definition)
 
 
+@pytest.fixture(scope="module")
+def workflow_definition() -> dict:
+    """The batch workflow alone (tests/test_workflow.py's minimal stack), independent of the other parts."""
+    return synthesize()[1]
+
+
 def test_small_definition_golden():
     assert mermaid_from_definition(SMALL_DEFINITION) == SMALL_DIAGRAM
     assert mermaid_from_definition(json.loads(json.dumps(SMALL_DEFINITION))) == SMALL_DIAGRAM  # deterministic
@@ -155,6 +162,34 @@ def test_long_labels_are_shortened_and_quotes_neutralized():
     assert edge == """    s_c -->|"name = a 'quoted' < b>value< /b> xxxxxxxxxxxxxxxxxxxxxxxxxx..."| s_done"""
 
 
+def test_choice_rule_comment_is_the_label():
+    rule = {"Not": {"And": [{"Variable": "$.a", "IsPresent": True}, {"Variable": "$.a", "IsString": True}]},
+            "Comment": "not a batch", "Next": "Done"}
+    text = mermaid_from_definition({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [rule], "Default": "Done"},
+                                                               "Done": {"Type": "Succeed"}}})
+    assert '    s_c -->|"not a batch"| s_done' in text.splitlines()
+
+
+def _drawn_labels(text: str) -> list[str]:
+    """The label of every node and subgraph, as drawn (escaped), without the Map/Parallel type of a subgraph."""
+    labels = re.findall(r'^ +(?:subgraph s_\w+ \[|s_\w+[\[({]+)"([^"]*)"', text, flags=re.MULTILINE)
+    return [re.sub(r" \((Map|Parallel)\)$", "", label) for label in labels if not label.startswith("branch ")]
+
+
+def test_batch_workflow_is_drawn(workflow_definition):
+    """Every state of the batch workflow is drawn; the chunk maps are subgraphs; the poll loop's edges are there."""
+    text = mermaid_from_definition(workflow_definition)
+    states = list(walk_states(workflow_definition["States"]))
+    assert sorted(_drawn_labels(text)) == sorted(diagram._quote(name)[1:-1] for _path, name, _state in states)
+    lines = text.splitlines()
+    for name in ("Stage objects", "Route objects", "Apply decisions"):
+        assert f'    subgraph s_{name.lower().replace(" ", "_")} ["{name} (Map)"]' in lines
+    assert '    s_batch_ready -->|"not a batch"| s_notify_invalid_input' in lines
+    assert '    s_wait_for_macie_job -.->|"States.Timeout, States.HeartbeatTimeout"| s_describe_macie_job' in lines
+    assert '    s_macie_job_status -->|"JobStatus = RUNNING, IDLE, PAUSED or USER_PAUSED"| s_wait_for_macie_job' in lines
+    assert mermaid_from_definition(workflow_definition) == text  # deterministic
+
+
 def test_readme_diagram_is_current(sample_diagram):
     assert readme_diagram(README.read_text(encoding="utf-8")) == sample_diagram, (
         "README.md's workflow diagram is stale: run `make docs` (python -m macie_pipeline.diagram)"
@@ -163,11 +198,8 @@ def test_readme_diagram_is_current(sample_diagram):
 
 def test_every_state_is_drawn(sample_synth, sample_diagram):
     states = list(walk_states(sample_synth.definition["States"]))
-    assert len(states) > 40
-    # the label of every node and subgraph, as drawn (escaped); Map/Parallel titles carry the type
-    labels = re.findall(r'^ +(?:subgraph s_\w+ \[|s_\w+[\[({]+)"([^"]*)"', sample_diagram, flags=re.MULTILINE)
-    drawn = [re.sub(r" \((Map|Parallel)\)$", "", label) for label in labels if not label.startswith("branch ")]
-    assert sorted(drawn) == sorted(diagram._quote(name)[1:-1] for _path, name, _state in states)
+    assert len(states) > 30
+    assert sorted(_drawn_labels(sample_diagram)) == sorted(diagram._quote(name)[1:-1] for _path, name, _state in states)
     (fail_class,) = [line for line in sample_diagram.splitlines() if line.startswith("    class ") and line.endswith(" fail")]
     assert len(fail_class.split()[1].split(",")) == sum(state["Type"] == "Fail" for _path, _name, state in states)
 
@@ -205,7 +237,7 @@ def test_command_updates_and_checks(sample_synth, sample_diagram, tmp_path, caps
 
 
 @pytest.mark.slow
-def test_mermaid_parser_accepts_the_diagrams(sample_diagram, tmp_path):
+def test_mermaid_parser_accepts_the_diagrams(sample_diagram, workflow_definition, tmp_path):
     """Mermaid's own parser (npm ``mermaid``, in Node) accepts the README's diagram and the golden one,
     and rejects a broken one (so the check can fail)."""
     node = shutil.which("node")
@@ -214,6 +246,7 @@ def test_mermaid_parser_accepts_the_diagrams(sample_diagram, tmp_path):
     files = {
         "readme.mmd": readme_diagram(README.read_text(encoding="utf-8")),
         "sample.mmd": sample_diagram,
+        "workflow.mmd": mermaid_from_definition(workflow_definition),
         "small.mmd": SMALL_DIAGRAM,
         "broken.mmd": SMALL_DIAGRAM.replace("    end\n", "", 1),
     }
@@ -227,7 +260,7 @@ def test_mermaid_parser_accepts_the_diagrams(sample_diagram, tmp_path):
         cwd=ROOT,
     )
     verdicts = {Path(line.split(":", 1)[0]).name: line.split(":", 1)[1].split()[0] for line in result.stdout.splitlines()}
-    assert verdicts == {"readme.mmd": "ok", "sample.mmd": "ok", "small.mmd": "ok", "broken.mmd": "INVALID"}, (
+    assert verdicts == {"readme.mmd": "ok", "sample.mmd": "ok", "workflow.mmd": "ok", "small.mmd": "ok", "broken.mmd": "INVALID"}, (
         result.stdout + result.stderr
     )
     assert result.returncode == 1

@@ -210,8 +210,8 @@ def test_batch_ready_validates_the_input(states):
         # presence is tested before the type (And is evaluated in order; a type test on a missing field fails)
         assert checks.index({"Variable": path, "IsPresent": True}) < checks.index({"Variable": path, kind: True})
     assert {"Variable": "$.manifest.chunks", "StringMatches": "batches/*"} in checks
-    assert invalid["Next"] == "Notify invalid input"
-    assert nothing == {"Variable": "$.objectCount", "NumericLessThan": 1, "Next": "Nothing to scan"}
+    assert invalid["Next"] == "Notify invalid input" and invalid["Comment"] == "not a batch"
+    assert nothing == {"Variable": "$.objectCount", "NumericLessThan": 1, "Next": "Nothing to scan", "Comment": "no object"}
     assert choice["Default"] == States.STAGE_OBJECTS
 
 
