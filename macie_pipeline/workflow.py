@@ -503,12 +503,8 @@ class ScanWorkflow(Construct):
             heartbeat_timeout=(
                 sfn.Timeout.duration(self._s.approval_heartbeat) if self._s.approval_heartbeat is not None else None
             ),
-            result_selector={
-                "reviewId.$": "$.reviewId",
-                "decided.$": "$.decided",
-                "reviewer.$": "$.reviewer",
-                "decidedAt.$": "$.decidedAt",
-            },
+            # The review API's {reviewId, decided, reviewer, decidedAt}, whole: a ResultSelector naming a
+            # field that is missing would be an uncatchable States.Runtime error.
             result_path="$.review",
             comment="List the held objects for a reviewer (one link); resumed when every object is decided",
         )
