@@ -21,6 +21,7 @@ from pipeline_common.errors import InvalidInputError, TransientError
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
+BATCH_BUCKET = "pipeline-batches"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token-" + "x" * 200
 
 
@@ -31,8 +32,12 @@ def review_api_url() -> str:
 
 @pytest.fixture
 def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The review backend plus the batch bucket (moto S3)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BATCH_BUCKET)
+    monkeypatch.setenv("BATCH_BUCKET", BATCH_BUCKET)
     monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
-    return review_backend
+    return {**review_backend, "s3": s3}
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pipeline_common.clients import ClientCache
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
+BATCH_BUCKET = "pipeline-batches"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token-" + "t" * 300
 EVIL_KEY = 'reports/<script>alert("x")</script>&.csv'
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -37,13 +38,16 @@ def review_api_url() -> str:
 @pytest.fixture
 def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """The shared review backend plus a stubbed Step Functions client that records SendTaskSuccess calls."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BATCH_BUCKET)
+    monkeypatch.setenv("BATCH_BUCKET", BATCH_BUCKET)
     sfn = boto3.client("stepfunctions", region_name=REGION)
     sent: list[dict] = []
     sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
     monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
     monkeypatch.setattr(review_api, "_CLIENTS", ClientCache(review_api._CLIENTS.config, stepfunctions=sfn))
     with Stubber(sfn) as stubber:
-        yield {**review_backend, "stubber": stubber, "sent": sent}
+        yield {**review_backend, "s3": s3, "stubber": stubber, "sent": sent}
         stubber.assert_no_pending_responses()
 
 
