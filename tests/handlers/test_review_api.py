@@ -12,6 +12,8 @@ import io
 import json
 import re
 import time
+import urllib.parse
+import urllib.request
 from typing import Any, Iterator
 
 import boto3
@@ -543,3 +545,59 @@ def test_a_missing_objects_file_is_an_error_page_that_changes_nothing(aws, logs)
         assert response["statusCode"] == 500 and "cannot be read" in response["body"]
     assert items(aws) == before and aws["sent"] == []
     assert "The review cannot be shown" in logs.getvalue()
+
+
+class FakeStack:
+    """The API Gateway part of a synthesized stack, as ReviewServer reads it: /reviews/{reviewId}, GET and POST."""
+
+    def of_type(self, type_: str) -> dict:
+        integration = {"Uri": {"Fn::Join": ["", ["arn:aws:apigateway:lambda:path/functions/", {"Fn::GetAtt": ["ReviewApiFn", "Arn"]}]]}}
+        return {
+            "AWS::ApiGateway::Resource": {
+                "Reviews": {"Properties": {"ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]}, "PathPart": "reviews"}},
+                "ReviewId": {"Properties": {"ParentId": {"Ref": "Reviews"}, "PathPart": "{reviewId}"}},
+            },
+            "AWS::ApiGateway::Stage": {"Stage": {"Properties": {"StageName": "prod"}}},
+            "AWS::ApiGateway::Method": {
+                name: {"Properties": {"ResourceId": {"Ref": "ReviewId"}, "HttpMethod": name, "Integration": integration}}
+                for name in ("GET", "POST")
+            },
+            "AWS::Lambda::Function": {"ReviewApiFn": {}},
+        }.get(type_, {})
+
+
+def test_the_local_review_server_serves_batch_pages_and_decisions_through_the_handler(aws) -> None:
+    try:
+        from macie_pipeline.local.review_server import ReviewServer
+    except AttributeError as error:  # TODO(issue 11): remove once the engine follows the batch contract
+        pytest.xfail(f"macie_pipeline.local.template does not import on this branch yet: {error}")
+
+    review_id = create_batch_review(aws, 150)
+    seen: list[dict] = []
+
+    def invoke(logical: str, event: dict) -> tuple:
+        seen.append(event)
+        return review_api.handler(event, FakeContext()), None, ""
+
+    server = ReviewServer(FakeStack(), invoke)
+    server.start()
+    try:
+        link = server.base_url + "reviews/" + review_id
+        with urllib.request.urlopen(link + "?page=2&x=%3Cy%3E", timeout=10) as page:
+            html = page.read().decode()
+        assert seen[-1]["queryStringParameters"] == {"page": "2", "x": "<y>"}
+        assert len(rows(html)) == 50 and "Page 2 of 2: objects 101 to 150." in html
+
+        form = urllib.parse.urlencode({"o120": "deny", "action": "save"}).encode()
+        request = urllib.request.Request(link + "?page=2", data=form, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as saved:
+            assert "Saved 1 decision(s)" in saved.read().decode()
+
+        aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+        request = urllib.request.Request(link, data=b"decision=approve", method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as done:
+            assert done.status == 200 and "You approved 149 and denied 1 object(s)" in done.read().decode()
+    finally:
+        server.stop()
+    assert [(m, s) for m, _, s in server.requests] == [("GET", 200), ("POST", 200), ("POST", 200)]
+    assert len(aws["sent"]) == 1 and json.loads(aws["sent"][0]["output"])["decided"] == 150
