@@ -6,7 +6,9 @@ and publishes the review link to the SNS topic. review_api resumes the workflow 
 
 Two payloads:
 
-* a batch (``{"taskToken", "batchId", "chunkCount", "executionArn"}``): the objects held for review are
+* a batch (``{"taskToken", "batchId", "chunkCount", "executionArn"}``, optionally ``"stateEnteredTime":
+  "$$.State.EnteredTime"`` so that the review closes before the task times out even after retries of
+  this function): the objects held for review are
   the ``routed/<chunk>`` lines whose outcome is REVIEW_PENDING; they are written to
   ``batches/<batch id>/review.jsonl`` and the reviewer decides object by object (review_api);
 * the earlier, single-scan payload (``{"taskToken", "scanId", "executionArn", "objects"}``), still
@@ -20,6 +22,7 @@ import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -204,18 +207,29 @@ def _write_objects(s3: Any, bucket: str, key: str, lines: list[dict]) -> None:
         raise _aws_error(f"S3 PutObject of {key}", error) from None
 
 
+def _batch_deadline(now: float, timeout: int, entered: Any) -> int:
+    """When the review closes: the approval timeout less a margin, counted from when the workflow
+    started waiting (``stateEnteredTime``, optional, ``$$.State.EnteredTime``) or else from now."""
+    start = now
+    if isinstance(entered, str):
+        try:
+            start = min(now, datetime.fromisoformat(entered.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            raise InvalidInputError("stateEnteredTime must be an ISO 8601 time") from None
+    return int(start) + max(timeout - DEADLINE_MARGIN_SECONDS, (timeout + 1) // 2)
+
+
 def _run_batch(event: Mapping[str, Any], base_url: str, *, dynamodb: Any, sns: Any, s3: Any, env: RequestReviewEnvironment) -> dict:
     """One review for a whole batch: review.jsonl, one review item, one message."""
     task_token, batch_id, chunk_count, execution_arn = _parse_batch_event(event)
+    now = time.time()
+    expires_at = _batch_deadline(now, env.review_timeout_seconds, event.get("stateEnteredTime"))
     held = held_objects(s3, env.batch_bucket, batch_id, chunk_count)
     if not held:
         raise NothingToReview(f"no object of batch {batch_id} is held for review (outcome {REVIEW_PENDING})")
     objects_key = batch_key(batch_id, REVIEW_OBJECTS)
     _write_objects(s3, env.batch_bucket, objects_key, held)
 
-    now = time.time()
-    timeout = env.review_timeout_seconds
-    expires_at = int(now) + max(timeout - DEADLINE_MARGIN_SECONDS, (timeout + 1) // 2)
     review_id = _store(
         dynamodb.Table(env.state_table),
         {

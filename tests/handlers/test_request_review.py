@@ -279,3 +279,16 @@ def test_the_old_payload_still_works_beside_batches(aws) -> None:
     assert result == {"reviewRequested": True, "objectCount": 1}
     (item,) = aws["table"].scan()["Items"]
     assert "batchId" not in item and [o["key"] for o in item["objects"]] == ["a.csv"]
+
+
+def test_the_deadline_counts_from_when_the_workflow_started_waiting(aws) -> None:
+    write_routed(aws["s3"], three_chunks_with_250_held())
+    entered = time.time() - 600  # retries of this function took ten minutes
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entered)) + ".250Z"
+
+    request_review.handler(batch_event(stateEnteredTime=stamp), FakeContext())
+
+    (item,) = aws["table"].scan()["Items"]
+    assert int(item["expiresAt"]) == int(entered) + 3600 - 60
+    with pytest.raises(InvalidInputError, match="stateEnteredTime must be an ISO 8601 time"):
+        request_review.handler(batch_event(stateEnteredTime="yesterday"), FakeContext())
