@@ -441,7 +441,7 @@ def render_batch_review(
         "Objects still undecided when the review is finished, or at the deadline, are denied and kept in quarantine.</p>\n"
         f"{pager(page, pages)}\n"
         '<form method="post" action="">\n'
-        f"<p>Page {page} of {pages}: {shown}.</p>\n"
+        f"<p>Page {page} of {pages}: {shown}. Choices count once saved: save them before you change page.</p>\n"
         "<table>\n<thead><tr><th>Object key</th><th>Size</th><th>Highest severity</th><th>Findings</th>"
         "<th>Detection types (count)</th><th>Reasons</th><th>Decision</th></tr></thead>\n<tbody>\n"
         + "\n".join(_batch_row(obj, decisions.get(obj.get("i"))) for obj in objects)  # type: ignore[arg-type]
