@@ -19,38 +19,39 @@ MAX_LISTED_OBJECTS = 50
 MAX_KEY_CHARS = 300
 MAX_REASONS = 10
 MAX_TYPES = 50
+# A batch's message lists the first objects only; the review page lists them all.
+MAX_BATCH_LISTED = 20
+MAX_BATCH_REASONS = 3
+SEVERITY_ORDER = ("HIGH", "MEDIUM", "LOW")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _mapping(value: Any) -> Mapping:
+    return value if isinstance(value, Mapping) else {}
+
+
+def object_summary(item: Mapping[str, Any]) -> dict:
+    """What a reviewer sees of one object: key, size, reasons, detection types and counts, highest severity."""
+    source, staged, findings = _mapping(item.get("source")), _mapping(item.get("staged")), _mapping(item.get("findings"))
+    types = _mapping(findings.get("types"))
+    reasons = [r for r in (item.get("reasons") or []) if isinstance(r, str)]
+    severity = findings.get("maxSeverity")
+    return {
+        "key": str(source.get("key") or staged.get("key") or ""),
+        "size": _int(source.get("size", staged.get("size"))),
+        "reasons": reasons[:MAX_REASONS],
+        "findingCount": _int(findings.get("count")) or 0,
+        "findingTypes": {str(name): number for name, number in list(types.items())[:MAX_TYPES] if _int(number) is not None},
+        "maxSeverity": severity if isinstance(severity, str) else None,
+    }
 
 
 def review_objects(objects: Iterable[Any]) -> list[dict]:
     """The objects with the REVIEW verdict, reduced to what a reviewer needs to see."""
-    selected = []
-    for item in objects:
-        if not isinstance(item, Mapping) or item.get("verdict") != REVIEW:
-            continue
-        source = item.get("source") if isinstance(item.get("source"), Mapping) else {}
-        staged = item.get("staged") if isinstance(item.get("staged"), Mapping) else {}
-        findings = item.get("findings") if isinstance(item.get("findings"), Mapping) else {}
-        key = source.get("key") or staged.get("key") or ""
-        size = source.get("size", staged.get("size"))
-        types = findings.get("types") if isinstance(findings.get("types"), Mapping) else {}
-        reasons = [str(r) for r in (item.get("reasons") or []) if isinstance(r, str)]
-        count = findings.get("count")
-        severity = findings.get("maxSeverity")
-        selected.append(
-            {
-                "key": str(key),
-                "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
-                "reasons": reasons[:MAX_REASONS],
-                "findingCount": count if isinstance(count, int) and not isinstance(count, bool) else 0,
-                "findingTypes": {
-                    str(name): int(number)
-                    for name, number in list(types.items())[:MAX_TYPES]
-                    if isinstance(number, int) and not isinstance(number, bool)
-                },
-                "maxSeverity": severity if isinstance(severity, str) else None,
-            }
-        )
-    return selected
+    return [object_summary(item) for item in objects if isinstance(item, Mapping) and item.get("verdict") == REVIEW]
 
 
 def fit_for_storage(objects: list[dict], max_bytes: int = MAX_STORED_OBJECTS_BYTES) -> tuple[list[dict], int]:
@@ -105,16 +106,50 @@ def message_body(objects: list[dict], *, link: str, deadline: str, scan_id: str)
         "Objects:",
     ]
     for number, item in enumerate(objects[:MAX_LISTED_OBJECTS], start=1):
-        severity = item.get("maxSeverity") or "none"
-        lines.append(f"{number}. {printable(item['key'])} ({_size(item.get('size'))}; highest finding severity: {severity})")
-        types = item.get("findingTypes") or {}
-        if types:
-            lines.append("   Findings: " + ", ".join(f"{name} x{count}" for name, count in sorted(types.items())))
-        else:
-            lines.append("   Findings: none")
-        for reason in item.get("reasons") or []:
-            lines.append(f"   - {printable(reason, 500)}")
+        lines.extend(_object_lines(number, item, MAX_REASONS))
     hidden = total - min(len(objects), MAX_LISTED_OBJECTS)
     if hidden > 0:
         lines.append(f"... and {hidden} more object(s).")
+    return "\n".join(lines) + "\n"
+
+
+def severity_counts(objects: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many objects have each highest finding severity (HIGH, MEDIUM, LOW, then none), zeros left out."""
+    counts: dict[str, int] = {}
+    for item in objects:
+        severity = item.get("maxSeverity") if item.get("maxSeverity") in SEVERITY_ORDER else "none"
+        counts[severity] = counts.get(severity, 0) + 1
+    return {name: counts[name] for name in (*SEVERITY_ORDER, "none") if name in counts}
+
+
+def _object_lines(number: int, item: Mapping[str, Any], max_reasons: int) -> list[str]:
+    severity = item.get("maxSeverity") or "none"
+    lines = [f"{number}. {printable(item['key'])} ({_size(item.get('size'))}; highest finding severity: {severity})"]
+    types = item.get("findingTypes") or {}
+    if types:
+        lines.append("   Findings: " + ", ".join(f"{name} x{count}" for name, count in sorted(types.items())))
+    else:
+        lines.append("   Findings: none")
+    lines.extend(f"   - {printable(reason, 500)}" for reason in (item.get("reasons") or [])[:max_reasons])
+    return lines
+
+
+def batch_message_body(objects: list[dict], *, link: str, deadline: str, batch_id: str) -> str:
+    """The plain-text notification of a batch review: counts, the first objects, where to decide, by when."""
+    total = len(objects)
+    by_severity = ", ".join(f"{name} {count}" for name, count in severity_counts(objects).items())
+    lines = [
+        f"{total} object(s) from batch {batch_id} need a human review before they are released.",
+        f"Highest finding severity per object: {by_severity}.",
+        "",
+        f"Review and decide here, object by object or all at once (the link is personal to this review; do not forward it): {link}",
+        f"Decide before {deadline}. Objects without a decision when the review is finished or at that time are denied"
+        " and kept in quarantine.",
+        "",
+        f"Objects (the first {min(total, MAX_BATCH_LISTED)} of {total}):",
+    ]
+    for number, item in enumerate(objects[:MAX_BATCH_LISTED], start=1):
+        lines.extend(_object_lines(number, item, MAX_BATCH_REASONS))
+    if total > MAX_BATCH_LISTED:
+        lines.append(f"... and {total - MAX_BATCH_LISTED} more object(s): the review page lists every one.")
     return "\n".join(lines) + "\n"

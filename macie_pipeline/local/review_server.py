@@ -3,7 +3,9 @@
 Only the routes and methods the synthesized ``AWS::ApiGateway::*`` resources declare are served
 (anything else gets API Gateway's own 403 ``Missing Authentication Token``), under the stage name
 of the template, so the links in the notifications have the deployed shape:
-``http://127.0.0.1:<port>/<stage>/reviews/<reviewId>``.
+``http://127.0.0.1:<port>/<stage>/reviews/<reviewId>``. The query string reaches the function as
+API Gateway passes it (``?page=2`` of a batch review's pager): decoded, the last value of a name in
+``queryStringParameters`` and every value in ``multiValueQueryStringParameters``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from .template import ACCOUNT, FUNCTION, StackTemplate
 
@@ -68,13 +70,18 @@ class ReviewServer:
             text_body = body.decode("utf-8") if body else None
         except UnicodeDecodeError:
             text_body, is_base64 = base64.b64encode(body).decode(), True
+        pairs = parse_qsl(query, keep_blank_values=True)
+        multi: dict[str, list[str]] = {}
+        for name, value in pairs:
+            multi.setdefault(name, []).append(value)
         return {
             "resource": resource,
             "path": path,
             "httpMethod": method,
             "headers": headers,
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "queryStringParameters": dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&") if p) or None,
+            "queryStringParameters": {name: values[-1] for name, values in multi.items()} or None,
+            "multiValueQueryStringParameters": multi or None,
             "pathParameters": params or None,
             "stageVariables": None,
             "requestContext": {

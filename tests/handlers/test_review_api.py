@@ -12,6 +12,8 @@ import io
 import json
 import re
 import time
+import urllib.parse
+import urllib.request
 from typing import Any, Iterator
 
 import boto3
@@ -24,6 +26,7 @@ from pipeline_common.clients import ClientCache
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
+BATCH_BUCKET = "pipeline-batches"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token-" + "t" * 300
 EVIL_KEY = 'reports/<script>alert("x")</script>&.csv'
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -37,13 +40,16 @@ def review_api_url() -> str:
 @pytest.fixture
 def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """The shared review backend plus a stubbed Step Functions client that records SendTaskSuccess calls."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BATCH_BUCKET)
+    monkeypatch.setenv("BATCH_BUCKET", BATCH_BUCKET)
     sfn = boto3.client("stepfunctions", region_name=REGION)
     sent: list[dict] = []
     sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
     monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
     monkeypatch.setattr(review_api, "_CLIENTS", ClientCache(review_api._CLIENTS.config, stepfunctions=sfn))
     with Stubber(sfn) as stubber:
-        yield {**review_backend, "stubber": stubber, "sent": sent}
+        yield {**review_backend, "s3": s3, "stubber": stubber, "sent": sent}
         stubber.assert_no_pending_responses()
 
 
@@ -89,7 +95,7 @@ def create_review(aws: dict) -> str:
 
 
 def api(method: str, review_id: str, body: str | None = None, *, b64: bool = False, claims: dict | None = None,
-        user_arn: str | None = None, content_type: str = "application/x-www-form-urlencoded") -> dict:
+        user_arn: str | None = None, content_type: str = "application/x-www-form-urlencoded", query: dict | None = None) -> dict:
     """A REST API proxy integration event, sent to the real handler."""
     event = {
         "resource": "/reviews/{reviewId}",
@@ -97,7 +103,7 @@ def api(method: str, review_id: str, body: str | None = None, *, b64: bool = Fal
         "httpMethod": method,
         "headers": {"content-type": content_type, "User-Agent": "Mozilla/5.0 (test)", "Host": "reviews.example.com"},
         "pathParameters": {"reviewId": review_id},
-        "queryStringParameters": None,
+        "queryStringParameters": query,
         "body": base64.b64encode(body.encode()).decode() if (b64 and body is not None) else body,
         "isBase64Encoded": b64,
         "requestContext": {
@@ -296,3 +302,302 @@ def test_a_missing_table_name_is_a_plain_error_page(aws, logs, monkeypatch) -> N
     assert page["statusCode"] == 500 and "STATE_TABLE" not in page["body"]
     failure = [json.loads(line) for line in logs.getvalue().splitlines() if "Unexpected failure" in line]
     assert len(failure) == 1 and failure[0]["errorCode"] == "InvalidEnvironment"
+
+
+# ---------------------------------------------------------------------------------------- batches
+BATCH = "b-20300101T000000-fedcba9876543210"
+
+
+def routed_line(i: int, key: str, outcome: str = "REVIEW_PENDING") -> dict:
+    return {
+        "i": i,
+        "source": {"bucket": "ingress", "key": key, "versionId": f"v{i}", "etag": "e", "size": 4096, "lastModified": "2030-01-01T00:00:00Z"},
+        "staged": {"bucket": "quarantine", "key": f"scans/{BATCH}/{key}", "versionId": f"s{i}", "etag": "e", "size": 4096},
+        "error": None,
+        "integrity": {"status": "VALID", "format": "csv", "reason": "", "checksum": "ABSENT"},
+        "verdict": "REVIEW" if outcome == "REVIEW_PENDING" else "CLEAN",
+        "findings": {"count": 5, "types": {"CREDIT_CARD_NUMBER": 3, "EmployeeId": 2}, "maxSeverity": "HIGH", "tagValue": "CREDIT_CARD_NUMBER"},
+        "reasons": ["1 HIGH-severity Macie finding(s); the finding policy requires review"],
+        "outcome": outcome,
+        "location": {"bucket": "review", "key": f"{BATCH}/{key}", "versionId": f"r{i}"},
+    }
+
+
+def create_batch_review(aws: dict, held: int) -> str:
+    """``held`` objects held for review (plus one in the vault) in chunks of 100, request_review run on them;
+    returns the review id of the published link. Object 0 has a hostile key."""
+    lines = [routed_line(i, EVIL_KEY if i == 0 else f"data/{i:05d}.csv") for i in range(held)]
+    lines.append(routed_line(held, "clean.csv", outcome="VAULT"))
+    chunks = [lines[n : n + 100] for n in range(0, len(lines), 100)]
+    for number, chunk in enumerate(chunks):
+        body = "".join(json.dumps(line) + "\n" for line in chunk).encode()
+        aws["s3"].put_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/routed/{number:06d}.jsonl", Body=body)
+    event = {"taskToken": TOKEN, "batchId": BATCH, "chunkCount": len(chunks), "executionArn": f"arn:aws:states:us-east-1:123456789012:execution:p:{BATCH}"}
+    assert request_review.handler(event, FakeContext())["objectCount"] == held
+    (message,) = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)["Messages"]
+    aws["sqs"].delete_message(QueueUrl=aws["queue"], ReceiptHandle=message["ReceiptHandle"])
+    (link,) = re.findall(r"https://reviews\.example\.com/prod/reviews/([A-Za-z0-9_-]+)", json.loads(message["Body"])["Message"])
+    return link
+
+
+def review_item(aws: dict) -> dict:
+    (item,) = [i for i in items(aws) if i.get("batchId") == BATCH]
+    return item
+
+
+def decisions(aws: dict) -> dict[int, dict]:
+    prefix = f"review#{BATCH}#"
+    return {int(i["pk"][len(prefix):]): i for i in items(aws) if i["pk"].startswith(prefix)}
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r"<tr><td>.*?</tr>", html)
+
+
+def test_batch_page_lists_100_objects_per_page_with_a_choice_each_and_get_changes_nothing(aws, logs) -> None:
+    review_id = create_batch_review(aws, 250)
+    before = items(aws)
+
+    first = api("GET", review_id)
+    third = api("GET", review_id, query={"page": "3"})
+    beyond = api("GET", review_id, query={"page": "99"})
+    junk = api("GET", review_id, query={"page": "-1<script>"})
+
+    assert [r["statusCode"] for r in (first, third, beyond, junk)] == [200] * 4
+    assert first["headers"]["Content-Security-Policy"] == CSP and first["headers"]["Cache-Control"] == "no-store"
+    html = first["body"]
+    assert len(rows(html)) == 100 and len(rows(third["body"])) == 50 and beyond["body"] == third["body"] and junk["body"] == html
+    assert re.findall(r'name="o(\d+)" value="approve"', html) == [str(i) for i in range(100)]
+    assert re.findall(r'name="o(\d+)" value="deny"', third["body"]) == [str(i) for i in range(200, 250)]
+    assert "Page 1 of 3: objects 1 to 100." in html and "Page 3 of 3: objects 201 to 250." in third["body"]
+    assert '<a href="?page=2" rel="next">Next</a>' in html and '<a href="?page=3">3</a>' in html
+    assert "250 object(s) need a decision. Decided so far: 0 (0 approved, 0 denied); undecided: 250." in html
+    assert "<script" not in html and "reports/&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;.csv" in html
+    assert "<li>CREDIT_CARD_NUMBER: 3</li>" in html and "clean.csv" not in html
+    assert '<button type="submit" name="decision" value="approve">' in html and 'value="finish"' in html
+    assert "undecided when the review is finished, or at the deadline, are denied" in html
+    assert review_id not in html and TOKEN not in html
+    assert items(aws) == before and aws["sent"] == []  # GET writes nothing, resumes nothing
+    assert review_id not in logs.getvalue()
+
+
+def test_per_object_decisions_are_final_and_finish_resumes_the_workflow_exactly_once(aws, logs) -> None:
+    review_id = create_batch_review(aws, 250)
+
+    saved = api("POST", review_id, "o0=approve&o1=deny&o5=approve&o7=&action=save", claims={"email": "alice@example.com"})
+
+    assert saved["statusCode"] == 200, saved["body"]
+    assert "Saved 3 decision(s) (2 approved, 1 denied)." in saved["body"]
+    assert "Decided so far: 3 (2 approved, 1 denied); undecided: 247." in saved["body"]
+    recorded = decisions(aws)
+    assert {i: d["decision"] for i, d in recorded.items()} == {0: "APPROVE", 1: "DENY", 5: "APPROVE"}
+    one = recorded[0]
+    assert one["reviewer"] == "alice@example.com" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", one["decidedAt"])
+    assert int(one["expiresAt"]) == int(review_item(aws)["decisionsExpireAt"])
+    assert one["reviewerSourceIp"] == "203.0.113.9" and one["decisionRequestId"].startswith("req-")
+    assert 'name="o0"' not in saved["body"] and "<strong>Approved</strong> by alice@example.com" in saved["body"]
+    assert aws["sent"] == []
+
+    # A decided object cannot be changed (by anyone); the others of the form are recorded.
+    changed = api("POST", review_id, "o0=deny&o150=deny&action=save", claims={"email": "mallory@example.com"}, query={"page": "2"})
+    assert changed["statusCode"] == 200
+    assert "Saved 1 decision(s) (0 approved, 1 denied). 1 object(s) had already been decided and keep their earlier decision." in changed["body"]
+    assert "Page 2 of 3" in changed["body"]
+    assert decisions(aws)[0] == one and decisions(aws)[150]["reviewer"] == "mallory@example.com"
+
+    aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+    finished = api("POST", review_id, "o2=approve&action=finish", claims={"email": "alice@example.com"})
+
+    assert finished["statusCode"] == 200, finished["body"]
+    item = review_item(aws)
+    (sent,) = aws["sent"]
+    assert json.loads(sent["output"]) == {
+        "batchId": BATCH, "decided": 5, "approved": 3, "denied": 2, "undecided": 245,
+        "reviewer": "alice@example.com", "decidedAt": item["decidedAt"],
+    }
+    assert (item["status"], item["reviewer"], item["decidedCount"], item["approvedCount"]) == ("DECIDED", "alice@example.com", 5, 3)
+    assert "You approved 3 and denied 2 object(s) of this review; 245 undecided object(s) are denied" in finished["body"]
+
+    after = items(aws)
+    again = api("POST", review_id, "action=finish")
+    late = api("POST", review_id, "o3=approve&action=save")
+    page = api("GET", review_id)
+    assert [r["statusCode"] for r in (again, late, page)] == [409, 409, 409]
+    assert f"already finished by alice@example.com at {item['decidedAt']}: 3 object(s) approved, 2 denied, 245 undecided" in page["body"]
+    assert items(aws) == after and len(aws["sent"]) == 1
+    logged = logs.getvalue()
+    assert "Review finished" in logged and review_id not in logged and TOKEN not in logged
+
+
+def test_approve_all_decides_every_undecided_object_then_finishes(aws) -> None:
+    review_id = create_batch_review(aws, 250)
+    assert api("POST", review_id, "o10=deny&action=save")["statusCode"] == 200
+    aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+
+    response = api("POST", review_id, "o20=deny&decision=approve", user_arn="arn:aws:iam::123456789012:user/bob", query={"page": "1"})
+
+    assert response["statusCode"] == 200 and "You approved 248 and denied 2 object(s)" in response["body"]
+    recorded = decisions(aws)
+    assert len(recorded) == 250
+    assert sorted(i for i, d in recorded.items() if d["decision"] == "DENY") == [10, 20]
+    assert {d["reviewer"] for i, d in recorded.items() if i != 10} == {"arn:aws:iam::123456789012:user/bob"}
+    (sent,) = aws["sent"]
+    output = json.loads(sent["output"])
+    assert (output["decided"], output["approved"], output["denied"], output["undecided"]) == (250, 248, 2, 0)
+    assert review_item(aws)["status"] == "DECIDED"
+
+
+def test_deciding_the_last_undecided_object_finishes_the_review(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    assert "undecided: 1." in api("POST", review_id, "o0=approve&o1=deny&action=save")["body"]
+    assert aws["sent"] == []
+    aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+
+    last = api("POST", review_id, "o2=approve&action=save")
+
+    assert last["statusCode"] == 200 and "Decision recorded" in last["body"]
+    assert json.loads(aws["sent"][0]["output"])["decided"] == 3 and len(aws["sent"]) == 1
+    assert review_item(aws)["status"] == "DECIDED"
+
+
+def test_an_expired_batch_review_is_refused_and_records_nothing(aws) -> None:
+    review_id = create_batch_review(aws, 5)
+    pk = review_item(aws)["pk"]
+    aws["table"].update_item(Key={"pk": pk}, UpdateExpression="SET expiresAt = :t", ExpressionAttributeValues={":t": int(time.time()) - 1})
+    before = items(aws)
+
+    assert api("GET", review_id)["statusCode"] == 410
+    for body in ("o0=approve&action=save", "action=finish", "decision=approve"):
+        assert api("POST", review_id, body)["statusCode"] == 410
+    assert items(aws) == before and decisions(aws) == {} and aws["sent"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("o999=approve&action=save", "not part of this review"),
+        ("o1=maybe&action=save", "approve or deny"),
+        ("o1=approve&o1=deny&action=save", "more than one decision"),
+        ("o1=approve", "exactly one of decision"),
+        ("decision=approve&action=finish", "exactly one of decision"),
+        ("action=launch", "save, finish"),
+    ],
+)
+def test_a_bad_batch_form_changes_nothing(aws, body, message) -> None:
+    review_id = create_batch_review(aws, 5)
+    before = items(aws)
+    response = api("POST", review_id, body)
+    assert response["statusCode"] == 400 and message in response["body"]
+    assert items(aws) == before and aws["sent"] == []
+
+
+def test_a_review_finished_meanwhile_refuses_the_decisions_of_a_stale_request(aws) -> None:
+    """The transaction's condition on the review item: no decision lands after the review is finished."""
+    review_id = create_batch_review(aws, 5)
+    stale = review_item(aws)
+    aws["table"].update_item(
+        Key={"pk": stale["pk"]},
+        UpdateExpression="SET #s = :s, reviewer = :r, decidedAt = :at",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "DECIDED", ":r": "bob@example.com", ":at": "2030-01-01T00:00:00Z"},
+    )
+    event = {
+        "httpMethod": "POST",
+        "pathParameters": {"reviewId": review_id},
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "body": "o0=approve&decision=deny",
+        "requestContext": {"identity": {"sourceIp": "198.51.100.1"}},
+    }
+    table = StaleFirstRead(aws["table"], stale)
+    table.meta, table.name = aws["table"].meta, aws["table"].name
+    api_ = review_api.ReviewApi(table, aws["stubber"].client, s3=aws["s3"], bucket=BATCH_BUCKET)
+
+    response = api_.handle(event, "req-race")
+
+    assert response["statusCode"] == 409 and "already finished by bob@example.com" in response["body"]
+    assert decisions(aws) == {} and aws["sent"] == []
+
+
+def test_a_transient_send_failure_keeps_the_decisions_and_a_retry_finishes(aws) -> None:
+    review_id = create_batch_review(aws, 5)
+    aws["stubber"].add_client_error("send_task_success", "ThrottlingException", "Rate exceeded", 400)
+
+    failed = api("POST", review_id, "o0=deny&decision=approve")
+
+    assert failed["statusCode"] == 503
+    assert review_item(aws)["status"] == "PENDING" and len(decisions(aws)) == 5
+    page = api("GET", review_id)["body"]
+    assert "undecided: 0." in page and 'type="radio"' not in page
+    aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+
+    retried = api("POST", review_id, "action=finish")
+
+    assert retried["statusCode"] == 200
+    assert [json.loads(s["output"])["approved"] for s in aws["sent"]] == [4, 4]
+    assert review_item(aws)["status"] == "DECIDED"
+
+
+def test_a_missing_objects_file_is_an_error_page_that_changes_nothing(aws, logs) -> None:
+    review_id = create_batch_review(aws, 5)
+    aws["s3"].delete_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/review.jsonl")
+    before = items(aws)
+    for response in (api("GET", review_id), api("POST", review_id, "decision=approve")):
+        assert response["statusCode"] == 500 and "cannot be read" in response["body"]
+    assert items(aws) == before and aws["sent"] == []
+    assert "The review cannot be shown" in logs.getvalue()
+
+
+class FakeStack:
+    """The API Gateway part of a synthesized stack, as ReviewServer reads it: /reviews/{reviewId}, GET and POST."""
+
+    def of_type(self, type_: str) -> dict:
+        integration = {"Uri": {"Fn::Join": ["", ["arn:aws:apigateway:lambda:path/functions/", {"Fn::GetAtt": ["ReviewApiFn", "Arn"]}]]}}
+        return {
+            "AWS::ApiGateway::Resource": {
+                "Reviews": {"Properties": {"ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]}, "PathPart": "reviews"}},
+                "ReviewId": {"Properties": {"ParentId": {"Ref": "Reviews"}, "PathPart": "{reviewId}"}},
+            },
+            "AWS::ApiGateway::Stage": {"Stage": {"Properties": {"StageName": "prod"}}},
+            "AWS::ApiGateway::Method": {
+                name: {"Properties": {"ResourceId": {"Ref": "ReviewId"}, "HttpMethod": name, "Integration": integration}}
+                for name in ("GET", "POST")
+            },
+            "AWS::Lambda::Function": {"ReviewApiFn": {}},
+        }.get(type_, {})
+
+
+def test_the_local_review_server_serves_batch_pages_and_decisions_through_the_handler(aws) -> None:
+    try:
+        from macie_pipeline.local.review_server import ReviewServer
+    except AttributeError as error:  # TODO(issue 11): remove once the engine follows the batch contract
+        pytest.xfail(f"macie_pipeline.local.template does not import on this branch yet: {error}")
+
+    review_id = create_batch_review(aws, 150)
+    seen: list[dict] = []
+
+    def invoke(logical: str, event: dict) -> tuple:
+        seen.append(event)
+        return review_api.handler(event, FakeContext()), None, ""
+
+    server = ReviewServer(FakeStack(), invoke)
+    server.start()
+    try:
+        link = server.base_url + "reviews/" + review_id
+        with urllib.request.urlopen(link + "?page=2&x=%3Cy%3E", timeout=10) as page:
+            html = page.read().decode()
+        assert seen[-1]["queryStringParameters"] == {"page": "2", "x": "<y>"}
+        assert len(rows(html)) == 50 and "Page 2 of 2: objects 101 to 150." in html
+
+        form = urllib.parse.urlencode({"o120": "deny", "action": "save"}).encode()
+        request = urllib.request.Request(link + "?page=2", data=form, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as saved:
+            assert "Saved 1 decision(s)" in saved.read().decode()
+
+        aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+        request = urllib.request.Request(link, data=b"decision=approve", method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as done:
+            assert done.status == 200 and "You approved 149 and denied 1 object(s)" in done.read().decode()
+    finally:
+        server.stop()
+    assert [(m, s) for m, _, s in server.requests] == [("GET", 200), ("POST", 200), ("POST", 200)]
+    assert len(aws["sent"]) == 1 and json.loads(aws["sent"][0]["output"])["decided"] == 150
