@@ -22,11 +22,10 @@ from botocore.exceptions import ClientError
 from ..asl import walk_states
 from ..contract import (
     EVENT_SOURCE,
-    PrepareScanEnvironment,
     RequestReviewEnvironment,
-    States,
 )
 from . import awsmodel
+from .batchcontract import TransferEnvironment
 from .detection import (
     DEFAULT_MAXIMUM_MATCH_DISTANCE,
     AllowListSpec,
@@ -57,12 +56,12 @@ from .template import (
 
 ZONES = ("ingress", "quarantine", "review", "vault")
 ENGINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/local-engine"
-# The states whose destination bucket is a zone (the ingress bucket is the prepare function's).
-_ZONE_OF_STATE = {States.COPY_TO_QUARANTINE: "quarantine", States.PROMOTE_TO_VAULT: "vault", States.HOLD_FOR_REVIEW: "review"}
+# Where each zone's bucket is named: a variable of the transfer function's environment (the one
+# role that writes to every zone), and the batch bucket as well.
+_ZONE_VARIABLES = {zone: TransferEnvironment.variable_name(f"{zone}_bucket") for zone in (*ZONES, "batch")}
 _PLACEHOLDER_CODE = "# runs in process: see macie_pipeline.local.functions\n"
 
 
-_INGRESS_BUCKET = PrepareScanEnvironment.variable_name("ingress_bucket")
 _REVIEW_API_URL = RequestReviewEnvironment.variable_name("review_api_url")
 
 
@@ -101,7 +100,8 @@ class Deployment:
         self.event_queue = self._capture_result_events()
         self.state_machine_arn = self._create_state_machine()
         self.zones = self._zones()
-        for bucket in self.zones.values():
+        self.batch_bucket = self.zones.pop("batch")
+        for bucket in (*self.zones.values(), self.batch_bucket):
             self._ensure_bucket(bucket)  # an imported (bring-your-own) bucket is not in the template
         self.trigger_rules = self._trigger_rules()
 
@@ -366,20 +366,14 @@ class Deployment:
         return queue
 
     def _zones(self) -> dict[str, str]:
-        """Zone -> bucket name, read from the definition and the prepare function (not guessed)."""
+        """Zone (and ``batch``) -> bucket name, read from the transfer function's environment (not guessed)."""
         zones: dict[str, str] = {}
-        for _, name, state in walk_states(self.definition.get("States") or {}):
-            if name in _ZONE_OF_STATE:
-                payload = (state.get("Parameters") or {}).get("Payload") or {}
-                bucket = (payload.get("destination") or {}).get("bucket")
-                if isinstance(bucket, str):
-                    zones[_ZONE_OF_STATE[name]] = bucket
         for function in self.functions.values():
-            if function.role == PrepareScanEnvironment.FUNCTION and function.environment.get(_INGRESS_BUCKET):
-                zones["ingress"] = function.environment[_INGRESS_BUCKET]
-        missing = [z for z in ZONES if z not in zones]
+            if function.role == TransferEnvironment.FUNCTION:
+                zones.update({zone: function.environment[v] for zone, v in _ZONE_VARIABLES.items() if function.environment.get(v)})
+        missing = [z for z in (*ZONES, "batch") if z not in zones]
         if missing:
-            raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the definition")
+            raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the transfer function's environment")
         return zones
 
     def _trigger_rules(self) -> list[dict]:

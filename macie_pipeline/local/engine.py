@@ -90,7 +90,7 @@ class LocalPipeline:
         self.deployment = Deployment(stack, state_machine_id, macie_behavior=self.macie_behavior, echo_logs=echo_logs)
         self.faults = Faults()
         self.host = EngineHost(self.deployment, self.faults, review_wait_seconds)
-        self.history = ExecutionHistory(self.deployment)
+        self.history = ExecutionHistory(self.deployment, self.host.map_runs)
         self.inspector = Inspector(self.deployment, self.history, self.uploaded)
         self.runner = Runner(self.deployment, self.history, self.inspector, self.uploaded)
         self.invariants = Invariants(self.history, self.inspector, self.uploaded)
@@ -151,6 +151,8 @@ class LocalPipeline:
     sdk_error_name = _forward("host", EngineHost.sdk_error_name)
     record_wait = _forward("host", EngineHost.record_wait)
     review_timeout = _forward("host", EngineHost.review_timeout)
+    callback_timeout = _forward("host", EngineHost.callback_timeout)
+    record_map_run = _forward("host", EngineHost.record_map_run)
     observe_calls = _forward("host", EngineHost.observe_calls)
 
     # ------------------------------------------------------------------ scenario controls
