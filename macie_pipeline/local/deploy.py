@@ -32,6 +32,7 @@ from .detection import (
     CustomIdentifierSpec,
 )
 from .functions import LOG_SINK, LocalFunction, layer_is_pure_python
+from .intake import IntakeResources
 from .macie import LocalMacie, MacieBehavior
 from .review_server import ReviewServer
 from .template import (
@@ -96,6 +97,7 @@ class Deployment:
         self._create_messaging()
         self.definition = self._definition()
         self._create_functions()
+        self.intake = IntakeResources.create(self)
         self.macie = self._create_macie()
         self.event_queue = self._capture_result_events()
         self.state_machine_arn = self._create_state_machine()
@@ -117,6 +119,7 @@ class Deployment:
         self.sqs = session.client("sqs")
         self.sns = session.client("sns")
         self.events = session.client("events")
+        self.logs = session.client("logs")
         iam = session.client("iam")
         iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
 
@@ -289,6 +292,7 @@ class Deployment:
             custom_identifiers=self._custom_identifiers(),
             allow_lists=self._allow_lists(),
             behavior=self.macie_behavior,
+            logs_client=self.logs,
         )
         if not self._apply_export_configuration(macie):
             # The account's classification export configuration is outside the stack: simulate one.
@@ -375,6 +379,11 @@ class Deployment:
         if missing:
             raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the transfer function's environment")
         return zones
+
+    def function_named(self, reference: Any) -> Optional[LocalFunction]:
+        """The local function a template reference (name or ARN, resolved) designates, or None."""
+        name = str(reference).rsplit(":function:", 1)[-1].split(":", 1)[0]
+        return self.functions.get(name)
 
     def _trigger_rules(self) -> list[dict]:
         """The properties of the rules that start this state machine."""

@@ -34,6 +34,7 @@ from .functions import LOG_SINK
 from .history import COVERAGE, ExecutionHistory
 from .host import EngineHost
 from .inspection import TERMINAL_OUTCOMES, Inspector
+from .intake import IntakePump
 from .invariants import Invariants
 from .macie import MacieBehavior
 from .results import Execution, ObjectResult, RunResult, Uploaded
@@ -105,6 +106,8 @@ class LocalPipeline:
             patches.activate(self.host)
             self.host.route_macie_clients()
             self.deployment.deploy()
+            self.pump = IntakePump(self.deployment.sqs, self.host.invoke_function, self.deployment.intake.mappings)
+            self.runner.pump = self.pump
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -115,6 +118,9 @@ class LocalPipeline:
             if self.deployment.server is not None:
                 self.deployment.server.stop()
             self.history.stop_running()
+            macie = getattr(self.deployment, "macie", None)
+            if macie is not None:
+                macie.close()
             self.host.unroute_macie_clients()
             LOG_SINK.echo = None
         finally:
