@@ -321,13 +321,20 @@ def _drive(engine: LocalPipeline, files: Mapping[str, bytes], trigger: str, watc
 def _history_counts(engine: LocalPipeline, executions: list) -> dict[str, Any]:
     express = engine.deployment.stack.resources[engine.state_machine_id].get("Properties", {}).get("StateMachineType") == "EXPRESS"
     counted = sum(transitions(e.history) for e in executions)
+    # The child executions of Distributed Maps (STANDARD children, docs/batching.md): their events
+    # are not in the parent's history, the engine keeps them per map run (patch 6).
+    runs = [run for e in executions for run in engine.history.map_runs(e.arn)]
+    children = sum(transitions(run.events) for run in runs)
+    child_executions = sum(run.child_executions for run in runs)
     return {
         "executions": len(executions),
-        "standard_executions": 0 if express else len(executions),
-        "standard_state_transitions": 0 if express else counted,
+        "standard_executions": 0 if express else len(executions) + child_executions,
+        "standard_state_transitions": 0 if express else counted + children,
         "express_executions": len(executions) if express else 0,
         "express_state_transitions": counted if express else 0,
-        "lambda_tasks_in_histories": sum(lambda_tasks(e.history) for e in executions),
+        "map_child_executions": child_executions,
+        "map_child_state_transitions": children,
+        "lambda_tasks_in_histories": sum(lambda_tasks(e.history) for e in executions) + sum(lambda_tasks(r.events) for r in runs),
     }
 
 

@@ -22,17 +22,17 @@ from botocore.exceptions import ClientError
 from ..asl import walk_states
 from ..contract import (
     EVENT_SOURCE,
-    PrepareScanEnvironment,
     RequestReviewEnvironment,
-    States,
 )
 from . import awsmodel
+from .batchcontract import TransferEnvironment
 from .detection import (
     DEFAULT_MAXIMUM_MATCH_DISTANCE,
     AllowListSpec,
     CustomIdentifierSpec,
 )
 from .functions import LOG_SINK, LocalFunction, layer_is_pure_python
+from .intake import IntakeResources
 from .macie import LocalMacie, MacieBehavior
 from .review_server import ReviewServer
 from .template import (
@@ -57,12 +57,12 @@ from .template import (
 
 ZONES = ("ingress", "quarantine", "review", "vault")
 ENGINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/local-engine"
-# The states whose destination bucket is a zone (the ingress bucket is the prepare function's).
-_ZONE_OF_STATE = {States.COPY_TO_QUARANTINE: "quarantine", States.PROMOTE_TO_VAULT: "vault", States.HOLD_FOR_REVIEW: "review"}
+# Where each zone's bucket is named: a variable of the transfer function's environment (the one
+# role that writes to every zone), and the batch bucket as well.
+_ZONE_VARIABLES = {zone: TransferEnvironment.variable_name(f"{zone}_bucket") for zone in (*ZONES, "batch")}
 _PLACEHOLDER_CODE = "# runs in process: see macie_pipeline.local.functions\n"
 
 
-_INGRESS_BUCKET = PrepareScanEnvironment.variable_name("ingress_bucket")
 _REVIEW_API_URL = RequestReviewEnvironment.variable_name("review_api_url")
 
 
@@ -97,11 +97,13 @@ class Deployment:
         self._create_messaging()
         self.definition = self._definition()
         self._create_functions()
+        self.intake = IntakeResources.create(self)
         self.macie = self._create_macie()
         self.event_queue = self._capture_result_events()
         self.state_machine_arn = self._create_state_machine()
         self.zones = self._zones()
-        for bucket in self.zones.values():
+        self.batch_bucket = self.zones.pop("batch")
+        for bucket in (*self.zones.values(), self.batch_bucket):
             self._ensure_bucket(bucket)  # an imported (bring-your-own) bucket is not in the template
         self.trigger_rules = self._trigger_rules()
 
@@ -117,6 +119,7 @@ class Deployment:
         self.sqs = session.client("sqs")
         self.sns = session.client("sns")
         self.events = session.client("events")
+        self.logs = session.client("logs")
         iam = session.client("iam")
         iam.create_role(RoleName="local-engine", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
 
@@ -289,6 +292,7 @@ class Deployment:
             custom_identifiers=self._custom_identifiers(),
             allow_lists=self._allow_lists(),
             behavior=self.macie_behavior,
+            logs_client=self.logs,
         )
         if not self._apply_export_configuration(macie):
             # The account's classification export configuration is outside the stack: simulate one.
@@ -366,21 +370,20 @@ class Deployment:
         return queue
 
     def _zones(self) -> dict[str, str]:
-        """Zone -> bucket name, read from the definition and the prepare function (not guessed)."""
+        """Zone (and ``batch``) -> bucket name, read from the transfer function's environment (not guessed)."""
         zones: dict[str, str] = {}
-        for _, name, state in walk_states(self.definition.get("States") or {}):
-            if name in _ZONE_OF_STATE:
-                payload = (state.get("Parameters") or {}).get("Payload") or {}
-                bucket = (payload.get("destination") or {}).get("bucket")
-                if isinstance(bucket, str):
-                    zones[_ZONE_OF_STATE[name]] = bucket
         for function in self.functions.values():
-            if function.role == PrepareScanEnvironment.FUNCTION and function.environment.get(_INGRESS_BUCKET):
-                zones["ingress"] = function.environment[_INGRESS_BUCKET]
-        missing = [z for z in ZONES if z not in zones]
+            if function.role == TransferEnvironment.FUNCTION:
+                zones.update({zone: function.environment[v] for zone, v in _ZONE_VARIABLES.items() if function.environment.get(v)})
+        missing = [z for z in (*ZONES, "batch") if z not in zones]
         if missing:
-            raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the definition")
+            raise TemplateError(f"Cannot find the {', '.join(missing)} bucket(s) of the pipeline in the transfer function's environment")
         return zones
+
+    def function_named(self, reference: Any) -> Optional[LocalFunction]:
+        """The local function a template reference (name or ARN, resolved) designates, or None."""
+        name = str(reference).rsplit(":function:", 1)[-1].split(":", 1)[0]
+        return self.functions.get(name)
 
     def _trigger_rules(self) -> list[dict]:
         """The properties of the rules that start this state machine."""

@@ -32,13 +32,17 @@ from .deploy import ZONES, Deployment
 from .faults import Faults
 from .functions import LOG_SINK
 from .history import COVERAGE, ExecutionHistory
-from .host import EngineHost
+from .host import JOB_WAIT_SECONDS, EngineHost
 from .inspection import TERMINAL_OUTCOMES, Inspector
+from .intake import IntakePump
 from .invariants import Invariants
 from .macie import MacieBehavior
 from .results import Execution, ObjectResult, RunResult, Uploaded
 from .runner import DECISIONS, EngineError, Runner
 from .template import StackTemplate
+
+# How long a local Macie job runs by default before it completes (in the background).
+DEFAULT_JOB_RUN_SECONDS = 0.2
 
 __all__ = [
     "COVERAGE",
@@ -80,17 +84,20 @@ class LocalPipeline:
         *,
         macie: Optional[MacieBehavior] = None,
         review_wait_seconds: float = 60.0,
+        job_wait_seconds: float = JOB_WAIT_SECONDS,
         echo_logs: Optional[Callable[[str], None]] = None,
     ) -> None:
         self.stack = stack
         self.state_machine_id = state_machine_id
-        self.macie_behavior = macie or MacieBehavior()
+        # By default a Macie job runs in the background and ends on its own (its JOB_COMPLETED event
+        # resumes the waiting execution); a scenario's MacieBehavior says otherwise.
+        self.macie_behavior = macie or MacieBehavior(run_seconds=DEFAULT_JOB_RUN_SECONDS)
         self.uploaded: list[Uploaded] = []  # shared by the parts: the runner appends, the others read
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self.deployment = Deployment(stack, state_machine_id, macie_behavior=self.macie_behavior, echo_logs=echo_logs)
         self.faults = Faults()
-        self.host = EngineHost(self.deployment, self.faults, review_wait_seconds)
-        self.history = ExecutionHistory(self.deployment)
+        self.host = EngineHost(self.deployment, self.faults, review_wait_seconds, job_wait_seconds)
+        self.history = ExecutionHistory(self.deployment, self.host.map_runs)
         self.inspector = Inspector(self.deployment, self.history, self.uploaded)
         self.runner = Runner(self.deployment, self.history, self.inspector, self.uploaded)
         self.invariants = Invariants(self.history, self.inspector, self.uploaded)
@@ -105,6 +112,8 @@ class LocalPipeline:
             patches.activate(self.host)
             self.host.route_macie_clients()
             self.deployment.deploy()
+            self.pump = IntakePump(self.deployment.sqs, self.host.invoke_function, self.deployment.intake.mappings)
+            self.runner.pump = self.pump
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -115,6 +124,9 @@ class LocalPipeline:
             if self.deployment.server is not None:
                 self.deployment.server.stop()
             self.history.stop_running()
+            macie = getattr(self.deployment, "macie", None)
+            if macie is not None:
+                macie.close()
             self.host.unroute_macie_clients()
             LOG_SINK.echo = None
         finally:
@@ -151,6 +163,8 @@ class LocalPipeline:
     sdk_error_name = _forward("host", EngineHost.sdk_error_name)
     record_wait = _forward("host", EngineHost.record_wait)
     review_timeout = _forward("host", EngineHost.review_timeout)
+    callback_timeout = _forward("host", EngineHost.callback_timeout)
+    record_map_run = _forward("host", EngineHost.record_map_run)
     observe_calls = _forward("host", EngineHost.observe_calls)
 
     # ------------------------------------------------------------------ scenario controls

@@ -8,10 +8,46 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Optional
+from dataclasses import dataclass
+from typing import Iterable, Optional
 
 from .deploy import Deployment
+from .host import MapRun
 from .results import Execution
+
+
+def state_transitions(events: Iterable[dict]) -> int:
+    """Billed state transitions in history events: every state entered, plus every task retry."""
+    types = Counter(event["type"] for event in events)
+    entered = sum(count for kind, count in types.items() if kind.endswith("StateEntered"))
+    retries = types["TaskScheduled"] + types["LambdaFunctionScheduled"] - types["TaskStateEntered"]
+    return entered + max(0, retries)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """The state transitions of one execution and of the child executions its Distributed Maps ran."""
+
+    parent: int
+    children: int
+    child_executions: int
+    child_events: int
+
+    @property
+    def total(self) -> int:
+        return self.parent + self.children
+
+
+def transitions(history: list[dict], map_runs: Iterable[MapRun] = ()) -> Transitions:
+    """Count ``history`` (one execution's events) and its ``map_runs`` (see :meth:`ExecutionHistory.map_runs`)."""
+    runs = list(map_runs)
+    return Transitions(
+        parent=state_transitions(history),
+        children=sum(state_transitions(run.events) for run in runs),
+        child_executions=sum(run.child_executions for run in runs),
+        child_events=sum(len(run.events) for run in runs),
+    )
+
 
 # States entered by any engine in this process (tests assert the definition is covered).
 COVERAGE: Counter[str] = Counter()
@@ -20,8 +56,9 @@ COVERAGE: Counter[str] = Counter()
 class ExecutionHistory:
     """The ARNs of the executions started so far, and what Step Functions says about each."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deployment, map_runs: Optional[dict[str, MapRun]] = None) -> None:
         self._deployment = deployment
+        self._map_runs = map_runs if map_runs is not None else {}  # the host's, filled by patch 6
         self.arns: list[str] = []
         self._counted: set[str] = set()  # executions whose states are in COVERAGE
         self._lock = threading.Lock()
@@ -45,6 +82,14 @@ class ExecutionHistory:
             token = page.get("nextToken")
             if not token:
                 return events
+
+    def map_runs(self, arn: str) -> list[MapRun]:
+        """The Distributed Map runs of one execution (their children's events included)."""
+        return [run for run in list(self._map_runs.values()) if run.execution_arn == arn]
+
+    def transitions(self, arn: str) -> Transitions:
+        """State transitions of one execution and of its map runs' children."""
+        return transitions(self.events(arn), self.map_runs(arn))
 
     def states(self, arn: str, history: Optional[list[dict]] = None) -> list[str]:
         """The states an execution entered, in order."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import botocore.client
 from botocore.exceptions import ClientError
 
+from ..contract import States
 from . import awsmodel
 from .deploy import Deployment
 from .faults import Faults
@@ -25,6 +27,12 @@ from .functions import CURRENT
 WORKFLOW, ENGINE = "workflow", "engine"
 CallObserver = Callable[[str, str, str, dict], None]
 
+# How long the Macie job's backstop (``Wait for Macie job``, declared as the poll interval) waits
+# for its task token locally before States.Timeout sends the workflow to describe the job itself.
+JOB_WAIT_SECONDS = 3.0
+# The ``.waitForTaskToken`` states that wait for Macie rather than for a person.
+JOB_WAIT_STATES = frozenset({States.WAIT_FOR_MACIE_JOB})
+
 # Step Functions' spelling of a service in its error names (``Macie2.ThrottlingException``).
 _SFN_SERVICE_NAMES = {
     "s3": "S3", "macie2": "Macie2", "sns": "SNS", "sqs": "SQS", "dynamodb": "DynamoDb",
@@ -32,13 +40,40 @@ _SFN_SERVICE_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class MapRun:
+    """One Distributed Map run: its parent execution and its child executions' history events.
+
+    moto records every child of a map run in one event list (interleaved, ids from 1, no
+    ``ExecutionStarted``/``ExecutionSucceeded`` per child), so a child is counted, not told apart:
+    ``child_executions`` is the map run's execution count, ``events`` the children's events, each
+    with its ``type`` as a plain string (as ``GetExecutionHistory`` gives it).
+    """
+
+    arn: str
+    execution_arn: str
+    child_executions: int
+    events: list[dict]
+
+
+def _plain_event(event: Any) -> dict:
+    plain = dict(event)
+    plain["type"] = str(getattr(plain.get("type"), "value", plain.get("type")))
+    return plain
+
+
 class EngineHost:
     """What the patches delegate to while this engine is active; records waits and Macie calls."""
 
-    def __init__(self, deployment: Deployment, faults: Faults, review_wait_seconds: float) -> None:
+    def __init__(
+        self, deployment: Deployment, faults: Faults, review_wait_seconds: float, job_wait_seconds: float = JOB_WAIT_SECONDS,
+    ) -> None:
         self.deployment = deployment
         self.faults = faults
         self.review_wait_seconds = review_wait_seconds
+        self.job_wait_seconds = job_wait_seconds
+        # Map run ARN -> the map run's parent and child executions (patch 6).
+        self.map_runs: dict[str, MapRun] = {}
         self.waits: list[tuple[str, float]] = []
         self.sdk_calls: list[tuple[str, str, dict]] = []
         self._lock = threading.Lock()
@@ -111,8 +146,19 @@ class EngineHost:
         with self._lock:
             self.waits.append((kind, float(seconds)))
 
+    def callback_timeout(self, state_name: str, declared: int) -> int:
+        """The seconds a ``.waitForTaskToken`` state waits here: the job backstop's window for the
+        Macie job wait, the review window for anything else (a person), never more than declared."""
+        window = self.job_wait_seconds if state_name in JOB_WAIT_STATES else self.review_wait_seconds
+        return max(1, int(min(declared, window)))
+
     def review_timeout(self, declared: int) -> int:
-        return max(1, int(min(declared, self.review_wait_seconds)))
+        return self.callback_timeout("", declared)
+
+    def record_map_run(self, execution_arn: str, map_run_arn: str, child_executions: int, child_events: list) -> None:
+        run = MapRun(map_run_arn, execution_arn, child_executions, [_plain_event(e) for e in child_events])
+        with self._lock:
+            self.map_runs[map_run_arn] = run
 
     # ------------------------------------------------------------------ Macie
     def call_macie(self, operation: str, params: dict) -> dict:

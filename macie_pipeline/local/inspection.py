@@ -111,7 +111,9 @@ class Inspector:
         another object, not this one.
         """
         stored = self.stored_versions() if stored is None else stored
-        scan = r"[A-Za-z0-9_-]{1,64}/" + re.escape(uploaded.key)
+        # <scan id>/<key>, or <scan id>/#sha256/<hex of the key> when that would exceed 1,024 bytes (zone_key)
+        hashed = "#sha256/" + hashlib.sha256(uploaded.key.encode("utf-8")).hexdigest()
+        scan = r"[A-Za-z0-9_-]{1,64}/(?:" + re.escape(uploaded.key) + "|" + re.escape(hashed) + ")"
         shapes = {
             "quarantine": re.compile(
                 "(?:" + "|".join(re.escape(p) for p in (STAGING_PREFIX, DENIED_PREFIX, SUPERSEDED_PREFIX)) + ")" + scan
@@ -142,7 +144,19 @@ class Inspector:
         events = self.events
         stored = self.stored_versions()
         wanted = set(version_ids)
-        objects = [self._object_result(u, events, stored) for u in self._uploaded if u.version_id in wanted]
+        by_version: dict[tuple[str, str], list[dict]] = {}  # one pass over the events, not one per object
+        for event in events:
+            detail = event.get("detail") or {}
+            obj = detail.get("object") or {}
+            if detail.get("outcome") in TERMINAL_OUTCOMES:
+                by_version.setdefault((obj.get("key"), obj.get("versionId")), []).append(event)
+        by_sha: dict[str, list[dict]] = {}
+        for version in stored:
+            by_sha.setdefault(version["sha256"], []).append(version)
+        objects = [
+            self._object_result(u, by_version.get((u.key, u.version_id), []), by_sha.get(u.sha256, []))
+            for u in self._uploaded if u.version_id in wanted
+        ]
         finished = [e if isinstance(e, Execution) else self._history.execution(e) for e in executions]
         return RunResult(objects, finished, events, self.notifications)
 

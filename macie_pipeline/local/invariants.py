@@ -14,12 +14,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from ..contract import STAGING_PREFIX, States
+from ..contract import STAGING_PREFIX
+from . import batchfiles
 from .history import ExecutionHistory
 from .inspection import Inspector
 from .results import Uploaded
 
 _DECIDED = ("APPROVE", "DENY")
+# The state (old workflow) or result event (batches) that reports a version left in ingress as well.
+_CLEANUP_FAILED = "Report ingress cleanup failed"
 
 
 @dataclass
@@ -60,6 +63,30 @@ def execution_facts(history: ExecutionHistory) -> dict[str, ExecutionFacts]:
             if version in seen.evaluated:
                 entry.verdict = seen.evaluated[version]
                 entry.decisions |= seen.taken
+    return facts
+
+
+def batch_facts(history: ExecutionHistory, s3: Any, batch_bucket: str) -> dict[str, ExecutionFacts]:
+    """Ground truth per ingress version id from the batch files (docs/batching.md): the verdict in
+    ``verdicts/`` (only with a staged copy: the verdict is bound to the staged version), the
+    reviewer's decision in ``decided/``, and the execution's status and states. The execution's
+    name is its batch id."""
+    facts: dict[str, ExecutionFacts] = {}
+    for arn in history.arns:
+        batch_id = arn.rsplit(":", 1)[-1]
+        status = history.status(arn)
+        for line in batchfiles.stage_lines(s3, batch_bucket, batch_id, "verdicts"):
+            entry = facts.setdefault(str((line.get("source") or {}).get("versionId")), ExecutionFacts())
+            entry.statuses.add(status)
+            if line.get("staged") and line.get("verdict"):
+                entry.verdict = str(line["verdict"])
+        for line in batchfiles.stage_lines(s3, batch_bucket, batch_id, "decided"):
+            decision = str((line.get("review") or {}).get("decision") or "").upper()
+            entry = facts.setdefault(str((line.get("source") or {}).get("versionId")), ExecutionFacts())
+            if decision:
+                entry.decisions.add("TIMEOUT" if (line.get("review") or {}).get("reviewer") == "timeout" else decision)
+        for line in batchfiles.stage_lines(s3, batch_bucket, batch_id, "manifest"):
+            facts.setdefault(str((line.get("source") or {}).get("versionId")), ExecutionFacts()).statuses.add(status)
     return facts
 
 
@@ -131,10 +158,43 @@ class Invariants:
           denied may be nowhere.
         """
         stored = self._inspector.stored_versions()
-        facts = execution_facts(self._history)
+        facts = self._facts()
         problems = [p for u in self._uploaded if (p := self._misplaced(u, stored, facts, delete_allowed))]
+        problems += self._outcome_problems()
         problems += [p for item in stored if item["zone"] == "vault" and (p := self._unjustified(item, facts))]
         return problems
+
+    def _facts(self) -> dict[str, ExecutionFacts]:
+        deployment = self._history._deployment
+        batch_bucket = getattr(deployment, "batch_bucket", None)
+        if batch_bucket is None:
+            return execution_facts(self._history)
+        facts = batch_facts(self._history, deployment.s3, batch_bucket)
+        for version in self._cleanup_failed():  # reported: the scanned version stays in ingress too
+            facts.setdefault(version, ExecutionFacts()).states.add(_CLEANUP_FAILED)
+        return facts
+
+    def _outcome_problems(self) -> list[str]:
+        """Every uploaded version has exactly one outcome (its terminal result events agree; an
+        ``INGRESS_CLEANUP_FAILED`` event comes on top of an outcome, not instead of one)."""
+        outcomes: dict[tuple[str, str], set[str]] = {}
+        for event in self._inspector.events:
+            detail = event.get("detail") or {}
+            obj = detail.get("object") or {}
+            if detail.get("outcome") and detail.get("outcome") != "INGRESS_CLEANUP_FAILED":
+                outcomes.setdefault((obj.get("key"), obj.get("versionId")), set()).add(str(detail["outcome"]))
+        problems = []
+        for u in self._uploaded:
+            found = outcomes.get((u.key, u.version_id), set())
+            if len(found) != 1:
+                problems.append(f"{u.key} ({u.version_id}) has {len(found)} outcomes: {', '.join(sorted(found)) or 'none'}")
+        return problems
+
+    def _cleanup_failed(self) -> set[str]:
+        return {
+            str(((e.get("detail") or {}).get("object") or {}).get("versionId"))
+            for e in self._inspector.events if (e.get("detail") or {}).get("outcome") == "INGRESS_CLEANUP_FAILED"
+        }
 
     def _misplaced(self, uploaded: Uploaded, stored: list[dict], facts: dict[str, ExecutionFacts], delete_allowed: bool) -> Optional[str]:
         places = self._inspector.places_of(uploaded, stored)
@@ -155,7 +215,7 @@ class Invariants:
 def _allowed_exception(places: list[dict], fact: ExecutionFacts, delete_allowed: bool) -> bool:
     """Whether a version not in exactly one place is one of the documented exceptions."""
     zones = sorted(p["zone"] for p in places)
-    if len(places) == 2 and "ingress" in zones and States.REPORT_INGRESS_CLEANUP_FAILED in fact.states:
+    if len(places) == 2 and "ingress" in zones and _CLEANUP_FAILED in fact.states:
         return True
     if "ingress" in zones and "FAILED" in fact.statuses and all(
         p["zone"] == "ingress" or (p["zone"] == "quarantine" and p["key"].startswith(STAGING_PREFIX)) for p in places

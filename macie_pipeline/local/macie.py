@@ -6,8 +6,14 @@ every body is checked against botocore's output shape before it leaves (see
 :func:`~macie_pipeline.local.awsmodel.output_problems`). Errors are ``ClientError`` with Macie's
 error codes and HTTP statuses. Detection itself is :mod:`macie_pipeline.local.detection`.
 
-A job's life is steered by :class:`MacieBehavior`: it is RUNNING for ``running_polls``
-DescribeClassificationJob calls, then reaches ``job_status``. It classifies the objects in its
+A job's life is steered by :class:`MacieBehavior`. With ``run_seconds`` set, a job runs in the
+background, as Macie's do: it reaches ``job_status`` on a timer that many seconds after it was
+created, whether or not anyone describes it (a quota-paused job resumes after
+``resume_after_seconds`` if set, then completes). Without it, a job is RUNNING for ``running_polls``
+DescribeClassificationJob calls, then reaches ``job_status``. Either way the job's status events
+(``JOB_CREATED``, ``ONE_TIME_JOB_STARTED``, ``JOB_COMPLETED`` ...; ``error_events`` such as
+``BUCKET_ACCESS_DENIED``) are written to CloudWatch Logs when a logs client is given (see
+:mod:`~macie_pipeline.local.jobevents`; ``lose_events`` drops some, to prove a backstop). It classifies the objects in its
 scope when it first reaches COMPLETE (a job that is resumed after USER_PAUSED completes on the next
 describe). A job that ends CANCELLED (steered, or cancelled with UpdateClassificationJob) produced
 no findings and no discovery results: which objects a real job analysed before it was cancelled
@@ -68,6 +74,7 @@ from .detection import (
     finding_type,
     severity,
 )
+from .jobevents import STATUS_EVENTS, JobEventLog
 
 SERVICE = "macie2"
 FINAL_STATUSES = ("COMPLETE", "CANCELLED", "PAUSED", "USER_PAUSED", "IDLE")
@@ -122,6 +129,10 @@ class MacieBehavior:
     throttle_creates: int = 0  # the first N CreateClassificationJob calls raise ThrottlingException
     last_run_error: bool = False  # lastRunErrorStatus.code ERROR on the job
     fail_operations: dict[str, str] = field(default_factory=dict)  # operation name -> error code raised
+    run_seconds: float | None = None  # None: the job advances on describes; else it ends on a timer after this
+    resume_after_seconds: float | None = None  # a quota-paused (PAUSED) job resumes after this, then completes
+    error_events: tuple[str, ...] = ()  # error event types logged while the job runs (BUCKET_ACCESS_DENIED ...)
+    lose_events: tuple[str, ...] = ()  # event types never written to CloudWatch Logs (e.g. JOB_COMPLETED)
 
     def __post_init__(self) -> None:
         if self.job_status not in FINAL_STATUSES:
@@ -288,6 +299,7 @@ class LocalMacie:
         allow_lists: Sequence[AllowListSpec] = (),
         behavior: MacieBehavior | None = None,
         enabled: bool = True,
+        logs_client: Any = None,
     ) -> None:
         self.account_id = account_id
         self.region = region
@@ -305,6 +317,9 @@ class LocalMacie:
         )
         self._tokens: dict[str, str] = {}
         self._create_calls = 0
+        self.events = JobEventLog(account_id, logs_client, self.behavior.lose_events)
+        self._timers: list[threading.Timer] = []
+        self._closed = False
         self._lock = threading.RLock()
         self._operations: dict[str, Callable[[dict], dict]] = {
             "CreateClassificationJob": self._create_classification_job,
@@ -373,7 +388,80 @@ class LocalMacie:
         )
         self.jobs[job_id] = job
         self._tokens[token] = job_id
+        self._emit(job, "JOB_CREATED", operation="CreateClassificationJob")
+        self._emit(job, "ONE_TIME_JOB_STARTED")
+        for error_type in self.behavior.error_events:
+            self._emit_error(job, error_type)
+        if self.behavior.run_seconds is not None:
+            self._later(self.behavior.run_seconds, self._finish, job_id)
         return {"jobArn": job.arn, "jobId": job_id}
+
+    # ------------------------------------------------------------------------------ job events and timers
+    def _emit(self, job: ClassificationJob, event_type: str, **extra: Any) -> None:
+        self.events.emit(self.events.message(job.job_id, job.request["name"], job.created_at, event_type, **extra))
+
+    def _emit_error(self, job: ClassificationJob, event_type: str, bucket: str | None = None) -> None:
+        if bucket is None:
+            bucket = job.request["s3JobDefinition"]["bucketDefinitions"][0]["buckets"][0]
+        self._emit(job, event_type, operation="ListObjectsV2", affectedAccount=self.account_id,
+                   affectedResource={"type": "S3_BUCKET_NAME", "value": bucket})
+
+    def _set_status(self, job: ClassificationJob, status: str) -> None:
+        """Move the job to ``status`` and log the event Macie logs for it."""
+        if status == job.status:
+            return
+        job.status = status
+        if status == "USER_PAUSED":
+            job.paused_at = datetime.now(timezone.utc)
+        if status == "COMPLETE":
+            self._classify(job)
+        if status in STATUS_EVENTS:
+            self._emit(job, STATUS_EVENTS[status])
+
+    def _later(self, seconds: float, action: Callable[[str], None], job_id: str) -> None:
+        timer = threading.Timer(seconds, self._timed, (action, job_id))
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                return
+            self._timers.append(timer)
+        timer.start()
+
+    def _timed(self, action: Callable[[str], None], job_id: str) -> None:
+        with self._lock:
+            if not self._closed:
+                action(job_id)
+
+    def _finish(self, job_id: str) -> None:
+        """The background job's time is up: it reaches its final status (a resumed job completes)."""
+        job = self.jobs[job_id]
+        if job.status != "RUNNING":
+            return  # cancelled or paused by a user meanwhile
+        target = "COMPLETE" if job.resumed else self.behavior.job_status
+        self._set_status(job, target)
+        if target == "PAUSED" and self.behavior.resume_after_seconds is not None:
+            self._later(self.behavior.resume_after_seconds, self._resume_after_quota, job_id)
+
+    def _resume_after_quota(self, job_id: str) -> None:
+        job = self.jobs[job_id]
+        if job.status != "PAUSED":
+            return
+        job.status, job.resumed = "RUNNING", True
+        self._emit(job, "JOB_RESUMED_AUTOMATICALLY_AFTER_QUOTA_RESET")
+        self._later(self.behavior.run_seconds or 0.0, self._finish, job_id)
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Wait until every job event so far is written (and its subscriptions have run)."""
+        return self.events.flush(timeout)
+
+    def close(self) -> None:
+        """Stop the job timers and the event writer (the engine is being torn down)."""
+        with self._lock:
+            self._closed = True
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+        self.events.close()
 
     def _check_job_request(self, params: dict) -> None:
         """Raise what Macie (or this local model of it) answers to a CreateClassificationJob it refuses."""
@@ -448,9 +536,10 @@ class LocalMacie:
         return job
 
     def _advance(self, job: ClassificationJob) -> None:
-        """Move the job along on a DescribeClassificationJob call, as the behaviour says."""
+        """Move the job along on a DescribeClassificationJob call, as the behaviour says (a job
+        running in the background, ``run_seconds``, moves on its own timer instead)."""
         job.describes += 1
-        if job.status in ("COMPLETE", "CANCELLED", "USER_PAUSED"):
+        if job.status in ("COMPLETE", "CANCELLED", "USER_PAUSED") or self.behavior.run_seconds is not None:
             return
         if job.resumed:
             target = "COMPLETE"
@@ -458,11 +547,7 @@ class LocalMacie:
             target = "RUNNING"
         else:
             target = self.behavior.job_status
-        if target == "USER_PAUSED":
-            job.paused_at = datetime.now(timezone.utc)
-        job.status = target
-        if target == "COMPLETE":
-            self._classify(job)
+        self._set_status(job, target)
 
     def _error_status(self, job: ClassificationJob) -> dict:
         return {"code": "ERROR" if self.behavior.last_run_error or job.bucket_error else "NONE"}
@@ -513,11 +598,13 @@ class LocalMacie:
         }
         if current not in allowed.get(wanted, ()):
             raise _Invalid(f"The status of job {job.job_id} can't be changed from {current} to {wanted}.")
-        job.status = wanted
         if wanted == "RUNNING":
-            job.resumed = True
-        elif wanted == "USER_PAUSED":
-            job.paused_at = datetime.now(timezone.utc)
+            job.status, job.resumed = "RUNNING", True
+            self._emit(job, "JOB_RESUMED_BY_USER", operation="UpdateClassificationJob")
+            if self.behavior.run_seconds is not None:
+                self._later(self.behavior.run_seconds, self._finish, job.job_id)
+        else:
+            self._set_status(job, wanted)
         return {}
 
     def _list_classification_jobs(self, params: dict) -> dict:
@@ -702,8 +789,10 @@ class LocalMacie:
                 try:
                     bucket_info = self._bucket_info(bucket)
                     objects = list(self._objects(bucket))
-                except ClientError:
+                except ClientError as error:
                     job.bucket_error = True  # Macie logs a bucket-level error and goes on
+                    missing = error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404")
+                    self._emit_error(job, "BUCKET_DOES_NOT_EXIST" if missing else "BUCKET_ACCESS_DENIED", bucket)
                     continue
                 in_scope = [item for item in objects if self._in_scope(scoping, item)]
                 records.extend(self._classify_object(bucket, bucket_info, item, detector) for item in in_scope)

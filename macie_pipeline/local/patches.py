@@ -1,4 +1,4 @@
-"""The five places where the local engine changes moto's behaviour, and nothing else.
+"""The seven places where the local engine changes moto's behaviour, and nothing else.
 
 moto 5.2.5 executes Step Functions definitions (``execute_state_machine``) but cannot do what this
 pipeline needs offline. Each patch below replaces one moto internal; :func:`check_patch_points`
@@ -16,8 +16,16 @@ running the real moto code path.
 4. ``WaitFunction._wait_interval`` and the ``time`` module of ``retrier_decl``: Wait states and
    Retry back-off are not slept through (the requested seconds are recorded).
 5. ``StateTaskServiceCallback._eval_wait_for_task_token``: a ``.waitForTaskToken`` task waits the
-   engine's review window, not its declared ``TimeoutSeconds`` (days), so "no answer" times out in
-   seconds.
+   engine's own window, not its declared ``TimeoutSeconds`` (days for a review, the poll interval for
+   the Macie job's backstop), so "no answer" times out in seconds. The host is told the state's name,
+   so the job wait and the review wait get different windows.
+6. ``DistributedIterationComponent._map_run``: moto records a Distributed Map's child executions in
+   a throw-away event list; the engine keeps each map run's child events (the benchmark counts their
+   state transitions) and hands them to the host with the map run's and the parent's ARNs.
+7. ``AmazonStateLanguageParser.parse``: moto's grammar takes ``ToleratedFailurePercentage`` only as a
+   decimal number (``100.0``), while CDK writes an integer (``100``), which moto refuses with an
+   ``ASLParserException``. The definition text given to moto's parser has those integers written as
+   decimals (same JSON value); the definition registered in moto stays as synthesized.
 
 Every patch is installed once per process and delegates to the *active* engine (a module-level
 registry); with no engine active, moto's original code runs unchanged.
@@ -26,6 +34,7 @@ registry); with no engine active, moto's original code runs unchanged.
 from __future__ import annotations
 
 import inspect
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +59,11 @@ _CALLBACK = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
     "state_task_service_callback:StateTaskServiceCallback._eval_wait_for_task_token"
 )
+_MAP_RUN = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration."
+    "distributed_iteration_component:DistributedIterationComponent._map_run"
+)
+_PARSE = "moto.stepfunctions.parser.asl.parse.asl_parser:AmazonStateLanguageParser.parse"
 
 # The parameters each patched function must have (after self); a change means moto moved.
 EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
@@ -58,6 +72,8 @@ EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
     _SDK_ERROR: ("env", "ex"),
     _WAIT: ("env", "wait_seconds"),
     _CALLBACK: ("env", "timeout_seconds", "callback_endpoint", "heartbeat_endpoint"),
+    _MAP_RUN: ("env", "eval_input"),
+    _PARSE: ("definition",),
 }
 
 
@@ -76,7 +92,9 @@ class Host(Protocol):
 
     def record_wait(self, kind: str, seconds: float) -> None: ...
 
-    def review_timeout(self, declared: int) -> int: ...
+    def callback_timeout(self, state_name: str, declared: int) -> int: ...
+
+    def record_map_run(self, execution_arn: str, map_run_arn: str, child_executions: int, child_events: list) -> None: ...
 
 
 @dataclass
@@ -155,6 +173,8 @@ def install() -> None:
         _install_sdk()
         _install_waits()
         _install_callback()
+        _install_map_run()
+        _install_parser()
         _REGISTRY.installed = True
 
 
@@ -243,5 +263,51 @@ def _install_callback() -> None:
     def _callback(state: Any, env: Any, timeout_seconds: int, endpoint: Any, heartbeat: Any) -> Any:
         host = _REGISTRY.host
         if host is not None:
-            timeout_seconds = host.review_timeout(timeout_seconds)
+            timeout_seconds = host.callback_timeout(str(getattr(state, "name", "")), timeout_seconds)
         return original(state, env, timeout_seconds, endpoint, heartbeat)
+
+
+def _install_map_run() -> None:
+    original = _swap(_MAP_RUN, lambda self, env, eval_input: _map_run(self, env, eval_input))
+
+    def _map_run(component: Any, env: Any, eval_input: Any) -> None:
+        host = _REGISTRY.host
+        try:
+            original(component, env, eval_input)
+        finally:
+            if host is not None:
+                record = eval_input.map_run_record
+                host.record_map_run(
+                    record.execution_arn, record.map_run_arn, record.execution_counter.total.get(), env.event_manager.get_event_history()
+                )
+
+
+def normalise_definition(definition: str) -> str:
+    """``definition`` with every integer ``ToleratedFailurePercentage`` written as a decimal (see 7)."""
+    if "ToleratedFailurePercentage" not in definition:
+        return definition
+    try:
+        document = json.loads(definition)
+    except ValueError:
+        return definition  # moto reports the syntax error itself
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: float(v) if k == "ToleratedFailurePercentage" and isinstance(v, int) and not isinstance(v, bool) else walk(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return json.dumps(walk(document))
+
+
+def _install_parser() -> None:
+    original = _swap(_PARSE, staticmethod(lambda definition: _parse(definition)))
+
+    def _parse(definition: str) -> Any:
+        if _REGISTRY.host is None:
+            return original(definition)
+        return original(normalise_definition(definition))

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 from .deploy import Deployment
 from .history import ExecutionHistory
 from .inspection import Inspector
+from .intake import IntakePump, PumpedBatch
 from .results import Execution, RunResult, Uploaded
 from .template import ACCOUNT, REGION
 
@@ -63,6 +64,7 @@ class Runner:
         self._history = history
         self._inspector = inspector
         self.uploaded = uploaded
+        self.pump: Optional[IntakePump] = None  # set by the engine once deployed
 
     # ------------------------------------------------------------------ objects and events
     def upload(self, key: str, body: bytes, **kwargs: Any) -> Uploaded:
@@ -126,9 +128,77 @@ class Runner:
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
         uploaded = [self.upload(key, body) for key, body in files.items()]
-        started = self._trigger(uploaded, schedule)
+        if self._batched():
+            started = self._trigger_batches(uploaded, schedule)
+        else:
+            started = self._trigger(uploaded, schedule)
         finished = self.wait(started, decision=decision, timeout=timeout, watch=watch)
         return self._inspector.result([u.version_id for u in uploaded], finished)
+
+    # ------------------------------------------------------------------ batches (docs/batching.md)
+    def _batched(self) -> bool:
+        """The pipeline takes its objects through the intake queue or a sweep (PrepareScan starts executions)."""
+        intake = getattr(self._deployment, "intake", None)
+        return bool(intake and (intake.mappings or intake.schedules))
+
+    def _trigger_batches(self, uploaded: list[Uploaded], schedule: bool) -> list[str]:
+        """Sweep (``schedule``) or deliver the uploads' events to the intake queue and pump it; then
+        the executions PrepareScan started."""
+        if schedule:
+            if not self.sweep("all"):
+                raise EngineError("The pipeline has no schedule or sweep rule")
+        else:
+            self.put_object_created_events(uploaded)
+            self.pump_intake()
+        return self.discover_executions()
+
+    def put_object_created_events(self, uploaded: Sequence[Uploaded]) -> None:
+        """Put the "Object Created" events S3 sends to EventBridge for the uploads, 10 per PutEvents
+        (moto's own S3 EventBridge notifications are not used: their detail has ``eTag``, not
+        ``etag``, a numeric ``time`` and the reason ``ObjectCreated``, and they go to every bus)."""
+        entries = []
+        for item in uploaded:
+            event = self.object_created_event(item)
+            entries.append({"Source": event["source"], "DetailType": event["detail-type"], "Resources": event["resources"],
+                            "Detail": json.dumps(event["detail"])})
+        for start in range(0, len(entries), 10):
+            response = self._deployment.events.put_events(Entries=entries[start:start + 10])
+            if response.get("FailedEntryCount"):
+                raise EngineError(f"EventBridge refused {response['FailedEntryCount']} Object Created event(s)")
+
+    def pump_intake(self) -> list[PumpedBatch]:
+        """Run the intake queue's event source mapping until the queue is empty (see IntakePump)."""
+        if self.pump is None:
+            raise EngineError("The engine is not deployed")
+        return self.pump.run()
+
+    def sweep(self, kind: Optional[str] = None) -> list[tuple[str, Any]]:
+        """Fire the schedule rules' function targets (``kind``: only targets whose input's ``sweep``
+        is ``kind``); (function, result) of each invocation."""
+        if self.pump is None:
+            raise EngineError("The engine is not deployed")
+        fired = []
+        for target in self._deployment.intake.schedules:
+            payload = target.input if target.input is not None else self.scheduled_event()
+            if kind is not None and isinstance(target.input, dict) and target.input.get("sweep") not in (None, kind):
+                continue
+            body, error, _ = self.pump.invoke(target.function, payload)
+            if error:
+                raise EngineError(f"{target.function} failed on the {target.rule} schedule: {body}")
+            fired.append((target.function, json.loads(body) if body else None))
+        return fired
+
+    def discover_executions(self) -> list[str]:
+        """The executions of the state machine not seen before (PrepareScan starts them), now known to the history."""
+        known = set(self._history.arns)
+        found = []
+        for page in self._deployment.sfn.get_paginator("list_executions").paginate(stateMachineArn=self._deployment.state_machine_arn):
+            for execution in page["executions"]:
+                if execution["executionArn"] not in known:
+                    found.append(execution["executionArn"])
+        for arn in reversed(found):  # oldest first
+            self._history.started(arn)
+        return list(reversed(found))
 
     def _trigger(self, uploaded: list[Uploaded], schedule: bool) -> list[str]:
         """One scheduled execution, or one per upload that a trigger rule matches."""
@@ -164,6 +234,9 @@ class Runner:
                 details = "; ".join(f"{a.rsplit(':', 1)[-1]} last in {self._history.states(a)[-1:]}" for a in running)
                 raise EngineError(f"{len(running)} execution(s) still running after {timeout:.0f} s: {details}")
             time.sleep(0.05)
+        macie = getattr(self._deployment, "macie", None)
+        if macie is not None:
+            macie.flush_events()
         self._inspector.drain_notifications()
         self._inspector.drain_events()
         return [self._history.execution(arn) for arn in executions]

@@ -42,7 +42,7 @@ ALLOW_LIST = "AWS::Macie::AllowList"
 REST_API = "AWS::ApiGateway::RestApi"
 
 # A state that only this construct's definition has: how a pipeline's state machine is recognised.
-PIPELINE_MARKER_STATE = States.PREPARE_SCAN
+PIPELINE_MARKER_STATE = States.BATCH_READY
 
 
 class TemplateError(ValueError):

@@ -32,3 +32,34 @@ def test_moto_is_pinned_exactly_where_it_is_installed_from():
     pyproject = ROOT / "pyproject.toml"
     if pyproject.exists():
         assert f'moto[all]=={patches.MOTO_VERSION}' in pyproject.read_text()
+
+
+def test_the_map_run_patch_still_sees_the_childrens_event_list():
+    """Patch 6 reads the children's events from ``env.event_manager`` after ``_map_run``: moto must
+    still swap in a fresh EventManager around ``_map_run`` (else the children would land in the
+    parent's history and the benchmark would count them twice)."""
+    import inspect as _inspect
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import distributed_iteration_component as dic
+
+    source = _inspect.getsource(dic.DistributedIterationComponent._eval_body)
+    assert "env.event_manager = EventManager()" in source
+    assert source.index("env.event_manager = EventManager()") < source.index("self._map_run(")
+    record = _inspect.signature(
+        __import__("moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.map_run_record",
+                   fromlist=["MapRunRecord"]).MapRunRecord.__init__
+    ).parameters
+    assert "execution_arn" in record
+
+
+def test_the_callback_patch_can_name_the_state():
+    """Patch 5 tells the host the waiting state's name (job wait or review wait)."""
+    import inspect as _inspect
+
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    assert "self.name = " in _inspect.getsource(CommonStateField)
+
+
+def test_every_patch_point_is_listed():
+    assert len(patches.EXPECTED_SIGNATURES) == 7
