@@ -26,6 +26,9 @@ JOB_ID = "3ce05dbb7ec5505def334104bf43bf6b"
 STAGED_BUCKET = "quarantine-bucket"
 SOURCE_BUCKET = "ingress-bucket"
 RESULTS_BUCKET = "macie-results-bucket"
+BATCH_BUCKET = "batch-bucket"
+STATE_TABLE = "state-table"
+EVENT_BUS = "default"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -87,8 +90,11 @@ def macie() -> Iterator[tuple[Any, CheckedStubber]]:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("FINDING_POLICY", "UNKNOWN_FORMAT_POLICY", "RESULTS_BUCKET", "RESULTS_PREFIX"):
+    for name in ("FINDING_POLICY", "UNKNOWN_FORMAT_POLICY", "RESULTS_BUCKET", "RESULTS_PREFIX", "CUSTOM_DATA_IDENTIFIER_NAMES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BATCH_BUCKET", BATCH_BUCKET)
+    monkeypatch.setenv("STATE_TABLE", STATE_TABLE)
+    monkeypatch.setenv("EVENT_BUS_NAME", EVENT_BUS)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=RESULTS_BUCKET)
