@@ -11,31 +11,27 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+import batch_evaluation
 from macie_results import (
-    ResultsLocation,
-    UnreadableResults,
     finding_location,
     get_findings,
-    job_results_prefix,
+    job_fields,
     list_finding_ids,
     object_version,
-    read_analysis,
-    results_location,
-    unreadable_results,
+    read_job_analysis,
 )
 from pipeline_common.clients import ClientCache, client_config
-from pipeline_common.constants import CLEAN, INTEGRITY_RESULTS, REVIEW, VERDICTS
+from pipeline_common.constants import INTEGRITY_RESULTS, REVIEW, VERDICTS
 from pipeline_common.contract import EvaluateFindingsEnvironment
-from pipeline_common.errors import InvalidInputError, PipelineError
+from pipeline_common.errors import InvalidInputError
 from pipeline_common.log import get_logger
 from pipeline_common.objects import object_ref
 from verdicts import (
-    DiscoveryRecord,
     Evidence,
     FindingTally,
     JobState,
     Policy,
-    decide,
+    evaluated,
     load_policy,
     parse_custom_identifier_names,
 )
@@ -45,36 +41,10 @@ logger = get_logger("evaluate_findings")
 _CLIENTS = ClientCache(client_config(read_timeout=60))
 
 
-def _account(context: Any) -> tuple[str, str]:
-    """(partition, account id) from the Lambda context's invoked_function_arn."""
-    arn = getattr(context, "invoked_function_arn", None)
-    parts = arn.split(":") if isinstance(arn, str) else []
-    if len(parts) < 5 or not parts[4].isdigit():
-        raise InvalidInputError("cannot tell the AWS account id: the Lambda context has no invoked_function_arn")
-    return parts[1] or "aws", parts[4]
-
-
-def _job_fields(job: Any) -> Any:
-    """Accept the job as the contract names it, or as Step Functions returns DescribeClassificationJob.
-
-    The workflow passes the whole aws-sdk response (PascalCase: JobId, JobStatus, LastRunErrorStatus
-    {Code}) rather than selecting optional fields in the definition, where a missing field would be
-    an uncatchable States.Runtime error.
-    """
-    if not isinstance(job, Mapping) or "JobId" not in job:
-        return job
-    error = job.get("LastRunErrorStatus")
-    return {
-        "jobId": job.get("JobId"),
-        "jobStatus": job.get("JobStatus"),
-        "lastRunErrorStatus": error.get("Code") if isinstance(error, Mapping) else error,
-    }
-
-
 def _parse_event(event: Any) -> tuple[str, JobState, list[dict]]:
     if not isinstance(event, Mapping):
         raise InvalidInputError("the event must be an object with job, scanComplete and objects")
-    job = _job_fields(event.get("job"))
+    job = job_fields(event.get("job"))
     if not isinstance(job, Mapping) or not isinstance(job.get("jobId"), str) or not job.get("jobId"):
         raise InvalidInputError("job.jobId must be a non-empty string")
     objects = event.get("objects")
@@ -129,7 +99,7 @@ def run(
     # quarantine): whatever Macie says about another version of the key proves nothing about this one.
     evidence = [Evidence(staged_version=item["staged"].get("versionId")) for item in objects]
     ignored = _tally_findings(macie, job_id, index, tallies, evidence)
-    records, unreadable = _read_analysis(macie, s3, env, job_id, set(index), region, context)
+    records, unreadable = read_job_analysis(macie, s3, env, job_id, set(index), region, context)
     for position, item in enumerate(objects):
         if unreadable is not None:
             evidence[position].analysis_reason = unreadable.reason()
@@ -138,7 +108,7 @@ def run(
             evidence[position].add_records(records.get((staged["bucket"], staged["key"]), []))
 
     results = [
-        _evaluated(item, tallies[position], evidence[position], policy, job, ignored) for position, item in enumerate(objects)
+        evaluated(item, tallies[position], evidence[position], policy, job, ignored) for position, item in enumerate(objects)
     ]
     for result in results:
         summary[result["verdict"]] += 1
@@ -188,84 +158,17 @@ def _tally_findings(
     return ignored
 
 
-def _read_analysis(
-    macie: Any,
-    s3: Any,
-    env: EvaluateFindingsEnvironment,
-    job_id: str,
-    wanted: set[tuple[str, str]],
-    region: str,
-    context: Any,
-) -> tuple[dict[tuple[str, str], list[DiscoveryRecord]], UnreadableResults | None]:
-    """The sensitive data discovery result records of the job (proof that each object was analysed),
-    by staged bucket and key; empty without a results location, so that no object counts as analysed.
-
-    A permanent AWS error (AccessDenied on S3 or KMS, no such bucket...) does not fail the scan: it is
-    returned as UnreadableResults, and every object goes to review. Transient errors are raised.
-    """
-    partition, account_id = _account(context)
-    location: ResultsLocation | None = None
-    prefix: str | None = None
-    try:
-        location = results_location(macie, env.results_bucket, env.results_prefix)
-        if location is None:
-            logger.warning("No sensitive data discovery results location is configured; every object counts as not analysed")
-            return {}, None
-        prefix = job_results_prefix(location.key_prefix, account_id, region, job_id)
-        analysis, stats = read_analysis(s3, location, prefix, wanted)
-    except PipelineError as error:
-        unreadable = unreadable_results(error, location, prefix, partition)
-        logger.error(
-            "The discovery results cannot be read; every object goes to review",
-            extra={"resultsLocation": unreadable.location, "error": unreadable.error, "grant": unreadable.grant},
-        )
-        return {}, unreadable
-    logger.info(
-        "Read the discovery results",
-        extra={
-            "resultsBucket": location.bucket,
-            "resultsPrefix": prefix,
-            "files": stats.files,
-            "records": stats.records,
-            "matchedRecords": stats.matched,
-            "badLines": stats.bad_lines,
-            "badFiles": stats.bad_files,
-        },
-    )
-    return analysis, None
-
-
-def _evaluated(
-    item: Mapping[str, Any],
-    tally: FindingTally,
-    evidence: Evidence,
-    policy: Policy,
-    job: JobState,
-    ignored: int,
-) -> dict:
-    """The input object with its verdict, the reasons for it, its analysis status and findings summary."""
-    integrity = item["integrity"]
-    verdict = decide(
-        integrity_status=integrity["status"],
-        integrity_reason=integrity.get("reason") if isinstance(integrity.get("reason"), str) else None,
-        findings=tally,
-        analysis=evidence.analysis,
-        analysis_reason=evidence.analysis_reason,
-        policy=policy,
-        job=job,
-        evidence=evidence,
-    )
-    final, reasons = verdict.verdict, list(verdict.reasons)
-    if ignored and final == CLEAN:
-        # A one-time job scoped to this scan's tag should find nothing else: if it did, the
-        # attribution of findings to objects cannot be trusted, so nothing is CLEAN.
-        final = REVIEW
-        reasons.append(f"{ignored} finding(s) of this job could not be attributed to a scanned object")
-    return {**item, "verdict": final, "reasons": reasons, "analysis": evidence.analysis, "findings": tally.summary()}
+def dispatch(event: Any, *, clients: Any, env: EvaluateFindingsEnvironment, region: str, context: Any) -> dict:
+    """A batch operation (``operation``: count_staged, evaluate, summarize; docs/batching.md), or the
+    payload of executions started before batches (``job``, ``scanComplete``, ``objects``): :func:`run`."""
+    operation = event.get("operation") if isinstance(event, Mapping) else None
+    if operation is None:
+        return run(event, macie=clients.client("macie2"), s3=clients.client("s3"), env=env, region=region, context=context)
+    return batch_evaluation.run(operation, event, clients=clients, env=env, region=region, context=context)
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: Any) -> dict:
     env = EvaluateFindingsEnvironment.from_environment(os.environ)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
-    return run(event, macie=_CLIENTS.client("macie2"), s3=_CLIENTS.client("s3"), env=env, region=region, context=context)
+    return dispatch(event, clients=_CLIENTS, env=env, region=region, context=context)

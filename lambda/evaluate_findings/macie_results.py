@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline_common.errors import PipelineError
+from pipeline_common.errors import InvalidInputError, PipelineError
 from pipeline_common.log import get_logger
 from pipeline_common.transient import as_pipeline_error, error_code
 from verdicts import COMPLETE, PARTIAL, SKIPPED, DiscoveryRecord, reported_detections
@@ -225,10 +225,10 @@ def discovery_record(record: Mapping[str, Any]) -> DiscoveryRecord:
 
 
 def read_analysis(
-    s3: Any, location: ResultsLocation, prefix: str, wanted: set[tuple[str, str]]
+    s3: Any, location: ResultsLocation, prefix: str, wanted: set[tuple[str, str]] | None
 ) -> tuple[dict[tuple[str, str], list[DiscoveryRecord]], RecordStats]:
-    """The discovery result records about each (bucket, key) in ``wanted``, from the results under
-    ``prefix``, whatever version they name (the caller binds them to the staged version).
+    """The discovery result records about each (bucket, key) in ``wanted`` (None: every one), from the
+    results under ``prefix``, whatever version they name (the caller binds them to the staged version).
 
     Objects without a record are absent from the result (the caller treats them as MISSING). A
     record or file that cannot be read is skipped and counted, which fails closed for its objects.
@@ -253,7 +253,7 @@ def read_analysis(
                         continue
                     stats.records += 1
                     where = finding_location(record)
-                    if where not in wanted:
+                    if wanted is not None and where not in wanted:
                         continue
                     stats.matched += 1
                     found.setdefault(where, []).append(discovery_record(record))  # type: ignore[arg-type]
@@ -278,3 +278,76 @@ def _aws_iter(what: str, iterator: Iterable[T]) -> Iterator[T]:
             raise as_pipeline_error(what, error) from error
         yield item
 
+
+# ------------------------------------------------------------------------------ a job's results
+def account_of(context: Any) -> tuple[str, str]:
+    """(partition, account id) from the Lambda context's invoked_function_arn."""
+    arn = getattr(context, "invoked_function_arn", None)
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if len(parts) < 5 or not parts[4].isdigit():
+        raise InvalidInputError("cannot tell the AWS account id: the Lambda context has no invoked_function_arn")
+    return parts[1] or "aws", parts[4]
+
+
+def job_fields(job: Any) -> Any:
+    """Accept the job as the contract names it, or as Step Functions returns DescribeClassificationJob.
+
+    The workflow passes the whole aws-sdk response (PascalCase: JobId, JobStatus, LastRunErrorStatus
+    {Code}) rather than selecting optional fields in the definition, where a missing field would be
+    an uncatchable States.Runtime error.
+    """
+    if not isinstance(job, Mapping) or "JobId" not in job:
+        return job
+    error = job.get("LastRunErrorStatus")
+    return {
+        "jobId": job.get("JobId"),
+        "jobStatus": job.get("JobStatus"),
+        "lastRunErrorStatus": error.get("Code") if isinstance(error, Mapping) else error,
+    }
+
+
+def read_job_analysis(
+    macie: Any,
+    s3: Any,
+    env: Any,
+    job_id: str,
+    wanted: set[tuple[str, str]] | None,
+    region: str,
+    context: Any,
+) -> tuple[dict[tuple[str, str], list[DiscoveryRecord]], UnreadableResults | None]:
+    """The sensitive data discovery result records of the job (proof that each object was analysed),
+    by staged bucket and key; empty without a results location, so that no object counts as analysed.
+
+    A permanent AWS error (AccessDenied on S3 or KMS, no such bucket...) does not fail the scan: it is
+    returned as UnreadableResults, and every object goes to review. Transient errors are raised.
+    """
+    partition, account_id = account_of(context)
+    location: ResultsLocation | None = None
+    prefix: str | None = None
+    try:
+        location = results_location(macie, env.results_bucket, env.results_prefix)
+        if location is None:
+            logger.warning("No sensitive data discovery results location is configured; every object counts as not analysed")
+            return {}, None
+        prefix = job_results_prefix(location.key_prefix, account_id, region, job_id)
+        analysis, stats = read_analysis(s3, location, prefix, wanted)
+    except PipelineError as error:
+        unreadable = unreadable_results(error, location, prefix, partition)
+        logger.error(
+            "The discovery results cannot be read; every object goes to review",
+            extra={"resultsLocation": unreadable.location, "error": unreadable.error, "grant": unreadable.grant},
+        )
+        return {}, unreadable
+    logger.info(
+        "Read the discovery results",
+        extra={
+            "resultsBucket": location.bucket,
+            "resultsPrefix": prefix,
+            "files": stats.files,
+            "records": stats.records,
+            "matchedRecords": stats.matched,
+            "badLines": stats.bad_lines,
+            "badFiles": stats.bad_files,
+        },
+    )
+    return analysis, None

@@ -40,6 +40,8 @@ DEFAULT_FINDING_POLICY = {"LOW": REVIEW, "MEDIUM": REVIEW, "HIGH": REVIEW}
 DEFAULT_UNKNOWN_FORMAT_POLICY = REVIEW
 
 MAX_REASON_DETAIL = 200
+# Macie stops writing findings for a job at this many.
+FINDINGS_CAP = 100_000
 MAX_LISTED_VERSIONS = 3
 # The category under which discovery results and findings count custom data identifier detections.
 CUSTOM_IDENTIFIER = "CUSTOM_IDENTIFIER"
@@ -224,6 +226,10 @@ class JobState:
     scan_complete: bool = True
     job_status: str | None = "COMPLETE"
     job_error: bool = False
+    #: Event types of the error events Macie logged for the job (job#<id>.errors): none is CLEAN.
+    error_events: tuple[str, ...] = ()
+    #: The job's findings reached Macie's cap per job: a missing finding proves nothing, none is CLEAN.
+    findings_capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -433,3 +439,44 @@ def _weigh_job(outcome: _Outcome, job: JobState) -> None:
         outcome.at_least(REVIEW, f"the Macie classification job did not complete{status}")
     if job.job_error:
         outcome.at_least(REVIEW, "the Macie classification job reported errors while analysing objects")
+    if job.error_events:
+        kinds = sorted(set(job.error_events))
+        outcome.at_least(
+            REVIEW,
+            f"Macie logged {len(job.error_events)} error event(s) for the job ({_detail(', '.join(kinds))}), "
+            "so some objects may not have been analysed",
+        )
+    if job.findings_capped:
+        outcome.at_least(
+            REVIEW,
+            f"the Macie job reached its limit of {FINDINGS_CAP:,} findings, so findings for this object may be missing",
+        )
+
+
+def evaluated(
+    item: Mapping[str, Any],
+    tally: FindingTally,
+    evidence: Evidence,
+    policy: Policy,
+    job: JobState,
+    ignored: int,
+) -> dict:
+    """The input object with its verdict, the reasons for it, its analysis status and findings summary."""
+    integrity = item["integrity"]
+    verdict = decide(
+        integrity_status=integrity["status"],
+        integrity_reason=integrity.get("reason") if isinstance(integrity.get("reason"), str) else None,
+        findings=tally,
+        analysis=evidence.analysis,
+        analysis_reason=evidence.analysis_reason,
+        policy=policy,
+        job=job,
+        evidence=evidence,
+    )
+    final, reasons = verdict.verdict, list(verdict.reasons)
+    if ignored and final == CLEAN:
+        # A one-time job scoped to this scan's tag should find nothing else: if it did, the
+        # attribution of findings to objects cannot be trusted, so nothing is CLEAN.
+        final = REVIEW
+        reasons.append(f"{ignored} finding(s) of this job could not be attributed to a scanned object")
+    return {**item, "verdict": final, "reasons": reasons, "analysis": evidence.analysis, "findings": tally.summary()}

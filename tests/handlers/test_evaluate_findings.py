@@ -13,6 +13,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from moto import mock_aws
 
+import batch_evaluation
 import evaluate_findings
 import macie_results
 from pipeline_common.clients import ClientCache
@@ -26,6 +27,9 @@ JOB_ID = "3ce05dbb7ec5505def334104bf43bf6b"
 STAGED_BUCKET = "quarantine-bucket"
 SOURCE_BUCKET = "ingress-bucket"
 RESULTS_BUCKET = "macie-results-bucket"
+BATCH_BUCKET = "batch-bucket"
+STATE_TABLE = "state-table"
+EVENT_BUS = "default"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -87,8 +91,11 @@ def macie() -> Iterator[tuple[Any, CheckedStubber]]:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("FINDING_POLICY", "UNKNOWN_FORMAT_POLICY", "RESULTS_BUCKET", "RESULTS_PREFIX"):
+    for name in ("FINDING_POLICY", "UNKNOWN_FORMAT_POLICY", "RESULTS_BUCKET", "RESULTS_PREFIX", "CUSTOM_DATA_IDENTIFIER_NAMES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BATCH_BUCKET", BATCH_BUCKET)
+    monkeypatch.setenv("STATE_TABLE", STATE_TABLE)
+    monkeypatch.setenv("EVENT_BUS_NAME", EVENT_BUS)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=RESULTS_BUCKET)
@@ -681,3 +688,195 @@ def test_job_as_step_functions_returns_it_is_understood():
         {"job": {"JobId": "abc123", "JobStatus": "CANCELLED"}, "scanComplete": True, "objects": []}
     )
     assert cancelled.scan_complete is False and cancelled.job_error is False
+
+
+# ============================================================================== batch operations
+BATCH = "b-20240501T100000-0123456789abcdef"
+
+
+class RecordingEvents:
+    """PutEvents recorder (the result events of summarize)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    def put_events(self, *, Entries: list[dict]) -> dict:  # noqa: N803 - the boto3 parameter name
+        assert len(Entries) <= 10
+        self.entries.extend(Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(n)} for n, _ in enumerate(Entries)]}
+
+
+@pytest.fixture
+def batch(macie, s3, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The batch bucket and the state table in moto; ``call(event)`` invokes the real handler."""
+    client, stubber = macie
+    s3.create_bucket(Bucket=BATCH_BUCKET)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(TableName=STATE_TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    events = RecordingEvents()
+    cache = ClientCache(evaluate_findings._CLIENTS.config, macie2=client, s3=s3, dynamodb=ddb, events=events)
+    monkeypatch.setattr(evaluate_findings, "_CLIENTS", cache)
+    monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
+    return {"s3": s3, "ddb": ddb, "events": events, "stubber": stubber,
+            "call": lambda event: evaluate_findings.handler(event, FakeContext())}
+
+
+def source(key: str, version: str = "v-src") -> dict:
+    return {"bucket": SOURCE_BUCKET, "key": key, "versionId": version, "etag": "e1", "size": 120, "lastModified": "2024-05-01T10:00:00Z"}
+
+
+def staged_line(i: int, key: str, *, version: str = "v-stg", integrity: str = "VALID", error: dict | None = None) -> dict:
+    staged = None if error else {"bucket": STAGED_BUCKET, "key": f"scans/{BATCH}/{key}", "versionId": version, "etag": "e1", "size": 120}
+    check = None if error else {"status": integrity, "format": "csv", "reason": None, "checksum": None}
+    return {"i": i, "source": source(key), "staged": staged, "error": error, "integrity": check}
+
+
+def put_batch_file(s3: Any, name: str, value: Any) -> None:
+    body = json.dumps(value) if name.endswith(".json") else "".join(json.dumps(line) + "\n" for line in value)
+    s3.put_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/{name}", Body=body.encode())
+
+
+def batch_lines(s3: Any, name: str) -> list[dict]:
+    body = s3.get_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/{name}")["Body"].read().decode()
+    return [json.loads(line) for line in body.splitlines()]
+
+
+def two_chunks(s3: Any) -> None:
+    """Chunk 0: a.csv (finding on its staged version), b.csv (clean); chunk 1: c.csv (finding on another
+    version of its key), d.csv (its copy failed)."""
+    put_batch_file(s3, "chunks.json", [{"chunk": 0, "count": 2, "bytes": 240}, {"chunk": 1, "count": 2, "bytes": 240}])
+    chunk0 = [staged_line(0, "a.csv"), staged_line(1, "b.csv")]
+    chunk1 = [staged_line(2, "c.csv"), staged_line(3, "d.csv", error={"Error": "SourceChangedError", "Cause": "the ETag changed"})]
+    for number, lines in enumerate((chunk0, chunk1)):
+        put_batch_file(s3, f"manifest/{number:06d}.jsonl", [{"i": x["i"], "source": x["source"]} for x in lines])
+        put_batch_file(s3, f"staged/{number:06d}.jsonl", lines)
+
+
+def stub_batch_job(batch: dict) -> None:
+    stub_findings(batch["stubber"], [[
+        finding("f-a", f"scans/{BATCH}/a.csv", "High"),
+        finding("f-c", f"scans/{BATCH}/c.csv", "High", version="v-other"),
+    ]])
+    put_results(batch["s3"], f"AWSLogs/{ACCOUNT}/Macie/{REGION}/{JOB_ID}/r.jsonl.gz",
+                [record(f"scans/{BATCH}/{k}.csv", sensitive={"FINANCIAL_INFORMATION": 3} if k == "a" else None, custom=2 if k == "a" else 0)
+                 for k in ("a", "b", "c")])
+
+
+def evaluate_event(**changes: Any) -> dict:
+    return {"operation": "evaluate", "batchId": BATCH, "chunkCount": 2, "jobId": JOB_ID,
+            "job": {"JobId": JOB_ID, "JobStatus": "COMPLETE", "LastRunErrorStatus": {"Code": "NONE"}}, "scanComplete": True, **changes}
+
+
+def test_count_staged_counts_objects_of_missing_chunks_as_failed(batch) -> None:
+    s3 = batch["s3"]
+    two_chunks(s3)
+    put_batch_file(s3, "chunks.json", [{"chunk": 0, "count": 2}, {"chunk": 1, "count": 2}, {"chunk": 2, "count": 5}])
+    assert batch["call"]({"operation": "count_staged", "batchId": BATCH, "chunkCount": 3}) == {"staged": 3, "failed": 6}
+
+
+def test_evaluate_binds_findings_to_staged_versions_chunk_by_chunk(batch) -> None:
+    two_chunks(batch["s3"])
+    stub_batch_job(batch)
+
+    result = batch["call"](evaluate_event())
+
+    assert result == {"clean": 1, "review": 2, "deny": 0, "corrupt": 0, "failed": 1, "reviewRequired": True}
+    chunk0, chunk1 = batch_lines(batch["s3"], "verdicts/000000.jsonl"), batch_lines(batch["s3"], "verdicts/000001.jsonl")
+    a, b = chunk0
+    assert (a["i"], a["verdict"], a["findings"]["tagValue"]) == (0, "REVIEW", "CREDIT_CARD_NUMBER:3 EmployeeId:2")
+    assert a["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy requires review"]
+    assert a["source"] == source("a.csv") and a["staged"]["versionId"] == "v-stg"
+    assert (b["verdict"], b["reasons"], b["analysis"]) == ("CLEAN", [], "COMPLETE")
+    c, d = chunk1
+    assert c["verdict"] == "REVIEW" and c["findings"]["count"] == 0
+    assert c["reasons"] == ["1 Macie finding(s) for the object's key are about version v-other, not the staged version v-stg"]
+    assert (d["verdict"], d["reasons"]) == ("FAILED", ["the object could not be staged and checked: the ETag changed"])
+
+
+def test_an_error_event_of_the_job_means_no_object_is_clean(batch) -> None:
+    two_chunks(batch["s3"])
+    stub_batch_job(batch)
+    batch["ddb"].put_item(TableName=STATE_TABLE, Item={"pk": {"S": f"job#{JOB_ID}"}, "taskToken": {"S": "t"}, "errors": {"L": [
+        {"M": {"eventType": {"S": "BUCKET_ACCESS_DENIED"}, "occurredAt": {"S": "2024-05-01T10:15:00Z"}}}]}})
+
+    result = batch["call"](evaluate_event())
+
+    assert (result["clean"], result["review"]) == (0, 3)
+    b = batch_lines(batch["s3"], "verdicts/000000.jsonl")[1]
+    assert b["verdict"] == "REVIEW"
+    assert b["reasons"] == ["Macie logged 1 error event(s) for the job (BUCKET_ACCESS_DENIED), so some objects may not have been analysed"]
+
+
+def test_a_chunk_without_a_staged_file_and_a_job_at_the_findings_cap(batch, monkeypatch) -> None:
+    s3 = batch["s3"]
+    two_chunks(s3)
+    s3.delete_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/staged/000001.jsonl")
+    stub_batch_job(batch)
+    monkeypatch.setattr(batch_evaluation, "FINDINGS_CAP", 2)  # the job's 2 findings reach the cap
+
+    result = batch["call"](evaluate_event())
+
+    assert (result["clean"], result["failed"]) == (0, 2)
+    b = batch_lines(s3, "verdicts/000000.jsonl")[1]
+    assert b["verdict"] == "REVIEW" and "reached its limit of 100,000 findings" in b["reasons"][0]
+    c, d = batch_lines(s3, "verdicts/000001.jsonl")
+    assert (c["source"]["key"], c["verdict"], c["staged"]) == ("c.csv", "FAILED", None)
+    assert c["error"]["Error"] == "ChunkNotStaged" and d["i"] == 3
+
+
+def test_evaluate_without_a_job_fails_every_object_that_was_not_staged(batch) -> None:
+    s3 = batch["s3"]
+    put_batch_file(s3, "chunks.json", [{"chunk": 0, "count": 1}])
+    put_batch_file(s3, "manifest/000000.jsonl", [{"i": 0, "source": source("a.csv")}])
+    put_batch_file(s3, "staged/000000.jsonl", [staged_line(0, "a.csv", error={"Error": "AccessDenied", "Cause": "denied"})])
+    result = batch["call"](evaluate_event(chunkCount=1, jobId=None, job=None, scanComplete=False))
+    assert result == {"clean": 0, "review": 0, "deny": 0, "corrupt": 0, "failed": 1, "reviewRequired": False}
+
+
+def test_summarize_reports_objects_with_no_outcome_once(batch) -> None:
+    s3 = batch["s3"]
+    two_chunks(s3)
+    verdict = {"verdict": "CLEAN", "reasons": [], "findings": {"count": 0}}
+    put_batch_file(s3, "verdicts/000000.jsonl", [{**staged_line(0, "a.csv"), **verdict}, {**staged_line(1, "b.csv"), **verdict}])
+    put_batch_file(s3, "routed/000000.jsonl", [
+        {**staged_line(0, "a.csv"), **verdict, "outcome": "PROMOTED", "location": {"bucket": "vault", "key": "a.csv"}},
+        {**staged_line(1, "b.csv"), **verdict, "verdict": "REVIEW", "outcome": "REVIEW_PENDING", "location": {}},
+    ])
+    # Chunk 1: c.csv was evaluated but never routed; d.csv's copy failed and its FAILED line was routed.
+    put_batch_file(s3, "verdicts/000001.jsonl", [{**staged_line(2, "c.csv"), **verdict}])
+    put_batch_file(s3, "routed/000001.jsonl", [
+        {**staged_line(3, "d.csv", error={"Error": "SourceChangedError", "Cause": "the ETag changed"}), "verdict": "FAILED",
+         "outcome": "FAILED", "location": None, "heldIn": "INGRESS"},
+    ])
+    event = {"operation": "summarize", "batchId": BATCH, "chunkCount": 2, "executionArn": "arn:aws:states:::execution:scan:" + BATCH}
+
+    result = batch["call"](event)
+
+    summary = result["summary"]
+    assert summary["objectCount"] == 4
+    assert summary["outcomes"] == {"PROMOTED": 1, "FAILED": 3}
+    assert summary["verdicts"] == {"CLEAN": 2, "REVIEW": 1, "FAILED": 1}
+    assert summary["failureCount"] == 3 and summary["reportedFailed"] == 2
+    assert [f["key"] for f in summary["failures"]] == ["b.csv", "c.csv", "d.csv"]
+    details = [json.loads(e["Detail"]) for e in batch["events"].entries]
+    assert [(d["object"]["key"], d["heldIn"], d["error"]["Error"]) for d in details] == [
+        ("b.csv", "REVIEW", "NoOutcome"), ("c.csv", "QUARANTINE", "NoOutcome")]
+    assert details[0]["scanId"] == BATCH and details[0]["outcome"] == "FAILED" and details[0]["executionArn"] == event["executionArn"]
+    assert {e["Source"] for e in batch["events"].entries} == {"sensitive-data-scan-pipeline"}
+    assert [line["i"] for line in batch_lines(s3, "reported/000000.jsonl")] == [1]
+    stored = json.loads(s3.get_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/summary.json")["Body"].read())
+    assert stored["outcomes"] == summary["outcomes"] and len(stored["failures"]) == 3
+
+    # A retry of the step sends no event twice.
+    batch["call"](event)
+    assert len(batch["events"].entries) == 2
+
+
+def test_batch_operations_reject_bad_requests(batch) -> None:
+    with pytest.raises(InvalidInputError, match="operation must be one of count_staged, evaluate, summarize, got 'route'"):
+        batch["call"]({"operation": "route"})
+    with pytest.raises(InvalidInputError, match="count_staged: chunkCount must be a non-negative integer"):
+        batch["call"]({"operation": "count_staged", "batchId": BATCH, "chunkCount": "2"})
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        batch["call"]({"operation": "count_staged", "batchId": BATCH, "chunkCount": 1})

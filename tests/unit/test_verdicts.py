@@ -316,3 +316,20 @@ def test_a_reason_for_a_missing_result_replaces_the_default_and_is_given_once() 
     why = "the Macie sensitive data discovery results at s3://results/" + "p/" * 120 + " could not be read (AccessDenied)"
     verdict = judged(Evidence(staged_version="v-stg", analysis_reason=why))
     assert (verdict.verdict, verdict.reasons) == (REVIEW, [why])
+
+
+def test_job_error_events_and_the_findings_cap_keep_every_object_from_clean() -> None:
+    """Batches (docs/batching.md): an error event Macie logged for the job, or a job whose findings reached
+    Macie's cap, means a missing finding proves nothing: REVIEW at least, stronger verdicts kept."""
+    policy = Policy(findings={"LOW": ALLOW, "MEDIUM": REVIEW, "HIGH": DENY}, unknown_format=ALLOW)
+    errors = JobState(error_events=("BUCKET_ACCESS_DENIED", "OBJECT_IO_ERROR", "OBJECT_IO_ERROR"))
+    clean = decide(integrity_status=VALID, findings=FindingTally(), analysis=COMPLETE, policy=policy, job=errors)
+    assert clean.verdict == REVIEW
+    assert clean.reasons == [
+        "Macie logged 3 error event(s) for the job (BUCKET_ACCESS_DENIED, OBJECT_IO_ERROR), so some objects may not have been analysed"
+    ]
+    denied = decide(integrity_status=VALID, findings=tally_of("High"), analysis=COMPLETE, policy=policy, job=errors)
+    assert denied.verdict == DENY and len(denied.reasons) == 2
+    capped = decide(integrity_status=VALID, findings=tally_of("Low"), analysis=COMPLETE, policy=policy, job=JobState(findings_capped=True))
+    assert capped.verdict == REVIEW
+    assert capped.reasons[-1] == "the Macie job reached its limit of 100,000 findings, so findings for this object may be missing"
