@@ -556,7 +556,7 @@ def _check_intake_times(problems: Problems, trigger: Trigger) -> None:
     for name in ("batch_window", "sweep_interval", "lost_event_age"):
         value = getattr(trigger, name)
         if problems.expect(f"trigger {name}", value, Duration, "a Duration"):
-            seconds[name] = value.to_seconds()
+            seconds[name] = value.to_milliseconds() / 1000  # to_seconds() raises on a fraction
     window, sweep, lost = (seconds.get(n) for n in ("batch_window", "sweep_interval", "lost_event_age"))
     if window is not None and not (0 <= window <= MAX_BATCH_WINDOW_SECONDS and window == int(window)):
         problems.append(f"trigger batch_window must be whole seconds from 0 to {MAX_BATCH_WINDOW_SECONDS} (0: one object per scan)")
