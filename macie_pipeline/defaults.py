@@ -6,6 +6,7 @@ only what is specific to that resource's role.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Optional
 
 import jsii
@@ -15,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 
@@ -64,6 +66,7 @@ def data_bucket(
     event_bridge_enabled: bool = False,
     noncurrent_version_days: Optional[int] = 90,
     object_lock: Optional[tuple[str, Duration]] = None,
+    lifecycle_rules: Sequence[s3.LifecycleRule] = (),
 ) -> s3.Bucket:
     """A bucket for objects under the pipeline's care.
 
@@ -71,8 +74,10 @@ def data_bucket(
     versioning, owner-enforced object ownership, server access logs, and incomplete multipart
     uploads aborted after 7 days. Current versions never expire: only a person or the pipeline
     removes an object. Noncurrent versions expire after ``noncurrent_version_days`` (None: never).
+    ``lifecycle_rules`` are added (a bucket of the pipeline's own working files expires them).
     """
     lifecycle = [s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7))]
+    lifecycle.extend(lifecycle_rules)
     if noncurrent_version_days:
         lifecycle.append(
             s3.LifecycleRule(id="ExpireNoncurrentVersions", noncurrent_version_expiration=Duration.days(noncurrent_version_days))
@@ -134,6 +139,40 @@ class _KeepEventBridgeNotifications:
     def visit(self, node) -> None:
         if node.node.path == self._path and node.node.try_find_child("Notifications") is not None:
             self._bucket.enable_event_bridge_notification()
+
+
+def expiring_prefixes(prefixes: Sequence[str], days: int) -> list[s3.LifecycleRule]:
+    """Objects under each prefix expire ``days`` after they were written, their noncurrent versions
+    one day after that; expired delete markers are removed."""
+    rules = [
+        s3.LifecycleRule(
+            id=f"Expire{prefix.strip('/').title().replace('-', '')}", prefix=prefix, expiration=Duration.days(days),
+            noncurrent_version_expiration=Duration.days(1),
+        )
+        for prefix in prefixes
+    ]
+    rules.append(s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True))
+    return rules
+
+
+def queue(
+    scope: Construct, id: str, *, key: kms.IKey, removal_policy: RemovalPolicy, visibility_timeout: Optional[Duration] = None,
+    retention: Optional[Duration] = None, dead_letter_queue: Optional[sqs.DeadLetterQueue] = None,
+) -> sqs.Queue:
+    """A standard queue encrypted with the pipeline's key (and an SQS data key reused for 5 minutes),
+    reachable over TLS only."""
+    return sqs.Queue(
+        scope,
+        id,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        data_key_reuse=Duration.minutes(5),
+        enforce_ssl=True,
+        visibility_timeout=visibility_timeout,
+        retention_period=retention,
+        dead_letter_queue=dead_letter_queue,
+        removal_policy=removal_policy,
+    )
 
 
 def state_table(scope: Construct, id: str, *, key: kms.IKey, removal_policy: RemovalPolicy) -> dynamodb.Table:

@@ -14,6 +14,7 @@ Each group is plain Python: it can be built and checked without synthesizing any
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -37,10 +38,14 @@ from .macie_regex import check_regex
 from .props import (
     MAX_ALLOW_LISTS_PER_JOB,
     MAX_BATCH_OBJECTS,
+    MAX_BATCH_WINDOW_SECONDS,
+    MAX_CHUNK_OBJECTS,
     MAX_CUSTOM_DATA_IDENTIFIERS_PER_JOB,
     MAX_DESCRIPTION_LENGTH,
     MAX_IGNORE_WORDS,
+    MAX_JOB_CHECKS,
     MAX_KEYWORDS,
+    MAX_MAP_CONCURRENCY,
     MAX_MATCH_DISTANCE,
     MAX_WORD_LENGTH,
     MIN_IGNORE_WORD_LENGTH,
@@ -277,9 +282,9 @@ class VerdictOptions:
 
 @dataclass(frozen=True)
 class TimingOptions:
-    """How often the Macie job is polled, how long a scan and a review may take."""
+    """How often the Macie job is checked when no job event arrives, how long a scan and a review may take."""
 
-    poll_interval: Duration = Duration.minutes(1)
+    poll_interval: Duration = Duration.minutes(15)
     max_scan_wait: Duration = Duration.hours(6)
     approval_timeout: Duration = Duration.days(3)
     approval_heartbeat: Optional[Duration] = None
@@ -306,6 +311,12 @@ def _check_scan_times(problems: Problems, poll: Optional[float], wait: Optional[
         problems.append("max_scan_wait must be at least poll_interval")
     if wait is not None and wait > Duration.days(30).to_seconds():
         problems.append("max_scan_wait must be at most 30 days")
+    if wait is not None and poll is not None and poll >= 10 and math.ceil(wait / poll) > MAX_JOB_CHECKS:
+        # Each check adds a bounded number of history events: the 25,000-event limit cannot be caught.
+        problems.append(
+            f"max_scan_wait / poll_interval must be at most {MAX_JOB_CHECKS:,} job checks, got {math.ceil(wait / poll):,} "
+            "(raise poll_interval: job events wake the scan at once, the poll is only a backstop)"
+        )
 
 
 def _check_approval_times(problems: Problems, timeout: Optional[float], heartbeat: Optional[float]) -> None:
@@ -315,6 +326,22 @@ def _check_approval_times(problems: Problems, timeout: Optional[float], heartbea
         problems.append("approval_timeout must be at most 365 days (the Standard workflow limit)")
     if heartbeat is not None and timeout is not None and heartbeat >= timeout:
         problems.append("approval_heartbeat must be shorter than approval_timeout")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch is cut and fanned out, and how its Macie job's completion is noticed."""
+
+    chunk_objects: int = 200
+    map_concurrency: int = 10
+    job_completion_events: bool = True
+
+    def check(self, problems: Problems) -> None:
+        for name, upper in (("chunk_objects", MAX_CHUNK_OBJECTS), ("map_concurrency", MAX_MAP_CONCURRENCY)):
+            value = getattr(self, name)
+            if problems.expect(name, value, int, "an int") and not 1 <= value <= upper:
+                problems.append(f"{name} must be from 1 to {upper:,}, got {value}")
+        problems.expect("job_completion_events", self.job_completion_events, bool, "a bool")
 
 
 @dataclass(frozen=True)
@@ -523,6 +550,24 @@ def _topic_needs(topic: Any, topic_owner: Optional[Ownership], stack: Stack) -> 
     return "add " + " or ".join(missing) if missing else None
 
 
+def _check_intake_times(problems: Problems, trigger: Trigger) -> None:
+    """The object-created trigger's durations: the batch window, the sweep interval, the lost event age."""
+    seconds = {}
+    for name in ("batch_window", "sweep_interval", "lost_event_age"):
+        value = getattr(trigger, name)
+        if problems.expect(f"trigger {name}", value, Duration, "a Duration"):
+            seconds[name] = value.to_milliseconds() / 1000  # to_seconds() raises on a fraction
+    window, sweep, lost = (seconds.get(n) for n in ("batch_window", "sweep_interval", "lost_event_age"))
+    if window is not None and not (0 <= window <= MAX_BATCH_WINDOW_SECONDS and window == int(window)):
+        problems.append(f"trigger batch_window must be whole seconds from 0 to {MAX_BATCH_WINDOW_SECONDS} (0: one object per scan)")
+    if sweep is not None and (sweep < 60 or sweep % 60):
+        problems.append("trigger sweep_interval must be whole minutes, at least 1 minute (an EventBridge schedule)")
+    if lost is not None and lost < 60:
+        problems.append("trigger lost_event_age must be at least 1 minute")
+    elif lost is not None and window is not None and lost <= window:
+        problems.append("trigger lost_event_age must be longer than batch_window (a sweep would take objects still in the queue)")
+
+
 # ---------------------------------------------------------------------- all of them
 @dataclass(frozen=True)
 class OtherPipeline:
@@ -544,6 +589,7 @@ class PipelineOptions:
     macie: MacieOptions
     verdicts: VerdictOptions
     timing: TimingOptions
+    batching: BatchOptions
     zones: ZoneOptions
     review: ReviewOptions
     discovery_results: DiscoveryResultsOptions
@@ -566,6 +612,18 @@ class PipelineOptions:
     def trigger_kind(self) -> str:
         return getattr(self.trigger, "kind", "object-created")
 
+    @property
+    def chunk_objects(self) -> int:
+        return self.batching.chunk_objects
+
+    @property
+    def map_concurrency(self) -> int:
+        return self.batching.map_concurrency
+
+    @property
+    def job_completion_events(self) -> bool:
+        return self.batching.job_completion_events
+
     def validate(self, stack: Stack, others: Sequence[OtherPipeline] = ()) -> dict[str, Optional[Ownership]]:
         """Check every setting; raise one error listing every problem, or return the ownership of
         each bring-your-own setting."""
@@ -574,6 +632,7 @@ class PipelineOptions:
         self.verdicts.check(problems)
         self._check_trigger(problems)
         self.timing.check(problems)
+        self.batching.check(problems)
         self.zones.check(problems)
         self.review.check(problems)
         self.discovery_results.check(problems)
@@ -592,10 +651,12 @@ class PipelineOptions:
         trigger = self.trigger
         if not isinstance(trigger, Trigger) or trigger.kind not in ("object-created", "schedule"):
             problems.wrong_type("trigger", "trigger must be Trigger.on_object_created(...) or Trigger.on_schedule(...)")
-        elif trigger.kind == "schedule" and problems.expect("trigger max_batch_objects", trigger.max_batch_objects, int, "an int"):
+            return
+        if problems.expect("trigger max_batch_objects", trigger.max_batch_objects, int, "an int"):
             if not 1 <= trigger.max_batch_objects <= MAX_BATCH_OBJECTS:
-                # The batch travels in the execution's state (256 KiB at most).
-                problems.append(f"trigger max_batch_objects must be from 1 to {MAX_BATCH_OBJECTS}")
+                problems.append(f"trigger max_batch_objects must be from 1 to {MAX_BATCH_OBJECTS:,}")
+        if trigger.kind == "object-created":
+            _check_intake_times(problems, trigger)
 
     def _check_key_aliases(self, problems: Problems) -> None:
         byo, results = self.resources, self.discovery_results
@@ -645,6 +706,7 @@ _GROUP_TYPES = {
     "macie": MacieOptions,
     "verdicts": VerdictOptions,
     "timing": TimingOptions,
+    "batching": BatchOptions,
     "zones": ZoneOptions,
     "review": ReviewOptions,
     "discovery_results": DiscoveryResultsOptions,

@@ -15,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -22,6 +23,8 @@ from .external import ExternalSetup, environment_differs, render_external_setup
 from .options import OtherPipeline, PipelineOptions
 from .parts.context import PartContext
 from .parts.functions import Functions
+from .parts.intake import Intake
+from .parts.job_completion import JobCompletion
 from .parts.keys import Keys
 from .parts.macie_setup import MacieSetup
 from .parts.messaging import Messaging
@@ -56,8 +59,11 @@ class SensitiveDataScanPipeline(Construct):
 
     :param removal_policy: what happens to buckets, keys, table and log groups when the stack is
         deleted. Default: ``RemovalPolicy.RETAIN`` (data outlives the stack).
-    :param trigger: ``Trigger.on_object_created(prefix=, suffix=)`` (default: one execution per new
-        object) or ``Trigger.on_schedule(schedule)`` (one Macie job per batch, default every 6 h).
+    :param trigger: ``Trigger.on_object_created(prefix=, suffix=, batch_window=, max_batch_objects=,
+        sweep_interval=, lost_event_age=)`` (default: new objects are queued and scanned in batches
+        of up to 10,000 collected over 5 minutes, one execution and one Macie job per batch; a sweep
+        every hour catches objects whose event was lost) or ``Trigger.on_schedule(schedule, prefix=,
+        max_batch_objects=)`` (a sweep of the whole ingress bucket, default every 6 h).
     :param custom_data_identifiers: your own Macie identifiers. Default: none.
     :param allow_lists: text Macie must not report, as regexes. Default: none.
     :param managed_data_identifier_selector: Default: ``RECOMMENDED``.
@@ -66,12 +72,23 @@ class SensitiveDataScanPipeline(Construct):
     :param unknown_format_policy: what an object the integrity check cannot parse needs.
         Default: ``UnknownFormatPolicy.REVIEW``.
     :param deny_policy: denied or unanswered reviews. Default: ``DenyPolicy.QUARANTINE``.
-    :param poll_interval: how often the Macie job is polled. Default: 1 minute.
+    :param poll_interval: the backstop: how long the workflow waits for a job event before it checks
+        the Macie job itself. At most 1,000 checks per scan (``max_scan_wait / poll_interval``).
+        Default: 15 minutes.
     :param max_scan_wait: after this the job is cancelled and every object goes to review.
         Default: 6 hours.
     :param approval_timeout: no decision by then is a denial. Default: 3 days.
     :param approval_heartbeat: optional heartbeat for the approval task (something must call
         SendTaskHeartbeat more often than this). Default: none.
+    :param chunk_objects: objects per chunk (one child workflow, one bulk invocation per step),
+        1-1,000. Default: 200.
+    :param map_concurrency: chunks processed at the same time by each Distributed Map, 1-1,000.
+        Default: 10.
+    :param job_completion_events: subscribe to Macie's job log events (``/aws/macie/classificationjobs``,
+        created if missing and never deleted) so that a batch resumes as soon as its job ends.
+        CloudWatch Logs allows 2 subscription filters per log group and each pipeline uses one: a
+        third pipeline in the same account and Region must set False (then the ``poll_interval``
+        backstop alone notices a job's end). Default: True.
     :param notification_emails: subscribed to the notification topic (each must confirm).
         Default: none.
     :param vault_object_lock: ``ObjectLock(mode, retention)`` for the vault. Default: no lock.
@@ -128,6 +145,11 @@ class SensitiveDataScanPipeline(Construct):
     review_api_url: str
     trigger_rule: events.IRule
     alarms: list[cloudwatch.IAlarm]
+    batch_bucket: s3.IBucket
+    job_events_function: lambda_.IFunction
+    intake_queue: Optional[sqs.IQueue]
+    intake_dead_letter_queue: Optional[sqs.IQueue]
+    sweep_rule: Optional[events.IRule]
 
     def __init__(
         self,
@@ -143,10 +165,13 @@ class SensitiveDataScanPipeline(Construct):
         finding_policy: Union[FindingPolicy, Mapping[str, Any], None] = None,
         unknown_format_policy: UnknownFormatPolicy = UnknownFormatPolicy.REVIEW,
         deny_policy: DenyPolicy = DenyPolicy.QUARANTINE,
-        poll_interval: Duration = Duration.minutes(1),
+        poll_interval: Duration = Duration.minutes(15),
         max_scan_wait: Duration = Duration.hours(6),
         approval_timeout: Duration = Duration.days(3),
         approval_heartbeat: Optional[Duration] = None,
+        chunk_objects: int = 200,
+        map_concurrency: int = 10,
+        job_completion_events: bool = True,
         notification_emails: Sequence[str] = (),
         vault_object_lock: Optional[ObjectLock] = None,
         create_macie_session: bool = False,
@@ -183,7 +208,7 @@ class SensitiveDataScanPipeline(Construct):
 
         keys = Keys(ctx, encryption_key=encryption_key)
         zones = Zones(ctx, data_key=keys.data_key, options=options.zones, trigger_kind=options.trigger_kind,
-                      ingress_bucket=ingress_bucket, vault_bucket=vault_bucket)
+                      ingress_bucket=ingress_bucket, vault_bucket=vault_bucket, claim_ttl_seconds=options.timing.claim_ttl_seconds())
         messaging = Messaging(ctx, operations_key=keys.operations_key, topic=topic, event_bus=event_bus,
                               notification_emails=notification_emails)
         macie = MacieSetup(ctx, options=options.macie, results=options.discovery_results, zones=zones, data_key=keys.data_key)
@@ -192,11 +217,16 @@ class SensitiveDataScanPipeline(Construct):
                            iam_auth=review_api_iam_auth)
         functions.set_review_api_url(review.url)
         scan = Scan(ctx, options=options, keys=keys, zones=zones, messaging=messaging, macie=macie, functions=functions)
+        functions.bind_state_machine(scan.state_machine)
         zones.guard_zones(functions.transfer.role)
-        messaging.allow_results_from(scan.state_machine.role)
-        operations = Operations(ctx, trigger=options.trigger, state_machine=scan.state_machine,
-                                ingress_bucket=zones.ingress_bucket, topic=messaging.topic, functions=functions)
+        messaging.allow_results_from(scan.state_machine.role, functions.transfer.role, functions.evaluate_findings.role)
+        intake = Intake(ctx, trigger=options.trigger, key=keys.operations_key, ingress_bucket=zones.ingress_bucket,
+                        prepare_scan=functions.prepare_scan)
+        job_completion = JobCompletion(ctx, job_events=functions.job_events, enabled=options.job_completion_events)
+        operations = Operations(ctx, trigger=options.trigger, state_machine=scan.state_machine, intake=intake,
+                                topic=messaging.topic, functions=functions)
         self._expose(keys, zones, messaging, macie, functions, review, scan, operations)
+        self._expose_batching(zones, functions, intake, job_completion)
 
     def _expose(self, keys: Keys, zones: Zones, messaging: Messaging, macie: MacieSetup, functions: Functions,
                 review: ReviewApi, scan: Scan, operations: Operations) -> None:
@@ -215,6 +245,16 @@ class SensitiveDataScanPipeline(Construct):
         self.review_api, self.review_api_url = review.api, review.url
         self.state_machine, self.state_machine_log_group = scan.state_machine, scan.log_group
         self.trigger_rule, self.alarms = operations.trigger_rule, operations.alarms
+
+    def _expose_batching(self, zones: Zones, functions: Functions, intake: Intake, job_completion: JobCompletion) -> None:
+        """The attributes of batch scanning: the batch bucket, the job events function, the intake queues
+        and sweep rule (None with a schedule trigger), the subscription to Macie's job events (None
+        with ``job_completion_events=False``)."""
+        self.batch_bucket = zones.batch_bucket
+        self.job_events_function = functions.job_events
+        self.intake_queue, self.intake_dead_letter_queue = intake.queue, intake.dead_letter_queue
+        self.sweep_rule = intake.sweep_rule
+        self.job_events_subscription = job_completion.subscription_filter
 
     def _other_pipelines(self) -> list[OtherPipeline]:
         """The pipelines already in this app (their settings must not clash with this one's)."""

@@ -26,7 +26,16 @@ MAX_DESCRIPTION_LENGTH = 512
 MAX_CUSTOM_DATA_IDENTIFIERS_PER_JOB = 30
 MAX_ALLOW_LISTS_PER_JOB = 10
 MAX_MATCH_DISTANCE = 300
-MAX_BATCH_OBJECTS = 50
+#: The SQS event source mapping takes at most 10,000 messages per batch; a batch is one execution.
+MAX_BATCH_OBJECTS = 10_000
+#: The SQS event source mapping waits at most 300 seconds to fill a batch (MaximumBatchingWindowInSeconds).
+MAX_BATCH_WINDOW_SECONDS = 300
+#: Objects per chunk: one child workflow and one bulk invocation per step handle a chunk.
+MAX_CHUNK_OBJECTS = 1_000
+#: Child workflows a Distributed Map runs at the same time (at most 10,000; bounded lower here).
+MAX_MAP_CONCURRENCY = 1_000
+#: Job checks of one scan at most (ceil(max_scan_wait / poll_interval)): bounds the execution's history.
+MAX_JOB_CHECKS = 1_000
 MAX_NAME_LENGTH = 128
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9 _.-]{1,128}$")
 SEVERITY_NAMES = ("low", "medium", "high")
@@ -145,33 +154,66 @@ class ObjectLock:
 
 @dataclass(frozen=True)
 class Trigger:
-    """How scans start. Build one with :meth:`on_object_created` (default) or :meth:`on_schedule`."""
+    """How scans start. Build one with :meth:`on_object_created` (default) or :meth:`on_schedule`.
+
+    Either way a scan is a *batch*: one execution and one Macie job for up to ``max_batch_objects``
+    objects (docs/batching.md).
+    """
 
     kind: str
     prefix: Optional[str] = None
     suffix: Optional[str] = None
     schedule: Optional[events.Schedule] = None
-    max_batch_objects: int = 25
+    max_batch_objects: int = MAX_BATCH_OBJECTS
+    batch_window: Duration = field(default_factory=lambda: Duration.minutes(5))
+    sweep_interval: Duration = field(default_factory=lambda: Duration.hours(1))
+    lost_event_age: Duration = field(default_factory=lambda: Duration.hours(1))
 
     @staticmethod
-    def on_object_created(*, prefix: Optional[str] = None, suffix: Optional[str] = None) -> "Trigger":
-        """One execution per new object (EventBridge rule on the ingress bucket).
+    def on_object_created(
+        *,
+        prefix: Optional[str] = None,
+        suffix: Optional[str] = None,
+        batch_window: Optional[Duration] = None,
+        max_batch_objects: int = MAX_BATCH_OBJECTS,
+        sweep_interval: Optional[Duration] = None,
+        lost_event_age: Optional[Duration] = None,
+    ) -> "Trigger":
+        """New objects are queued (EventBridge rule -> SQS) and scanned in micro-batches.
 
         :param prefix: only keys starting with this. Default: every key.
         :param suffix: only keys ending with this. Default: every key.
+        :param batch_window: how long a batch waits for more objects (0-300 seconds). Zero scans
+            each object on its own (one execution and one Macie job per object). Default: 5 minutes.
+        :param max_batch_objects: a batch closes at this many objects (1-10,000, the SQS event
+            source mapping's maximum; Lambda also closes it at 6 MB of events, about 4,000).
+            Default: 10,000.
+        :param sweep_interval: how often the ingress bucket is swept for objects whose event was
+            lost. Default: 1 hour.
+        :param lost_event_age: a sweep takes only objects older than this that no batch claimed.
+            Default: 1 hour.
         """
-        return Trigger(kind="object-created", prefix=prefix, suffix=suffix)
+        return Trigger(
+            kind="object-created",
+            prefix=prefix,
+            suffix=suffix,
+            max_batch_objects=max_batch_objects,
+            batch_window=Duration.minutes(5) if batch_window is None else batch_window,
+            sweep_interval=Duration.hours(1) if sweep_interval is None else sweep_interval,
+            lost_event_age=Duration.hours(1) if lost_event_age is None else lost_event_age,
+        )
 
     @staticmethod
     def on_schedule(
-        schedule: Optional[events.Schedule] = None, *, prefix: Optional[str] = None, max_batch_objects: int = 25
+        schedule: Optional[events.Schedule] = None, *, prefix: Optional[str] = None, max_batch_objects: int = MAX_BATCH_OBJECTS
     ) -> "Trigger":
-        """Scan everything in the ingress bucket as one batch with one Macie job.
+        """Sweep the whole ingress bucket on a schedule (every page of the listing), one batch per
+        ``max_batch_objects`` objects.
 
         :param schedule: Default: every 6 hours.
         :param prefix: only keys starting with this. Default: every key.
-        :param max_batch_objects: at most this many objects per batch (the rest wait for the next
-            run). Default: 25, at most 50 (the batch travels in the workflow's state, 256 KiB at most).
+        :param max_batch_objects: at most this many objects per batch (1-10,000; a sweep starts as
+            many batches as it needs). Default: 10,000.
         """
         return Trigger(
             kind="schedule",
@@ -179,6 +221,17 @@ class Trigger:
             schedule=schedule or events.Schedule.rate(Duration.hours(6)),
             max_batch_objects=max_batch_objects,
         )
+
+    @property
+    def batch_window_seconds(self) -> int:
+        """The event source mapping's MaximumBatchingWindowInSeconds (0: one object per scan)."""
+        return int(self.batch_window.to_seconds()) if self.kind == "object-created" else 0
+
+    @property
+    def batch_size(self) -> int:
+        """The event source mapping's BatchSize: 1 with a window of zero (SQS allows more than 10
+        only with a window), else ``max_batch_objects``."""
+        return 1 if self.batch_window_seconds == 0 else self.max_batch_objects
 
 
 def value_of(member: Any) -> str:

@@ -122,7 +122,7 @@ def _as_list(value) -> list:
 def test_no_bucket_key_topic_or_bus_is_created_for_what_was_supplied(byo, pipeline):
     buckets = {k for k in byo.resources("AWS::S3::Bucket") if k.startswith("Gate")}
     assert sorted(b.rstrip("0123456789ABCDEF") for b in buckets) == [
-        "GateAccessLogs", "GateDiscoveryResults", "GateQuarantine", "GateReview",
+        "GateAccessLogs", "GateBatchBucket", "GateDiscoveryResults", "GateQuarantine", "GateReview",
     ]
     assert [k for k in byo.resources("AWS::KMS::Key") if k.startswith("Gate")] == [_logical_id(pipeline.operations_key)]
     assert byo.resources("AWS::SNS::Topic") == {} and byo.resources("AWS::SNS::TopicPolicy") == {}
@@ -139,17 +139,20 @@ def test_no_bucket_key_topic_or_bus_is_created_for_what_was_supplied(byo, pipeli
 # ---------------------------------------------------------------------- IAM: the supplied ARNs, nothing broader
 def test_kms_permissions_name_exactly_the_supplied_keys(byo, pipeline):
     ops_key = _resolve(byo, pipeline.operations_key.key_arn)
+    # The data key (KEY_ARN) also encrypts the batch bucket; the operations key the state table.
     expected = {
-        pipeline.transfer_function: [KEY_ARN],  # ingress has no known key; the vault's key is the data key
+        pipeline.transfer_function: [KEY_ARN, ops_key],  # ingress has no known key; the vault's key is the data key
         pipeline.integrity_function: [KEY_ARN],
-        pipeline.evaluate_function: [KEY_ARN],  # discovery results are encrypted with the data key
-        pipeline.request_review_function: [ops_key, TOPIC_KEY_ARN],
-        pipeline.prepare_scan_function: [ops_key],
-        pipeline.review_api_function: [ops_key],
+        pipeline.evaluate_function: [KEY_ARN, ops_key],  # discovery results are encrypted with the data key
+        pipeline.request_review_function: [ops_key, KEY_ARN, TOPIC_KEY_ARN],
+        pipeline.prepare_scan_function: [KEY_ARN, ops_key],
+        pipeline.review_api_function: [ops_key, KEY_ARN],
+        pipeline.job_events_function: [ops_key],
     }
     for fn, keys in expected.items():
-        used = [st["Resource"] for st in _statements(byo, fn.role) if any(a.startswith("kms:") for a in _as_list(st["Action"]))]
-        assert used == keys, fn.node.id
+        used = {json.dumps(st["Resource"], sort_keys=True) for st in _statements(byo, fn.role)
+                if any(a.startswith("kms:") for a in _as_list(st["Action"]))}
+        assert used == {json.dumps(k, sort_keys=True) for k in keys}, fn.node.id
     machine = [st for st in _statements(byo, pipeline.state_machine.role) if any(a.startswith("kms:") for a in _as_list(st["Action"]))]
     assert [(st["Resource"], sorted(st["Action"])) for st in machine] == [(TOPIC_KEY_ARN, ["kms:Decrypt", "kms:GenerateDataKey"])]
     assert not [st for st in _statements(byo) if any(a.startswith("kms:") for a in _as_list(st["Action"])) and st["Resource"] == "*"]
@@ -175,7 +178,7 @@ def test_s3_permissions_name_exactly_the_supplied_buckets(byo, pipeline):
     assert transfer_objects == {
         json.dumps(_resolve(byo, b.arn_for_objects("*")), sort_keys=True)
         for b in (pipeline.ingress_bucket, pipeline.quarantine_bucket, pipeline.review_bucket, pipeline.vault_bucket)
-    }
+    } | {json.dumps(_resolve(byo, pipeline.batch_bucket.arn_for_objects("batches/*")), sort_keys=True)}
     # Fail closed, unchanged: no role may delete from the vault or write to ingress.
     for st in everything_s3:
         actions = _as_list(st["Action"])
@@ -199,7 +202,7 @@ def test_result_events_go_to_the_supplied_bus(byo, pipeline):
 
 
 def test_object_created_rule_matches_the_supplied_ingress_bucket(byo):
-    [rule] = byo.resources("AWS::Events::Rule").values()
+    [rule] = [v for k, v in byo.resources("AWS::Events::Rule").items() if k.startswith("GateObjectCreatedRule")]
     assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [INGRESS_NAME]
 
 
@@ -358,7 +361,10 @@ def test_an_imported_vault_and_a_bus_of_another_account_are_listed_not_dropped()
     }]
     assert "holds only with it" in rendered[1]["description"]
     assert rendered[2]["resource"] == "arn:aws:events:eu-west-1:999999999999:event-bus/central"
-    assert rendered[2]["policy"]["Statement"][0]["Principal"] == {"AWS": f"${{{_logical_id(pipeline.state_machine.role)}.Arn}}"}
+    assert rendered[2]["policy"]["Statement"][0]["Principal"] == {"AWS": [
+        f"${{{_logical_id(role)}.Arn}}"
+        for role in (pipeline.state_machine.role, pipeline.transfer_function.role, pipeline.evaluate_function.role)
+    ]}
     # Nothing was added to the imported vault: no bucket policy for it in this stack.
     policies = [c for c in stack.node.find_all() if isinstance(c, s3.CfnBucketPolicy)]
     assert all("existing-vault-bucket" not in json.dumps(stack.resolve(p.bucket)) for p in policies)

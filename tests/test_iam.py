@@ -19,24 +19,34 @@ LOGS_AND_XRAY = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetry
 OPERATIONS_KEY = {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}
 
 #: Each role's actions in the sample stack. Role: (pipeline attribute holding the function or role).
+BATCH_FILES_READ = {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"}
+BATCH_FILES_WRITE = {"s3:PutObject", "kms:GenerateDataKey"}
+SQS_CONSUME = {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 EXPECTED_ACTIONS = {
-    "prepare_scan": LOGS_AND_XRAY | OPERATIONS_KEY | {
-        "dynamodb:GetItem", "dynamodb:PutItem", "s3:ListBucket", "s3:ListBucketVersions",
+    "prepare_scan": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_WRITE | SQS_CONSUME | {
+        "dynamodb:GetItem", "dynamodb:PutItem", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetObjectVersion",
+        "states:StartExecution", "states:DescribeExecution",
     },
-    "transfer": LOGS_AND_XRAY | {
-        "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey",
+    "transfer": LOGS_AND_XRAY | BATCH_FILES_READ | BATCH_FILES_WRITE | {
+        "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey",
         "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
         "s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:DeleteObjectVersion",
         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucket", "s3:ListBucketVersions",
+        "events:PutEvents", "dynamodb:GetItem", "dynamodb:BatchGetItem",
     },
-    "integrity_check": LOGS_AND_XRAY | {"kms:Decrypt", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"},
-    "evaluate_findings": LOGS_AND_XRAY | {
-        "kms:Decrypt", "macie2:GetClassificationExportConfiguration", "macie2:GetFindings", "macie2:ListFindings",
-        "s3:GetObject", "s3:ListBucket",
+    "integrity_check": LOGS_AND_XRAY | BATCH_FILES_READ | BATCH_FILES_WRITE | {"s3:GetObjectVersion"},
+    "evaluate_findings": LOGS_AND_XRAY | BATCH_FILES_READ | BATCH_FILES_WRITE | {
+        "kms:DescribeKey", "macie2:GetClassificationExportConfiguration", "macie2:GetFindings", "macie2:ListFindings",
+        "events:PutEvents", "dynamodb:GetItem",
     },
-    "request_review": LOGS_AND_XRAY | OPERATIONS_KEY | {"dynamodb:PutItem", "sns:Publish"},
-    "review_api": LOGS_AND_XRAY | OPERATIONS_KEY | {
-        "dynamodb:GetItem", "dynamodb:UpdateItem", "states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess",
+    "job_events": LOGS_AND_XRAY | OPERATIONS_KEY | {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "macie2:DescribeClassificationJob",
+        "states:SendTaskFailure", "states:SendTaskSuccess",
+    },
+    "request_review": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_READ | {"dynamodb:PutItem", "sns:Publish", "s3:PutObject"},
+    "review_api": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_READ | {
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem",
+        "states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess",
     },
     "state_machine": {
         "events:PutEvents", "kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction",
@@ -46,11 +56,11 @@ EXPECTED_ACTIONS = {
         "s3:DeleteObjectVersion", "sns:Publish",
         "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
     },
-    "trigger": {"states:StartExecution"},
     # CDK's: the review API's CloudWatch role and the AwsCustomResource provider have AWS managed
-    # policies only (see MANAGED_POLICIES); the provider's own policy sets the export configuration.
+    # policies only (see MANAGED_POLICIES); the provider's own policies set the export configuration
+    # and create Macie's job log group if it does not exist yet.
     "review_api_cloudwatch": set(),
-    "custom_resource_provider": {"macie2:PutClassificationExportConfiguration"},
+    "custom_resource_provider": {"macie2:PutClassificationExportConfiguration", "logs:CreateLogGroup"},
 }
 MANAGED_POLICIES = {
     "review_api_cloudwatch": ["service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
@@ -101,10 +111,9 @@ def _roles(synth) -> dict[str, str]:
             ("prepare_scan", "prepare_scan_function"), ("transfer", "transfer_function"),
             ("integrity_check", "integrity_function"), ("evaluate_findings", "evaluate_function"),
             ("request_review", "request_review_function"), ("review_api", "review_api_function"),
-            ("state_machine", "state_machine"),
+            ("job_events", "job_events_function"), ("state_machine", "state_machine"),
         )
     }
-    roles["trigger"] = _logical_id(synth, pipeline.node.find_child("TriggerRole"))
     for logical_id, resource in synth.resources("AWS::IAM::Role").items():
         arns = json.dumps(resource["Properties"].get("ManagedPolicyArns", []))
         if "AmazonAPIGatewayPushToCloudWatchLogs" in arns:
@@ -159,40 +168,44 @@ def test_no_allow_statement_has_an_action_wildcard(sample, options):
                 assert not any("*" in a for a in _as_list(statement["Action"])), statement
 
 
-def test_only_the_transfer_role_writes_objects_and_only_where_the_workflow_moves_them(sample, options):
+def test_only_the_transfer_role_writes_objects_into_a_zone_and_only_where_the_workflow_moves_them(sample, options):
     for synth in (sample, options):
         pipeline = _pipeline(synth)
         roles = _roles(synth)
-        writers = {name for name, lid in roles.items() if _actions(_statements(synth, lid)) & WRITE_ACTIONS}
+        zones = (pipeline.ingress_bucket, pipeline.quarantine_bucket, pipeline.review_bucket, pipeline.vault_bucket)
+        zone_arns = {json.dumps(_objects_of(synth, b)) for b in zones} | {json.dumps(_bucket_arn(synth, b)) for b in zones}
+        writers = {
+            name for name, lid in roles.items() for s in _statements(synth, lid)
+            if s["Effect"] == "Allow" and set(_as_list(s["Action"])) & WRITE_ACTIONS
+            and {json.dumps(r) for r in _as_list(s["Resource"])} & zone_arns
+        }
         assert writers == {"transfer"}
         written = [
             r for s in _statements(synth, roles["transfer"]) if set(_as_list(s["Action"])) & WRITE_ACTIONS
-            for r in _as_list(s["Resource"])
+            for r in _as_list(s["Resource"]) if json.dumps(r) in zone_arns
         ]
-        zones = (pipeline.quarantine_bucket, pipeline.review_bucket, pipeline.vault_bucket)
-        assert sorted(map(json.dumps, written)) == sorted(json.dumps(_objects_of(synth, b)) for b in zones)
+        assert sorted(map(json.dumps, written)) == sorted(json.dumps(_objects_of(synth, b)) for b in zones[1:])
 
 
-def test_deletes_are_by_version_and_never_in_the_vault_and_ingress_only_by_the_workflow(sample, options):
+def test_batch_files_are_written_only_under_batches(sample, options):
+    """Every other object write of any role is in the batch bucket, under batches/ (request_review: only review lists)."""
     for synth in (sample, options):
         pipeline = _pipeline(synth)
-        roles = _roles(synth)
-        deleting = {}
-        for name, logical_id in roles.items():
-            for statement in _statements(synth, logical_id):
-                for action in _as_list(statement["Action"]):
-                    if action.startswith("s3:Delete"):
-                        deleting.setdefault((name, action), []).extend(map(json.dumps, _as_list(statement["Resource"])))
-        assert set(deleting) == {("transfer", "s3:DeleteObjectVersion"), ("state_machine", "s3:DeleteObjectVersion")}
-        assert sorted(deleting[("transfer", "s3:DeleteObjectVersion")]) == sorted(
-            json.dumps(_objects_of(synth, b)) for b in (pipeline.quarantine_bucket, pipeline.review_bucket)
-        )
-        assert deleting[("state_machine", "s3:DeleteObjectVersion")] == [json.dumps(_objects_of(synth, pipeline.ingress_bucket))]
+        batches = json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects("batches/*")))
+        reviews = json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects("batches/*/review.jsonl")))
+        zones = {json.dumps(_objects_of(synth, b)) for b in (pipeline.quarantine_bucket, pipeline.review_bucket, pipeline.vault_bucket)}
+        for name, lid in _roles(synth).items():
+            written = {json.dumps(r) for s in _statements(synth, lid) if set(_as_list(s["Action"])) & WRITE_ACTIONS
+                       for r in _as_list(s["Resource"])} - zones
+            expected = {"prepare_scan": {batches}, "transfer": {batches}, "integrity_check": {batches},
+                        "evaluate_findings": {batches}, "request_review": {reviews}}.get(name, set())
+            assert written == expected, name
 
 
 def test_the_evaluator_decrypts_only_what_s3_reads_from_the_results_bucket(sample):
     pipeline = _pipeline(sample)
-    [decrypt] = [s for s in _statements(sample, _roles(sample)["evaluate_findings"]) if "kms:Decrypt" in _as_list(s["Action"])]
+    [decrypt] = [s for s in _statements(sample, _roles(sample)["evaluate_findings"])
+                 if "kms:Decrypt" in _as_list(s["Action"]) and "Condition" in s]
     results = pipeline.discovery_results_bucket
     assert decrypt["Resource"] == sample.stack.resolve(pipeline.data_key.key_arn)
     # With an S3 Bucket Key the context is the bucket's ARN, without one the object's: both, nothing else.
@@ -248,6 +261,67 @@ def test_no_key_policy_names_a_principal_that_may_not_exist(sample, options):
                 assert value == "*" or text.endswith(':root"]]}') or "Fn::GetAtt" in text, statement
                 if value == "*":
                     assert "aws:PrincipalArn" in json.dumps(statement.get("Condition", {})), statement
+
+
+# ---------------------------------------------------------------------- the new work, statement by statement
+def _with_action(synth, role: str, action: str) -> list[dict]:
+    return [s for s in _statements(synth, _roles(synth)[role]) if action in _as_list(s["Action"])]
+
+
+def _leading_keys(statement) -> list:
+    return statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+
+
+def test_state_table_items_each_function_reaches(sample):
+    expected = {
+        "prepare_scan": ["claim#*"], "transfer": ["review#*"], "evaluate_findings": ["job#*"], "job_events": ["job#*"],
+        "request_review": ["review#*"], "review_api": ["review#*"],
+    }
+    for role, prefixes in expected.items():
+        statements = [s for s in _statements(sample, _roles(sample)[role]) if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
+        assert statements, role
+        assert all(_leading_keys(s) == prefixes for s in statements), role
+
+
+def test_the_batcher_starts_and_describes_only_its_own_executions(sample):
+    pipeline = _pipeline(sample)
+    [start] = _with_action(sample, "prepare_scan", "states:StartExecution")
+    assert start["Resource"] == sample.stack.resolve(pipeline.state_machine.state_machine_arn)
+    [describe] = _with_action(sample, "prepare_scan", "states:DescribeExecution")
+    name = sample.stack.resolve(pipeline.state_machine.state_machine_name)
+    assert name in describe["Resource"]["Fn::Join"][1] and describe["Resource"]["Fn::Join"][1][-1] == ":*"
+    assert ":execution:" in json.dumps(describe["Resource"])
+    [listing] = _with_action(sample, "prepare_scan", "s3:ListBucketVersions")
+    assert listing["Resource"] == _bucket_arn(sample, pipeline.ingress_bucket)
+    [head] = _with_action(sample, "prepare_scan", "s3:GetObjectVersion")
+    assert head["Resource"] == _objects_of(sample, pipeline.ingress_bucket) and _as_list(head["Action"]) == ["s3:GetObjectVersion"]
+
+
+def test_job_events_resumes_only_this_state_machine_and_describes_only_jobs(sample):
+    pipeline = _pipeline(sample)
+    [resume] = _with_action(sample, "job_events", "states:SendTaskSuccess")
+    assert set(resume["Action"]) == {"states:SendTaskSuccess", "states:SendTaskFailure"}
+    assert resume["Resource"] == sample.stack.resolve(pipeline.state_machine.state_machine_arn)
+    [describe] = _with_action(sample, "job_events", "macie2:DescribeClassificationJob")
+    assert json.dumps(describe["Resource"]).endswith(':classification-job/*"]]}')
+
+
+def test_result_events_are_put_on_the_pipelines_bus_only(sample):
+    bus = sample.stack.resolve(_pipeline(sample).event_bus.event_bus_arn)
+    for role in ("transfer", "evaluate_findings"):
+        [put] = _with_action(sample, role, "events:PutEvents")
+        assert put["Resource"] == bus, role
+
+
+def test_batch_files_are_read_by_the_functions_that_need_them(sample):
+    pipeline = _pipeline(sample)
+    batches = sample.stack.resolve(pipeline.batch_bucket.arn_for_objects("batches/*"))
+    for role in ("transfer", "integrity_check", "evaluate_findings", "request_review", "review_api"):
+        reads = [s for s in _with_action(sample, role, "s3:GetObject") if s["Resource"] == batches]
+        assert reads, role
+        lists = [s for s in _with_action(sample, role, "s3:ListBucket") if s["Resource"] == _bucket_arn(sample, pipeline.batch_bucket)]
+        assert lists, f"{role}: without ListBucket a missing batch file is a 403, not a 404"
+    assert not [s for s in _statements(sample, _roles(sample)["prepare_scan"]) if "s3:GetObject" in _as_list(s["Action"])]
 
 
 def test_cfn_lint_accepts_the_options_template(options):

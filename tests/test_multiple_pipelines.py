@@ -73,15 +73,18 @@ def test_each_pipeline_has_its_own_resources(synthesized):
         assert len(_of_type(template, "AWS::SNS::Topic")) == pipelines
         assert len(_of_type(template, "AWS::DynamoDB::Table")) == pipelines
         assert len(_of_type(template, "AWS::ApiGateway::RestApi")) == pipelines
-        assert len(_of_type(template, "AWS::Events::Rule")) == pipelines
+        assert len(_of_type(template, "AWS::Events::Rule")) == 2 * pipelines  # ObjectCreatedRule, SweepRule
+        assert len(_of_type(template, "AWS::SQS::Queue")) == 2 * pipelines + (template is b)  # + the user's "Removed" queue
+        # Each pipeline subscribes to Macie's account-wide job log group: 2 is CloudWatch Logs' limit per group.
+        assert len(_of_type(template, "AWS::Logs::SubscriptionFilter")) == pipelines
         assert len(template["Outputs"]) >= pipelines
     handlers = [f for f in _of_type(a, "AWS::Lambda::Function").values() if "Layers" in f["Properties"]]
-    assert len(handlers) == 12
-    # Stack A: ingress, quarantine, review, vault, access logs for both; one discovery results bucket.
-    assert len(_of_type(a, "AWS::S3::Bucket")) == 11
+    assert len(handlers) == 14
+    # Stack A: ingress, quarantine, review, vault, batches, access logs for both; one discovery results bucket.
+    assert len(_of_type(a, "AWS::S3::Bucket")) == 13
     # Stack B: the user's ingress bucket instead of a created one.
     assert sorted(k.rstrip("0123456789ABCDEF") for k in _of_type(b, "AWS::S3::Bucket")) == [
-        "GateAccessLogs", "GateQuarantine", "GateReview", "GateVault", "OwnIngress",
+        "GateAccessLogs", "GateBatchBucket", "GateQuarantine", "GateReview", "GateVault", "OwnIngress",
     ]
 
 
@@ -136,7 +139,7 @@ def test_an_owned_ingress_bucket_keeps_eventbridge_on_next_to_cdk_notifications(
     config = notifications["Properties"]["NotificationConfiguration"]
     assert config["EventBridgeConfiguration"] == {} and len(config["QueueConfigurations"]) == 1
     assert notifications["Properties"]["BucketName"] == {"Ref": bucket_id}
-    [rule] = _of_type(b, "AWS::Events::Rule").values()
+    [rule] = [v for k, v in _of_type(b, "AWS::Events::Rule").items() if k.startswith("GateObjectCreatedRule")]
     assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": bucket_id}]
     pipeline = stacks["StackB"].node.find_child("Gate")
     assert pipeline.external_setup == [] and pipeline.ingress_bucket is stacks["StackB"].node.find_child("OwnIngress")

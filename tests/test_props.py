@@ -73,7 +73,23 @@ def test_every_conflict_is_reported_at_once_before_anything_is_built():
 @pytest.mark.parametrize(
     "settings, problem",
     [
-        ({"trigger": Trigger.on_schedule(max_batch_objects=0)}, "trigger max_batch_objects must be from 1 to 50"),
+        ({"trigger": Trigger.on_schedule(max_batch_objects=0)}, "trigger max_batch_objects must be from 1 to 10,000"),
+        ({"trigger": Trigger.on_object_created(max_batch_objects=10_001)}, "trigger max_batch_objects must be from 1 to 10,000"),
+        ({"trigger": Trigger.on_object_created(batch_window=Duration.minutes(6))},
+         "trigger batch_window must be whole seconds from 0 to 300 (0: one object per scan)"),
+        ({"trigger": Trigger.on_object_created(batch_window=Duration.millis(1500))},
+         "trigger batch_window must be whole seconds from 0 to 300"),
+        ({"trigger": Trigger.on_object_created(sweep_interval=Duration.seconds(90))},
+         "trigger sweep_interval must be whole minutes, at least 1 minute (an EventBridge schedule)"),
+        ({"trigger": Trigger.on_object_created(lost_event_age=Duration.seconds(30))}, "trigger lost_event_age must be at least 1 minute"),
+        ({"trigger": Trigger.on_object_created(batch_window=Duration.minutes(5), lost_event_age=Duration.minutes(5))},
+         "trigger lost_event_age must be longer than batch_window"),
+        ({"chunk_objects": 0}, "chunk_objects must be from 1 to 1,000, got 0"),
+        ({"chunk_objects": 1001}, "chunk_objects must be from 1 to 1,000, got 1001"),
+        ({"map_concurrency": 0}, "map_concurrency must be from 1 to 1,000, got 0"),
+        ({"map_concurrency": 5000}, "map_concurrency must be from 1 to 1,000, got 5000"),
+        ({"poll_interval": Duration.seconds(10), "max_scan_wait": Duration.hours(6)},
+         "max_scan_wait / poll_interval must be at most 1,000 job checks, got 2,160"),
         ({"poll_interval": Duration.seconds(5)}, "poll_interval must be at least 10 seconds"),
         ({"approval_timeout": Duration.days(400)}, "approval_timeout must be at most 365 days"),
         ({"managed_data_identifier_ids": ["CREDIT_CARD_NUMBER"]}, "managed_data_identifier_ids only apply with INCLUDE or EXCLUDE, not RECOMMENDED"),
@@ -87,6 +103,30 @@ def test_single_problems_are_named(settings, problem):
     with pytest.raises(ValueError, match="Invalid SensitiveDataScanPipeline settings") as raised:
         _build(**settings)
     assert problem in str(raised.value)
+
+
+def test_trigger_defaults_and_their_event_source_mapping_settings():
+    created = Trigger.on_object_created()
+    assert (created.max_batch_objects, created.batch_window.to_seconds(), created.sweep_interval.to_seconds(),
+            created.lost_event_age.to_seconds()) == (10_000, 300, 3600, 3600)
+    assert (created.batch_size, created.batch_window_seconds) == (10_000, 300)
+    # A window of zero is one object per scan: SQS allows a batch of more than 10 only with a window.
+    single = Trigger.on_object_created(batch_window=Duration.seconds(0), max_batch_objects=500)
+    assert (single.batch_size, single.batch_window_seconds) == (1, 0)
+    assert Trigger.on_schedule().max_batch_objects == 10_000
+
+
+def test_trigger_durations_are_type_checked():
+    with pytest.raises(TypeError) as raised:
+        _build(trigger=Trigger.on_object_created(batch_window=300, sweep_interval="1h"))
+    assert "- trigger batch_window must be a Duration, got int 300" in str(raised.value)
+    assert "- trigger sweep_interval must be a Duration, got str '1h'" in str(raised.value)
+
+
+def test_the_poll_backstop_keeps_the_history_bounded_at_the_limit():
+    _build(poll_interval=Duration.minutes(1), max_scan_wait=Duration.minutes(1000))  # exactly 1,000 checks
+    with pytest.raises(ValueError, match="got 1,001"):
+        _build(poll_interval=Duration.minutes(1), max_scan_wait=Duration.minutes(1001))
 
 
 def test_finding_policy_accepts_enum_members_and_serialises_for_the_evaluator():
@@ -270,6 +310,9 @@ _WRONG_TYPES = {
     "unknown_format_policy": (1, "unknown_format_policy must be a UnknownFormatPolicy (or its value as a string), got int 1"),
     "deny_policy": (None, "deny_policy must be a DenyPolicy (or its value as a string), got NoneType None"),
     "poll_interval": (5, "poll_interval must be a Duration, got int 5"),
+    "chunk_objects": ("200", "chunk_objects must be an int, got str '200'"),
+    "map_concurrency": (True, "map_concurrency must be an int, got bool True"),
+    "job_completion_events": ("yes", "job_completion_events must be a bool, got str 'yes'"),
     "max_scan_wait": ("6h", "max_scan_wait must be a Duration, got str '6h'"),
     "approval_timeout": (3.0, "approval_timeout must be a Duration, got float 3.0"),
     "approval_heartbeat": (60, "approval_heartbeat must be a Duration, got int 60"),

@@ -6,6 +6,7 @@ and fails on an empty or broken template.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -199,11 +200,11 @@ def test_poll_loop_is_bounded_and_handles_every_job_status(sample):
     for job_status in ("COMPLETE", "CANCELLED", "RUNNING", "IDLE", "PAUSED", "USER_PAUSED"):
         assert f'"{job_status}"' in seen
     bound = next(c for c in status["Choices"] if c.get("Variable") == "$.poll.count")
-    assert bound["NumericGreaterThanEquals"] == 360  # 6 h / 1 min
+    assert bound["NumericGreaterThanEquals"] == 24  # 6 h / 15 min (the backstop, job events wake the scan)
     assert bound["Next"] == "Cancel Macie job"
     assert status["Default"] == "Scan incomplete"
     assert states["Scan incomplete"]["Result"] is False
-    assert states["Wait for Macie job"]["Seconds"] == 60
+    assert states["Wait for Macie job"]["Seconds"] == 900
 
 
 def test_approval_waits_for_a_task_token_with_a_timeout(sample):
@@ -231,7 +232,7 @@ def test_state_machine_logs_without_execution_data_and_traces(template):
 # ---------------------------------------------------------------------- data protection
 def test_every_data_bucket_is_encrypted_with_the_pipeline_key_and_locked_down(sample):
     buckets = _data_buckets(sample)
-    assert len(buckets) == 5  # ingress, quarantine, review, vault, discovery results
+    assert len(buckets) == 6  # ingress, quarantine, review, vault, discovery results, batches
     for logical_id, bucket in buckets.items():
         props = bucket["Properties"]
         [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -318,15 +319,156 @@ def test_finding_policy_and_unknown_format_policy_reach_the_evaluator(sample):
 
 
 # ---------------------------------------------------------------------- trigger, API, alarms
-def test_object_created_rule_targets_the_state_machine_for_the_ingress_bucket(sample):
-    [rule] = sample.resources("AWS::Events::Rule").values()
+def _rule(sample, prefix: str) -> dict:
+    [rule] = [v for k, v in sample.resources("AWS::Events::Rule").items() if k.startswith(prefix)]
+    return rule
+
+
+def _function(sample, handler: str) -> tuple[str, dict]:
+    [found] = [(k, f) for k, f in sample.resources("AWS::Lambda::Function").items() if f["Properties"].get("Handler") == handler]
+    return found
+
+
+def test_object_created_rule_queues_the_ingress_buckets_events(sample):
+    assert len(sample.resources("AWS::Events::Rule")) == 2  # ObjectCreatedRule, SweepRule
+    rule = _rule(sample, "PipelineObjectCreatedRule")
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": next(k for k in sample.resources("AWS::S3::Bucket") if k.startswith("PipelineIngress"))}]
     [target] = rule["Properties"]["Targets"]
-    assert "StateMachine" in json.dumps(target["Arn"])
+    [queue_id] = sample.resources("AWS::SQS::Queue").keys() - {k for k in sample.resources("AWS::SQS::Queue") if "DeadLetter" in k}
+    assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]} and "RoleArn" not in target
     ingress = next(v for k, v in sample.resources("AWS::S3::Bucket").items() if k.startswith("PipelineIngress"))
     assert ingress["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+
+def test_intake_queues_are_encrypted_with_the_operations_key_tls_only_and_dead_lettered(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    key = sample.stack.resolve(pipeline.operations_key.key_arn)
+    queues = sample.resources("AWS::SQS::Queue")
+    queue = queues[sample.stack.get_logical_id(pipeline.intake_queue.node.default_child)]
+    dlq_id = sample.stack.get_logical_id(pipeline.intake_dead_letter_queue.node.default_child)
+    assert set(queues) == {dlq_id, sample.stack.get_logical_id(pipeline.intake_queue.node.default_child)}
+    for props in (queue["Properties"], queues[dlq_id]["Properties"]):
+        assert props["KmsMasterKeyId"] == key
+    assert queue["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5}
+    assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    _, prepare = _function(sample, "prepare_scan.handler")
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * prepare["Properties"]["Timeout"] == 6 * 900
+    for policy in sample.resources("AWS::SQS::QueuePolicy").values():
+        [deny] = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Deny"]
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_only_the_object_created_rule_may_send_to_the_intake_queue(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    queue_arn = sample.stack.resolve(pipeline.intake_queue.queue_arn)
+    allows = [st for p in sample.resources("AWS::SQS::QueuePolicy").values() for st in p["Properties"]["PolicyDocument"]["Statement"]
+              if st["Effect"] == "Allow"]
+    assert allows == [{
+        "Action": "sqs:SendMessage", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": sample.stack.resolve(pipeline.trigger_rule.rule_arn)}},
+        "Sid": "AllowTheObjectCreatedRuleToSend",
+    }]
+    key = sample.resources("AWS::KMS::Key")[sample.stack.get_logical_id(pipeline.operations_key.node.default_child)]
+    events_statements = [st for st in key["Properties"]["KeyPolicy"]["Statement"] if st["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert [st["Sid"] for st in events_statements] == ["AllowEventBridgeToQueueObjectEvents"]
+    [statement] = events_statements
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_the_batcher_consumes_the_queue_in_batches_and_reports_item_failures(sample):
+    [mapping] = sample.resources("AWS::Lambda::EventSourceMapping").values()
+    prepare_id, _ = _function(sample, "prepare_scan.handler")
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": prepare_id}
+    assert props["BatchSize"] == 10_000 and props["MaximumBatchingWindowInSeconds"] == 300
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_sweep_rule_invokes_the_batcher_for_lost_events(sample):
+    rule = _rule(sample, "PipelineSweepRule")
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    [target] = rule["Properties"]["Targets"]
+    prepare_id, _ = _function(sample, "prepare_scan.handler")
+    assert target["Arn"] == {"Fn::GetAtt": [prepare_id, "Arn"]}
+    assert json.loads(target["Input"]) == {"source": "sensitive-data-scan-pipeline.sweep", "sweep": "lost"}
+    permissions = [p["Properties"] for p in sample.resources("AWS::Lambda::Permission").values()
+                   if p["Properties"]["Principal"] == "events.amazonaws.com"]
+    assert [p["FunctionName"] for p in permissions] == [{"Fn::GetAtt": [prepare_id, "Arn"]}]
+
+
+def test_intake_alarms_watch_the_queue_age_and_the_dead_letter_queue(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in sample.resources("AWS::CloudWatch::Alarm").values()
+              if a["Properties"].get("Namespace") == "AWS/SQS"}
+    age, depth = alarms["ApproximateAgeOfOldestMessage"], alarms["ApproximateNumberOfMessagesVisible"]
+    assert age["Threshold"] == 2 * 300 + 15 * 60 and age["ComparisonOperator"] == "GreaterThanThreshold"
+    assert age["Dimensions"][0]["Value"] == sample.stack.resolve(pipeline.intake_queue.queue_name)
+    assert depth["Threshold"] == 1 and depth["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert depth["Dimensions"][0]["Value"] == sample.stack.resolve(pipeline.intake_dead_letter_queue.queue_name)
+
+
+def test_the_batch_bucket_expires_batches_and_map_results_after_the_claim_ttl(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    bucket = sample.resources("AWS::S3::Bucket")[sample.stack.get_logical_id(pipeline.batch_bucket.node.default_child)]
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    days = -(-int(2 * (6 * 3600 + 3 * 86400)) // 86400)  # claim TTL (twice max_scan_wait + approval_timeout), rounded up
+    for rule_id, prefix in (("ExpireBatches", "batches/"), ("ExpireMapResults", "map-results/")):
+        assert rules[rule_id]["Prefix"] == prefix and rules[rule_id]["ExpirationInDays"] == days == 7
+        assert rules[rule_id]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert rules["RemoveExpiredDeleteMarkers"]["ExpiredObjectDeleteMarker"] is True
+    assert "LoggingConfiguration" in bucket["Properties"]
+
+
+def test_macie_job_events_reach_the_job_events_function(sample):
+    [subscription] = sample.resources("AWS::Logs::SubscriptionFilter").values()
+    job_events_id, _ = _function(sample, "job_events.handler")
+    props = subscription["Properties"]
+    assert props["LogGroupName"] == "/aws/macie/classificationjobs"
+    assert props["DestinationArn"] == {"Fn::GetAtt": [job_events_id, "Arn"]}
+    for event in ("JOB_COMPLETED", "JOB_CANCELLED", "JOB_PAUSED_BY_MACIE_SERVICE_QUOTA_MET", "BUCKET_*", "ACCOUNT_*", "OBJECT_*"):
+        assert f'$.eventType = "{event}"' in props["FilterPattern"], event
+    [permission] = [p["Properties"] for p in sample.resources("AWS::Lambda::Permission").values()
+                    if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [job_events_id, "Arn"]}]
+    assert permission["Principal"] == "logs.amazonaws.com"
+    # The log group is Macie's, account-wide: created if missing, never deleted with the stack.
+    [creation] = [v for k, v in sample.template["Resources"].items() if k.startswith("PipelineMacieJobLogGroup") and v["Type"] == "Custom::AWS"]
+    create = json.loads(json.dumps(creation["Properties"]["Create"]))
+    assert "createLogGroup" in json.dumps(create) and "ResourceAlreadyExistsException" in json.dumps(create)
+    assert "Delete" not in creation["Properties"]
+    assert any(k.startswith("PipelineMacieJobLogGroup") for k in subscription["DependsOn"])
+
+
+def test_every_function_gets_exactly_its_contract_variables(sample):
+    from macie_pipeline.contract import ENVIRONMENTS
+
+    assert set(ENVIRONMENTS) == {"prepare_scan", "transfer", "integrity_check", "evaluate_findings", "job_events",
+                                 "request_review", "review_api"}
+    for folder, environment in ENVIRONMENTS.items():
+        _, fn = _function(sample, f"{folder}.handler")
+        variables = fn["Properties"]["Environment"]["Variables"]
+        given = set(variables) - {"POWERTOOLS_SERVICE_NAME"}
+        assert given <= set(environment.variables()), (folder, given - set(environment.variables()))
+        required = {f.metadata["env"] for f in dataclasses.fields(environment) if f.default is dataclasses.MISSING}
+        assert required <= given, (folder, required - given)
+
+
+def test_the_batcher_gets_the_batch_settings(sample):
+    pipeline = sample.stack.node.find_child("Pipeline")
+    _, fn = _function(sample, "prepare_scan.handler")
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["STATE_MACHINE_ARN"] == sample.stack.resolve(pipeline.state_machine.state_machine_arn)
+    assert env["BATCH_BUCKET"] == sample.stack.resolve(pipeline.batch_bucket.bucket_name)
+    assert (env["MAX_BATCH_OBJECTS"], env["CHUNK_OBJECTS"], env["LOST_EVENT_AGE_SECONDS"]) == ("10000", "200", "3600")
+    assert fn["Properties"]["Timeout"] == 900 and fn["Properties"]["MemorySize"] >= 1024
+    _, transfer = _function(sample, "transfer.handler")
+    env = transfer["Properties"]["Environment"]["Variables"]
+    assert env["EVENT_BUS_NAME"] == "default" and env["DENY_POLICY"] == "QUARANTINE"
+    assert env["STATE_TABLE"] == sample.stack.resolve(pipeline.state_table.table_name)
+    for handler in ("transfer.handler", "integrity_check.handler"):
+        assert _function(sample, handler)[1]["Properties"]["Timeout"] == 900, handler
 
 
 def test_review_api_is_throttled_logged_and_traced(template):
@@ -346,7 +488,7 @@ def test_review_api_is_throttled_logged_and_traced(template):
 def test_alarms_cover_failed_and_timed_out_executions_and_every_function(sample):
     alarms = sample.resources("AWS::CloudWatch::Alarm").values()
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms)
-    assert metrics.count("Errors") == 6
+    assert metrics.count("Errors") == 7
     assert {"ExecutionsFailed", "ExecutionsTimedOut"} <= set(metrics)
     topic = next(iter(sample.resources("AWS::SNS::Topic")))
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic}] for a in alarms)
@@ -354,7 +496,7 @@ def test_alarms_cover_failed_and_timed_out_executions_and_every_function(sample)
 
 def test_functions_are_traced_pinned_and_log_to_encrypted_groups(sample):
     functions = {k: v for k, v in sample.resources("AWS::Lambda::Function").items() if v["Properties"].get("Handler", "").endswith(".handler") and "Layers" in v["Properties"]}
-    assert len(functions) == 6
+    assert len(functions) == 7
     groups = sample.resources("AWS::Logs::LogGroup")
     for logical_id, fn in functions.items():
         props = fn["Properties"]

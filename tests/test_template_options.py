@@ -32,7 +32,10 @@ def _build(app: cdk.App) -> cdk.Stack:
         stack,
         "Gate",
         removal_policy=cdk.RemovalPolicy.DESTROY,
-        trigger=Trigger.on_schedule(events.Schedule.rate(Duration.hours(1)), prefix="incoming/", max_batch_objects=50),
+        trigger=Trigger.on_schedule(events.Schedule.rate(Duration.hours(1)), prefix="incoming/", max_batch_objects=5000),
+        chunk_objects=50,
+        map_concurrency=20,
+        job_completion_events=False,
         managed_data_identifier_selector=ManagedDataIdentifierSelector.EXCLUDE,
         managed_data_identifier_ids=["EMAIL_ADDRESS"],
         finding_policy=FindingPolicy(low=FindingAction.ALLOW, medium=FindingAction.REVIEW, high=FindingAction.DENY),
@@ -75,16 +78,29 @@ def test_missing_discovery_results_location_is_a_synth_warning(options):
     )
 
 
-def test_schedule_trigger_replaces_the_object_created_rule(options):
-    [rule] = options.resources("AWS::Events::Rule").values()
+def test_schedule_trigger_sweeps_everything_instead_of_queueing_events(options):
+    [(rule_id, rule)] = options.resources("AWS::Events::Rule").items()
+    assert rule_id.startswith("GateScheduleRule")
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     assert "EventPattern" not in rule["Properties"]
-    env = next(
-        f["Properties"]["Environment"]["Variables"]
-        for f in options.resources("AWS::Lambda::Function").values()
-        if f["Properties"].get("Handler") == "prepare_scan.handler"
-    )
-    assert env["MAX_BATCH_OBJECTS"] == "50" and env["INGRESS_PREFIX"] == "incoming/"
+    [(prepare_id, prepare)] = [
+        (k, f) for k, f in options.resources("AWS::Lambda::Function").items() if f["Properties"].get("Handler") == "prepare_scan.handler"
+    ]
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [prepare_id, "Arn"]} and "RoleArn" not in target
+    assert json.loads(target["Input"]) == {"source": "sensitive-data-scan-pipeline.sweep", "sweep": "all"}
+    env = prepare["Properties"]["Environment"]["Variables"]
+    assert env["MAX_BATCH_OBJECTS"] == "5000" and env["INGRESS_PREFIX"] == "incoming/" and env["CHUNK_OBJECTS"] == "50"
+    # No queue, no event source mapping, no sweep for lost events: the schedule sweeps everything.
+    assert options.resources("AWS::SQS::Queue") == {} and options.resources("AWS::Lambda::EventSourceMapping") == {}
+    assert not [a for a in options.resources("AWS::CloudWatch::Alarm").values() if a["Properties"].get("Namespace") == "AWS/SQS"]
+
+
+def test_without_job_completion_events_there_is_no_subscription(options):
+    assert options.resources("AWS::Logs::SubscriptionFilter") == {}
+    assert not [k for k, v in options.template["Resources"].items() if v["Type"] == "Custom::AWS"]
+    gate = options.stack.node.find_child("Gate")
+    assert gate.job_events_subscription is None and gate.intake_queue is None and gate.sweep_rule is None
 
 
 def test_policies_reach_the_evaluator_and_the_macie_job(options):
@@ -137,6 +153,29 @@ def test_iam_auth_on_review_api_and_email_subscription_and_macie_session(options
     assert subscription["Properties"]["Protocol"] == "email"
     [session] = options.resources("AWS::Macie::Session").values()
     assert session["Properties"]["Status"] == "ENABLED"
+
+
+def test_window_zero_scans_one_object_per_batch():
+    def build(app: cdk.App) -> cdk.Stack:
+        stack = cdk.Stack(app, "WindowZero")
+        SensitiveDataScanPipeline(stack, "Gate", trigger=Trigger.on_object_created(
+            prefix="in/", batch_window=Duration.seconds(0), max_batch_objects=500, sweep_interval=Duration.minutes(30),
+            lost_event_age=Duration.minutes(20)))
+        return stack
+
+    app = cdk.App()
+    stack = build(app)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    [mapping] = [v for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["Properties"]["BatchSize"] == 1 and "MaximumBatchingWindowInSeconds" not in mapping["Properties"]
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    [sweep] = [v for k, v in template["Resources"].items() if k.startswith("GateSweepRule") and v["Type"] == "AWS::Events::Rule"]
+    assert sweep["Properties"]["ScheduleExpression"] == "rate(30 minutes)"
+    [age] = [v["Properties"] for v in template["Resources"].values()
+             if v["Type"] == "AWS::CloudWatch::Alarm" and v["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert age["Threshold"] == 15 * 60
+    [prepare] = [v for v in template["Resources"].values() if v["Properties"].get("Handler") == "prepare_scan.handler"]
+    assert prepare["Properties"]["Environment"]["Variables"]["LOST_EVENT_AGE_SECONDS"] == "1200"
 
 
 def test_snapshot(options, snapshot):

@@ -13,18 +13,23 @@ from pathlib import Path
 from typing import Optional
 
 import jsii
-from aws_cdk import Aws, Duration, IStableStringProducer, Lazy, Size
+from aws_cdk import ArnFormat, Aws, Duration, IStableStringProducer, Lazy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
 
 from .. import defaults, layers
 from ..contract import (
+    BATCH_PREFIX,
     CLAIM_PREFIX,
+    JOB_PREFIX,
+    REVIEW_OBJECTS,
     REVIEW_PREFIX,
     STAGING_PREFIX,
     EvaluateFindingsEnvironment,
     FunctionEnvironment,
     IntegrityCheckEnvironment,
+    JobEventsEnvironment,
     PrepareScanEnvironment,
     RequestReviewEnvironment,
     ReviewApiEnvironment,
@@ -42,15 +47,23 @@ from .zones import Zones
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 #: Customer managed key actions the functions that use the operations key need.
 OPERATIONS_KEY_USE = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+#: What a function that only reads the state table needs of its key (the operations key).
+TABLE_READ_KEY_USE = ["kms:Decrypt", "kms:DescribeKey"]
 OBJECT_ARN_REASON = (
     "Object-level S3 actions need bucket/* (object keys are not known in advance); actions are listed explicitly, "
     "none is a wildcard."
 )
 
 
+def macie_job_arn_pattern(stack: Stack) -> str:
+    """Every Macie classification job of the stack's account and Region: job ids exist only at run time."""
+    return f"arn:{stack.partition}:macie2:{stack.region}:{stack.account}:classification-job/*"
+
+
 @jsii.implements(IStableStringProducer)
 class _Later:
-    """A value known only once a later part exists (the review API's URL), resolved at synth."""
+    """A value known only once a later part exists (the review API's URL, the state machine's ARN),
+    resolved at synth."""
 
     def __init__(self) -> None:
         self.value: Optional[str] = None
@@ -60,34 +73,66 @@ class _Later:
 
 
 class Functions:
-    """``prepare_scan``, ``transfer``, ``integrity_check``, ``evaluate_findings``, ``request_review``
-    and ``review_api``: one role each, logging to its own encrypted log group."""
+    """``prepare_scan``, ``transfer``, ``integrity_check``, ``evaluate_findings``, ``job_events``,
+    ``request_review`` and ``review_api``: one role each, logging to its own encrypted log group.
+
+    Each function's environment is set from its contract class; ``prepare_scan``'s state machine ARN
+    and the task-response permission of ``job_events`` come with :meth:`bind_state_machine`, once
+    the state machine exists."""
 
     def __init__(
         self, ctx: PartContext, *, options: PipelineOptions, keys: Keys, zones: Zones, messaging: Messaging, macie: MacieSetup,
     ) -> None:
         self._ctx = ctx
         self._keys = keys
+        self._zones = zones
         self._review_api_url = _Later()
+        self._state_machine_arn = _Later()
         runtime_layer, pandas_layer = self._layers(options.layers)
         self.prepare_scan = self._prepare_scan(runtime_layer, options, zones, messaging)
-        self.transfer = self._transfer(runtime_layer, zones)
+        self.transfer = self._transfer(runtime_layer, options, zones, messaging)
         self.integrity_check = self._integrity_check(runtime_layer, pandas_layer, zones)
-        self.evaluate_findings = self._evaluate_findings(runtime_layer, options, macie)
+        self.evaluate_findings = self._evaluate_findings(runtime_layer, options, macie, messaging)
+        self.job_events = self._job_events(runtime_layer, options, messaging)
         self.request_review = self._request_review(runtime_layer, options, messaging)
         self.review_api = self._review_api(runtime_layer, messaging)
 
     @property
     def all(self) -> tuple[lambda_.Function, ...]:
-        return (self.prepare_scan, self.transfer, self.integrity_check, self.evaluate_findings, self.request_review, self.review_api)
+        return (self.prepare_scan, self.transfer, self.integrity_check, self.evaluate_findings, self.job_events,
+                self.request_review, self.review_api)
 
     @property
     def invoked_by_workflow(self) -> tuple[lambda_.Function, ...]:
-        return (self.prepare_scan, self.transfer, self.integrity_check, self.evaluate_findings, self.request_review)
+        return (self.transfer, self.integrity_check, self.evaluate_findings, self.job_events, self.request_review)
 
     def set_review_api_url(self, url: str) -> None:
         """The review API's base URL for review links (the API is built after the functions)."""
         self._review_api_url.value = url
+
+    def bind_state_machine(self, state_machine: sfn.IStateMachine) -> None:
+        """What needs the state machine, which is built after the functions: ``prepare_scan`` starts
+        (and looks up) its executions, ``job_events`` resumes the ones waiting for a Macie job.
+
+        ``job_events``' permission is a policy of its own, not its role's default policy: the state
+        machine invokes ``job_events`` (so depends on the function), and a function depends on its
+        role's default policy; this policy depends on the state machine and nothing on it."""
+        self._state_machine_arn.value = state_machine.state_machine_arn
+        stack = self._ctx.stack
+        executions = stack.format_arn(
+            service="states", resource="execution", resource_name=f"{state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        allow(self.prepare_scan, ["states:StartExecution"], [state_machine.state_machine_arn])
+        allow(self.prepare_scan, ["states:DescribeExecution"], [executions])
+        acknowledge(self.prepare_scan.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(executions)}]",
+                    "An execution's name is its batch id, made at run time; only executions of this state machine.")
+        iam.Policy(
+            self._ctx.scope, "JobEventsTaskResponsePolicy", roles=[self.job_events.role],
+            statements=[iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=[state_machine.state_machine_arn],
+            )],
+        )
 
     # ------------------------------------------------------------------ layers
     def _layers(self, given: LayerOptions) -> tuple[lambda_.ILayerVersion, lambda_.ILayerVersion]:
@@ -112,25 +157,49 @@ class Functions:
 
     # ------------------------------------------------------------------ the functions
     def _prepare_scan(self, layer, options: PipelineOptions, zones: Zones, messaging: Messaging) -> lambda_.Function:
-        """Validates the event, claims each object version once (state table), derives the scan id."""
+        """The batcher: claims object versions (from the intake queue or a sweep of the ingress bucket),
+        writes each batch's manifest and starts one execution per batch."""
+        trigger = options.trigger
         fn = self._function(
-            "PrepareScan", [layer], timeout=Duration.minutes(2),
+            "PrepareScan", [layer], timeout=Duration.minutes(15), memory_size=1024,
             environment=PrepareScanEnvironment(
                 state_table=messaging.state_table.table_name,
                 ingress_bucket=zones.ingress_bucket.bucket_name,
-                ingress_prefix=options.trigger.prefix or "",
-                max_batch_objects=options.trigger.max_batch_objects,
+                batch_bucket=zones.batch_bucket.bucket_name,
+                state_machine_arn=Lazy.string(self._state_machine_arn),
+                ingress_prefix=trigger.prefix or "",
+                max_batch_objects=trigger.max_batch_objects,
+                chunk_objects=options.chunk_objects,
+                lost_event_age_seconds=int(trigger.lost_event_age.to_seconds()),
                 claim_ttl_seconds=options.timing.claim_ttl_seconds(),
             ),
         )
         allow(fn, ["s3:ListBucket", "s3:ListBucketVersions"], [zones.ingress_bucket.bucket_arn])
+        ingress_objects = zones.ingress_bucket.arn_for_objects("*")
+        allow(fn, ["s3:GetObjectVersion"], [ingress_objects])
+        self._batch_files(fn, write=True, read=False)
         allow(fn, ["dynamodb:PutItem", "dynamodb:GetItem"], [messaging.state_table.table_arn], leading_keys=CLAIM_PREFIX + "*")
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(ingress_objects)}]",
+                    "A sweep reads the version metadata (HeadObject) of any ingress key; keys are not known in advance.")
         return fn
 
-    def _transfer(self, layer, zones: Zones) -> lambda_.Function:
-        """Copies, moves and tags exact object versions between the zones; the only vault writer."""
-        fn = self._function("Transfer", [layer], timeout=Duration.minutes(15), memory_size=1024, environment=TransferEnvironment())
+    def _transfer(self, layer, options: PipelineOptions, zones: Zones, messaging: Messaging) -> lambda_.Function:
+        """Copies, moves and tags exact object versions between the zones, chunk by chunk; the only
+        writer of quarantine, review and vault; sends each object's result event."""
+        fn = self._function(
+            "Transfer", [layer], timeout=Duration.minutes(15), memory_size=1024,
+            environment=TransferEnvironment(
+                batch_bucket=zones.batch_bucket.bucket_name,
+                ingress_bucket=zones.ingress_bucket.bucket_name,
+                quarantine_bucket=zones.quarantine_bucket.bucket_name,
+                review_bucket=zones.review_bucket.bucket_name,
+                vault_bucket=zones.vault_bucket.bucket_name,
+                event_bus=messaging.event_bus.event_bus_name,
+                state_table=messaging.state_table.table_name,
+                deny_policy=value_of(options.verdicts.deny_policy),
+            ),
+        )
         readable = (zones.ingress_bucket, zones.quarantine_bucket, zones.review_bucket)
         writable = (zones.quarantine_bucket, zones.review_bucket, zones.vault_bucket)
         allow(
@@ -138,9 +207,9 @@ class Functions:
             ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
             [b.arn_for_objects("*") for b in readable],
         )
-        # A move deletes its verified source version, in quarantine or review (always by version id).
-        # Never in ingress: the workflow's "Delete ingress version" does that, after the scan.
-        allow(fn, ["s3:DeleteObjectVersion"], [b.arn_for_objects("*") for b in (zones.quarantine_bucket, zones.review_bucket)])
+        # A move deletes its verified source version, in quarantine or review (always by version id);
+        # routing deletes the scanned ingress version once its copy is in its zone (that version only).
+        allow(fn, ["s3:DeleteObjectVersion"], [b.arn_for_objects("*") for b in (zones.ingress_bucket, *writable[:2])])
         allow(
             fn,
             ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:GetObject", "s3:GetObjectVersion",
@@ -149,6 +218,11 @@ class Functions:
         )
         allow(fn, ["s3:ListBucket", "s3:ListBucketVersions"], [b.bucket_arn for b in (*readable, zones.vault_bucket)])
         allow(fn, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [self._keys.data_key.key_arn])
+        self._batch_files(fn, write=True)
+        self._put_events(fn, messaging)
+        # Reviewer decisions, one item per object (review#<batch id>#<index>).
+        allow(fn, ["dynamodb:GetItem", "dynamodb:BatchGetItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
+        allow(fn, TABLE_READ_KEY_USE, [self._keys.operations_key.key_arn])
         # Buckets you pass in may use keys of their own (import them with their encryption_key).
         ingress_key = self._keys.other_key(zones.ingress_bucket)
         if ingress_key is not None:
@@ -161,24 +235,29 @@ class Functions:
         return fn
 
     def _integrity_check(self, layer, pandas_layer, zones: Zones) -> lambda_.Function:
-        """Parses each staged object in bounded memory (pandas): VALID, CORRUPT or UNCHECKED."""
+        """Parses each staged object of a chunk in bounded memory (pandas): VALID, CORRUPT or UNCHECKED."""
         fn = self._function(
             "IntegrityCheck", [layer, pandas_layer], timeout=Duration.minutes(15), memory_size=2048, ephemeral_storage_size=10240,
-            environment=IntegrityCheckEnvironment(),
+            environment=IntegrityCheckEnvironment(batch_bucket=zones.batch_bucket.bucket_name),
         )
         staged = zones.quarantine_bucket.arn_for_objects(STAGING_PREFIX + "*")
         allow(fn, ["s3:GetObject", "s3:GetObjectVersion"], [staged])
         allow(fn, ["s3:ListBucket"], [zones.quarantine_bucket.bucket_arn])
         allow(fn, ["kms:Decrypt"], [self._keys.data_key.key_arn])
+        self._batch_files(fn, write=True)
         acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(staged)}]", OBJECT_ARN_REASON)
         return fn
 
-    def _evaluate_findings(self, layer, options: PipelineOptions, macie: MacieSetup) -> lambda_.Function:
-        """Reads every finding and discovery result of the job and decides each object's verdict."""
+    def _evaluate_findings(self, layer, options: PipelineOptions, macie: MacieSetup, messaging: Messaging) -> lambda_.Function:
+        """Reads every finding and discovery result of the job and decides each object's verdict;
+        counts and summarizes the batch."""
         results_bucket = macie.results_bucket
         fn = self._function(
-            "EvaluateFindings", [layer], timeout=Duration.minutes(10), memory_size=512,
+            "EvaluateFindings", [layer], timeout=Duration.minutes(15), memory_size=1024,
             environment=EvaluateFindingsEnvironment(
+                batch_bucket=self._zones.batch_bucket.bucket_name,
+                state_table=messaging.state_table.table_name,
+                event_bus=messaging.event_bus.event_bus_name,
                 finding_policy=json.dumps(options.verdicts.resolved_finding_policy().as_dict(), sort_keys=True),
                 unknown_format_policy=value_of(options.verdicts.unknown_format_policy),
                 custom_data_identifier_names=macie.custom_identifier_names(),
@@ -187,6 +266,11 @@ class Functions:
             ),
         )
         allow(fn, ["macie2:ListFindings", "macie2:GetFindings", "macie2:GetClassificationExportConfiguration"], ["*"])
+        self._batch_files(fn, write=True)
+        self._put_events(fn, messaging)
+        # The job's error events (job#<id>), recorded by job_events.
+        allow(fn, ["dynamodb:GetItem"], [messaging.state_table.table_arn], leading_keys=JOB_PREFIX + "*")
+        allow(fn, TABLE_READ_KEY_USE, [self._keys.operations_key.key_arn])
         if results_bucket is not None:
             allow(fn, ["s3:GetObject"], [results_bucket.arn_for_objects("*")])
             allow(fn, ["s3:ListBucket"], [results_bucket.bucket_arn])
@@ -207,13 +291,33 @@ class Functions:
                     "permissions; X-Ray needs *.")
         return fn
 
-    def _request_review(self, layer, options: PipelineOptions, messaging: Messaging) -> lambda_.Function:
-        """Stores the task token under a single-use review id and sends the reviewer the link."""
+    def _job_events(self, layer, options: PipelineOptions, messaging: Messaging) -> lambda_.Function:
+        """Resumes the execution waiting for a Macie job: from the job's log events (subscription on
+        Macie's log group), or at once when the job has already ended when the execution starts waiting."""
         fn = self._function(
-            "RequestReview", [layer], timeout=Duration.minutes(1),
+            "JobEvents", [layer], timeout=Duration.minutes(1),
+            environment=JobEventsEnvironment(
+                state_table=messaging.state_table.table_name,
+                item_ttl_seconds=options.timing.claim_ttl_seconds(),
+            ),
+        )
+        allow(fn, ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], [messaging.state_table.table_arn],
+              leading_keys=JOB_PREFIX + "*")
+        allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        jobs = macie_job_arn_pattern(self._ctx.stack)
+        allow(fn, ["macie2:DescribeClassificationJob"], [jobs])
+        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(jobs)}]",
+                    "Macie classification jobs are created at run time, one per batch; their ids cannot be known at deploy time.")
+        return fn
+
+    def _request_review(self, layer, options: PipelineOptions, messaging: Messaging) -> lambda_.Function:
+        """Lists a batch's held objects, stores the task token under a single-use review id and sends the link."""
+        fn = self._function(
+            "RequestReview", [layer], timeout=Duration.minutes(5), memory_size=512,
             environment=RequestReviewEnvironment(
                 state_table=messaging.state_table.table_name,
                 topic_arn=messaging.topic.topic_arn,
+                batch_bucket=self._zones.batch_bucket.bucket_name,
                 review_timeout_seconds=int(options.timing.approval_timeout.to_seconds()),
                 review_api_url=Lazy.string(self._review_api_url),
             ),
@@ -221,19 +325,47 @@ class Functions:
         allow(fn, ["dynamodb:PutItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
         allow(fn, ["sns:Publish"], [messaging.topic.topic_arn])
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        self._batch_files(fn, write=False)
+        review_objects = self._zones.batch_bucket.arn_for_objects(f"{BATCH_PREFIX}*/{REVIEW_OBJECTS}")
+        allow(fn, ["s3:PutObject"], [review_objects])
+        allow(fn, ["kms:GenerateDataKey"], [self._keys.data_key.key_arn])
+        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(review_objects)}]",
+                    "Each batch's review list, batches/<batch id>/review.jsonl; batch ids are made at run time.")
         if messaging.topic_supplied and messaging.topic_key is not None:
             allow(fn, ["kms:GenerateDataKey", "kms:Decrypt"], [messaging.topic_key.key_arn])
         return fn
 
     def _review_api(self, layer, messaging: Messaging) -> lambda_.Function:
-        """Serves the review page (GET, read-only) and records a decision (POST)."""
+        """Serves the review page (GET, read-only) and records decisions, per object or all (POST)."""
         fn = self._function(
-            "ReviewApiHandler", [layer], timeout=Duration.seconds(29),
-            environment=ReviewApiEnvironment(state_table=messaging.state_table.table_name),
+            "ReviewApiHandler", [layer], timeout=Duration.seconds(29), memory_size=512,
+            environment=ReviewApiEnvironment(
+                state_table=messaging.state_table.table_name, batch_bucket=self._zones.batch_bucket.bucket_name,
+            ),
         )
-        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
+        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"], [messaging.state_table.table_arn],
+              leading_keys=REVIEW_PREFIX + "*")
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
+        self._batch_files(fn, write=False)
         return fn
+
+    def _batch_files(self, fn: lambda_.Function, *, write: bool, read: bool = True) -> None:
+        """Read (GetObject; ListBucket so that a missing file is a 404, not a 403) and/or write
+        (PutObject) the files of any batch, ``batches/*`` in the batch bucket, under the data key."""
+        bucket = self._zones.batch_bucket
+        files = bucket.arn_for_objects(BATCH_PREFIX + "*")
+        actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
+        allow(fn, actions, [files])
+        if read:
+            allow(fn, ["s3:ListBucket"], [bucket.bucket_arn])
+        key_actions = (["kms:Decrypt"] if read else []) + (["kms:GenerateDataKey"] if write else [])
+        allow(fn, key_actions, [self._keys.data_key.key_arn])
+        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(files)}]",
+                    "A batch's files are under batches/<batch id>/; batch ids are made at run time.")
+
+    def _put_events(self, fn: lambda_.Function, messaging: Messaging) -> None:
+        """Send result events to the pipeline's bus (PutEvents, 10 entries per call)."""
+        allow(fn, ["events:PutEvents"], [messaging.event_bus.event_bus_arn])
 
     # ------------------------------------------------------------------ helpers
     def _function(

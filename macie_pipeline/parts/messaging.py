@@ -41,16 +41,18 @@ class Messaging:
         self.state_table = defaults.state_table(ctx.scope, "State", key=operations_key, removal_policy=ctx.removal_policy)
         self.event_bus: events.IEventBus = event_bus or events.EventBus.from_event_bus_name(ctx.scope, "DefaultBus", "default")
 
-    def allow_results_from(self, role: iam.IRole) -> None:
-        """A bus you passed from another account needs a policy that lets ``role`` put result events."""
+    def allow_results_from(self, *roles: iam.IRole) -> None:
+        """A bus you passed from another account needs a policy that lets ``roles`` (every role that
+        sends result events) put result events."""
         if self._ctx.imported("event_bus") and environment_differs(self.event_bus, self._ctx.stack) is not False:
             self._ctx.record(
                 "event_bus", self.event_bus.event_bus_arn, "event bus policy",
-                "Only if the bus is in another account: let the workflow's role put result events on it (in the same "
-                "account its IAM policy is enough). Without it every result event fails, and so does the scan.",
+                "Only if the bus is in another account: let the pipeline's roles that send result events put them on "
+                "it (in the same account their IAM policies are enough). Without it every result event fails, and so "
+                "does the scan.",
                 iam.PolicyStatement(
                     sid="AllowSensitiveDataScanPipelineResults",
-                    principals=[iam.ArnPrincipal(role.role_arn)],
+                    principals=[iam.ArnPrincipal(role.role_arn) for role in roles],
                     actions=["events:PutEvents"],
                     resources=[self.event_bus.event_bus_arn],
                 ),

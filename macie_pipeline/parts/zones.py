@@ -1,7 +1,9 @@
-"""The zones: access logs, ingress, quarantine, review and vault buckets, and the vault's write guard."""
+"""The zones: access logs, ingress, quarantine, review and vault buckets, the vault's write guard,
+and the batch bucket (each batch's manifest and per-object results)."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from aws_cdk import aws_iam as iam
@@ -9,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from .. import defaults
+from ..contract import BATCH_PREFIX, MAP_RESULTS_PREFIX
 from ..external import Ownership
 from ..options import ZoneOptions
 from .context import PartContext, acknowledge
@@ -20,7 +23,7 @@ class Zones:
 
     def __init__(
         self, ctx: PartContext, *, data_key: kms.IKey, options: ZoneOptions, trigger_kind: str,
-        ingress_bucket: Optional[s3.IBucket], vault_bucket: Optional[s3.IBucket],
+        ingress_bucket: Optional[s3.IBucket], vault_bucket: Optional[s3.IBucket], claim_ttl_seconds: int,
     ) -> None:
         self._ctx = ctx
         self._data_key = data_key
@@ -41,6 +44,13 @@ class Zones:
                 "vault_bucket", self.vault_bucket.bucket_arn, "bucket configuration",
                 "Required. Turn on versioning: the pipeline writes and verifies exact object versions.",
             )
+        #: Each batch's manifest, per-object results and map run results (``batches/<batch id>/``,
+        #: ``map-results/``), kept as long as a claim holds (rounded up to days), then expired. No
+        #: object of the pipeline's care is ever here: only references and results.
+        self.batch_bucket = self.data_bucket(
+            "BatchBucket", noncurrent_version_days=None,
+            lifecycle_rules=defaults.expiring_prefixes((BATCH_PREFIX, MAP_RESULTS_PREFIX), math.ceil(claim_ttl_seconds / 86400)),
+        )
 
     def data_bucket(self, id: str, **settings) -> s3.Bucket:
         """A hardened data bucket under the data key, logging to the access log bucket."""
