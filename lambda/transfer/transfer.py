@@ -408,9 +408,14 @@ def _delete(s3: Any, request: TransferRequest) -> dict[str, Any]:
     return {"deleted": True, **source}
 
 
-def run(event: Any, *, s3: Any, env: TransferEnvironment) -> dict[str, Any]:
-    """Carry out one transfer request with ``s3``. ``env`` is empty: transfer has no settings (every
-    function takes its environment object all the same)."""
+def run(event: Any, *, s3: Any, env: TransferEnvironment, events: Any = None, dynamodb: Any = None) -> dict[str, Any]:
+    """Carry out one request with ``s3``: a single-object operation (copy, move, tag, delete; executions
+    started on the per-object workflow still call them) or a chunk operation (transfer_chunks), which
+    also uses ``events`` (result events) and ``dynamodb`` (review decisions)."""
+    if isinstance(event, Mapping) and event.get("operation") in transfer_core.CHUNK_OPERATIONS:
+        import transfer_chunks  # here: transfer_chunks builds on this module
+
+        return transfer_chunks.run(event, s3=s3, events=events, dynamodb=dynamodb, env=env)
     request = transfer_core.parse_request(event)
     if request.operation in transfer_core.COPYING_OPERATIONS:
         return _copy(s3, request)
@@ -422,4 +427,8 @@ def run(event: Any, *, s3: Any, env: TransferEnvironment) -> dict[str, Any]:
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    return run(event, s3=_CLIENTS.client("s3"), env=TransferEnvironment.from_environment(os.environ))
+    env = TransferEnvironment.from_environment(os.environ)
+    if isinstance(event, Mapping) and event.get("operation") in transfer_core.CHUNK_OPERATIONS:
+        return run(event, s3=_CLIENTS.client("s3"), env=env, events=_CLIENTS.client("events"),
+                   dynamodb=_CLIENTS.client("dynamodb"))
+    return run(event, s3=_CLIENTS.client("s3"), env=env)
