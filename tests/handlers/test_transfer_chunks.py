@@ -209,6 +209,9 @@ def test_a_chunk_through_every_step(aws, monkeypatch):
         assert set(staged) == {"bucket", "key", "versionId", "etag", "size"}
         if line["i"] != STAGED_COPY_GONE:
             assert tags(s3, QUARANTINE, staged["key"], staged["versionId"]) == {TAG_SCAN_ID: BATCH_ID, TAG_OUTCOME: "SCANNING"}
+            # each copy's version id is its own (8 threads share one client; two copies share a key)
+            body = s3.get_object(Bucket=QUARANTINE, Key=staged["key"], VersionId=staged["versionId"])["Body"].read()
+            assert body == body_of_index(line["i"])
     assert "#sha256/" in copied[LONG]["staged"]["key"]  # scans/<id>/<1,024-byte key> would be too long
     assert copied[DUPLICATE[0]]["staged"]["key"] == copied[DUPLICATE[1]]["staged"]["key"]
     assert copied[DUPLICATE[0]]["staged"]["versionId"] != copied[DUPLICATE[1]]["staged"]["versionId"]
