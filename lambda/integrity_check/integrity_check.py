@@ -27,6 +27,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
+import integrity_chunks
 import integrity_core as core
 from pipeline_common.clients import ClientCache, client_config
 from pipeline_common.contract import IntegrityCheckEnvironment
@@ -39,7 +40,9 @@ logger = get_logger("integrity_check")
 
 # The function hashes the bytes itself (integrity_core.HashingReader); botocore validates a response
 # checksum only when asked to (ChecksumMode on GetObject), so nothing is hashed twice.
-_CLIENTS = ClientCache(client_config(read_timeout=60, response_checksum_validation="when_required"))
+_CLIENTS = ClientCache(
+    client_config(read_timeout=60, response_checksum_validation="when_required", max_pool_connections=32)
+)
 
 # S3 answers a stalled upload/download with 400 RequestTimeout (in the shared transient set): worth a
 # retry, unlike other 400s. Its ...Exception spelling is not in the shared set.
@@ -123,7 +126,18 @@ def _head(s3: Any, ref: Mapping[str, Any]) -> dict:
 
 
 def run(event: Any, *, s3: Any, env: IntegrityCheckEnvironment, tmp_dir: str | None = None) -> dict:
-    """Check the staged object the event names, streamed from ``s3``, with the limits of ``env``."""
+    """Check the staged object the event names, streamed from ``s3``, with the limits of ``env``; or,
+    for ``{"operation": "check_chunk", "batchId", "chunk"}``, every staged object of one chunk
+    (integrity_chunks: counts only, the results go to staged/<chunk> in the batch bucket)."""
+    if isinstance(event, Mapping) and "operation" in event:
+        return integrity_chunks.check_chunk(
+            event, s3=s3, env=env, check=lambda request: check_one(request, s3=s3, env=env, tmp_dir=tmp_dir)
+        )
+    return check_one(event, s3=s3, env=env, tmp_dir=tmp_dir)
+
+
+def check_one(event: Any, *, s3: Any, env: IntegrityCheckEnvironment, tmp_dir: str | None = None) -> dict:
+    """Check one staged object: ``{"object": ObjectRef of the staged copy, "originalKey"}``."""
     ref, original_key = _parse_event(event)
     location = {"bucket": ref["bucket"], "key": ref["key"], "versionId": ref["versionId"]}
     head = _head(s3, ref)

@@ -16,7 +16,7 @@ retry decides again on what is current then.
 from __future__ import annotations
 
 import os
-import uuid
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, NoReturn
 
@@ -43,7 +43,9 @@ MULTIPART_THRESHOLD = 5 * 1024**3
 MULTIPART_CHUNKSIZE = 256 * 1024**2
 MAX_CONCURRENCY = 8
 
-_CLIENTS = ClientCache(client_config(read_timeout=120, max_pool_connections=MAX_CONCURRENCY + 2))
+# Enough connections for a chunk's thread pool (TransferEnvironment.workers) and a multipart copy's parts.
+MAX_POOL_CONNECTIONS = 64
+_CLIENTS = ClientCache(client_config(read_timeout=120, max_pool_connections=MAX_POOL_CONNECTIONS))
 
 
 def _fail(error: Exception, action: str, *, on_source: bool) -> NoReturn:
@@ -139,6 +141,48 @@ def _copy_failed(error: Exception, request: TransferRequest, *, conditional: boo
     _fail(error, "copy", on_source=True)
 
 
+@dataclass
+class _CopyState:
+    """One copy in progress: the condition for the request that creates the object, and the version
+    ids S3 reported for it."""
+
+    condition: dict[str, str]
+    captured: list[str]
+
+
+# The copies in progress, by destination (bucket, key). The chunk operations share one client between
+# threads and never copy to one destination key from two threads at once (transfer_chunks.KeyLocks).
+_ACTIVE: dict[tuple[str, str], _CopyState] = {}
+_ACTIVE_LOCK = threading.Lock()
+_HOOK_ID = "macie-pipeline-transfer"
+_CONTEXT_KEY = "macie_pipeline_copy"
+
+
+def _mark_copy(params: dict, context: dict | None = None, **_: Any) -> None:
+    """before-parameter-build: a request creating a copy in progress gets its condition, and its
+    context remembers the copy (so that after-call knows whose response it is)."""
+    state = _ACTIVE.get((params.get("Bucket"), params.get("Key")))
+    if state is None:
+        return
+    if context is not None:
+        context[_CONTEXT_KEY] = state
+    params.update(state.condition)
+
+
+def _capture_copy(parsed: Any = None, context: dict | None = None, **_: Any) -> None:
+    state = (context or {}).get(_CONTEXT_KEY)
+    if state is not None and isinstance(parsed, dict) and parsed.get("VersionId"):
+        state.captured.append(parsed["VersionId"])
+
+
+def install_hooks(s3: Any) -> None:
+    """Register the copy hooks on ``s3`` once (registering them again is a no-op). They stay: adding
+    and removing handlers while other threads send requests on the same client is not safe."""
+    for op in CREATING_OPERATIONS:
+        s3.meta.events.register(f"before-parameter-build.s3.{op}", _mark_copy, unique_id=f"{_HOOK_ID}-mark-{op}")
+        s3.meta.events.register(f"after-call.s3.{op}", _capture_copy, unique_id=f"{_HOOK_ID}-capture-{op}")
+
+
 def _managed_copy(
     s3: Any,
     request: TransferRequest,
@@ -153,21 +197,13 @@ def _managed_copy(
     or CompleteMultipartUpload for a multipart copy (S3 takes no condition on UploadPartCopy, and
     s3transfer passes none through its ExtraArgs, hence the parameter hook).
     """
-    captured: list[str] = []
-
-    def capture(parsed: Any = None, **_: Any) -> None:
-        if isinstance(parsed, dict) and parsed.get("VersionId"):
-            captured.append(parsed["VersionId"])
-
-    def add_condition(params: dict, **_: Any) -> None:
-        params.update(condition)
-
-    token = uuid.uuid4().hex
-    hooks = [(f"after-call.s3.{op}", capture) for op in CREATING_OPERATIONS]
-    if condition:
-        hooks += [(f"before-parameter-build.s3.{op}", add_condition) for op in CREATING_OPERATIONS]
-    for name, hook in hooks:
-        s3.meta.events.register(name, hook, unique_id=f"transfer-{token}-{name}")
+    install_hooks(s3)
+    state = _CopyState(dict(condition), [])
+    destination = (request.destination_bucket, request.destination_key)
+    with _ACTIVE_LOCK:
+        if destination in _ACTIVE:
+            raise TransientError(f"another copy to s3://{destination[0]}/{destination[1]} is in progress; retry")
+        _ACTIVE[destination] = state
     source = request.source
     try:
         s3.copy(
@@ -188,9 +224,9 @@ def _managed_copy(
     except (ClientError, BotoCoreError) as error:
         _copy_failed(error, request, conditional=bool(condition))
     finally:
-        for name, _hook in hooks:
-            s3.meta.events.unregister(name, unique_id=f"transfer-{token}-{name}")
-    return captured[-1] if captured else None
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop(destination, None)
+    return state.captured[-1] if state.captured else None
 
 
 def _delete_version(s3: Any, bucket: str, key: str, version_id: str, *, action: str) -> None:
@@ -372,9 +408,14 @@ def _delete(s3: Any, request: TransferRequest) -> dict[str, Any]:
     return {"deleted": True, **source}
 
 
-def run(event: Any, *, s3: Any, env: TransferEnvironment) -> dict[str, Any]:
-    """Carry out one transfer request with ``s3``. ``env`` is empty: transfer has no settings (every
-    function takes its environment object all the same)."""
+def run(event: Any, *, s3: Any, env: TransferEnvironment, events: Any = None, dynamodb: Any = None) -> dict[str, Any]:
+    """Carry out one request with ``s3``: a single-object operation (copy, move, tag, delete; executions
+    started on the per-object workflow still call them) or a chunk operation (transfer_chunks), which
+    also uses ``events`` (result events) and ``dynamodb`` (review decisions)."""
+    if isinstance(event, Mapping) and event.get("operation") in transfer_core.CHUNK_OPERATIONS:
+        import transfer_chunks  # here: transfer_chunks builds on this module
+
+        return transfer_chunks.run(event, s3=s3, events=events, dynamodb=dynamodb, env=env)
     request = transfer_core.parse_request(event)
     if request.operation in transfer_core.COPYING_OPERATIONS:
         return _copy(s3, request)
@@ -386,4 +427,8 @@ def run(event: Any, *, s3: Any, env: TransferEnvironment) -> dict[str, Any]:
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    return run(event, s3=_CLIENTS.client("s3"), env=TransferEnvironment.from_environment(os.environ))
+    env = TransferEnvironment.from_environment(os.environ)
+    if isinstance(event, Mapping) and event.get("operation") in transfer_core.CHUNK_OPERATIONS:
+        return run(event, s3=_CLIENTS.client("s3"), env=env, events=_CLIENTS.client("events"),
+                   dynamodb=_CLIENTS.client("dynamodb"))
+    return run(event, s3=_CLIENTS.client("s3"), env=env)

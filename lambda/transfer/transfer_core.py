@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 from pipeline_common.constants import (
@@ -16,10 +17,15 @@ from pipeline_common.constants import (
     S3_MAX_TAG_VALUE,
     S3_MAX_TAGS,
     SUPERSEDED,
+    TAG_FINDINGS,
     TAG_OUTCOME,
+    TAG_SCAN_ID,
+    TAG_VERDICT,
 )
+from pipeline_common.contract import REVIEW_DECISION_SEPARATOR, REVIEW_PREFIX
 from pipeline_common.errors import InvalidInputError, SourceChangedError, VerificationError
 from pipeline_common.objects import normalise_etag, object_ref
+from pipeline_common.objects import tag_value as clean_tag_value
 
 OPERATIONS = ("copy", "move", "tag", "delete")
 COPYING_OPERATIONS = ("copy", "move")
@@ -372,3 +378,224 @@ def classify_error(code: str, status: int | None, *, on_source: bool) -> str | N
             return None
         return "source-changed"
     return None
+
+
+# ------------------------------------------------------------------ chunk operations (docs/batching.md)
+#: Operations on one chunk of a batch (or, report_failed, on a whole batch); each returns counts only.
+CHUNK_OPERATIONS = ("stage_chunk", "route_chunk", "decide_chunk", "report_failed")
+
+# Outcomes (result events, the outcome tag, routed/decided lines).
+SCANNING = "SCANNING"
+VAULT, REVIEW_PENDING, QUARANTINED = "VAULT", "REVIEW_PENDING", "QUARANTINED"
+APPROVED, DENIED, DELETED, FAILED = "APPROVED", "DENIED", "DELETED", "FAILED"
+INGRESS_CLEANUP_FAILED = "INGRESS_CLEANUP_FAILED"
+#: Outcomes after which nothing more happens to the object in this batch.
+FINAL_OUTCOMES = (VAULT, SUPERSEDED, QUARANTINED, APPROVED, DENIED, DELETED, FAILED)
+# Where a FAILED object was left (heldIn).
+INGRESS, QUARANTINE, REVIEW_ZONE = "INGRESS", "QUARANTINE", "REVIEW"
+
+# Verdicts of evaluate_findings (FAILED: the object could not be scanned; nothing moves).
+CLEAN_VERDICT, REVIEW_VERDICT, DENY_VERDICT, CORRUPT_VERDICT = "CLEAN", "REVIEW", "DENY", "CORRUPT"
+ROUTABLE_VERDICTS = (CLEAN_VERDICT, REVIEW_VERDICT, DENY_VERDICT, CORRUPT_VERDICT)
+LINE_VERDICTS = (*ROUTABLE_VERDICTS, FAILED)
+# Reviewer decisions; TIMEOUT: no decision stored when decide_chunk ran (denied, never deleted).
+APPROVE_DECISION, DENY_DECISION, TIMEOUT_DECISION = "APPROVE", "DENY", "TIMEOUT"
+DENY_POLICIES = ("QUARANTINE", "DELETE")
+
+#: A batch id is an execution name (``b-<time>-<hex>``): it becomes part of S3 keys, so no ``/``.
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+#: The object fields of a result event (the ingress version; the manifest also has lastModified).
+OBJECT_FIELDS = ("bucket", "key", "versionId", "etag", "size")
+STAGED_FIELDS = ("bucket", "key", "versionId", "etag", "size")
+LOCATION_FIELDS = ("bucket", "key", "versionId")
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """A chunk operation's input: ``{"operation", "batchId", "chunk", "executionArn"?}``, or for
+    report_failed ``{"operation", "batchId", "chunkCount", "executionArn"?, "error"?}``."""
+
+    operation: str
+    batch_id: str
+    chunk: int = 0
+    execution_arn: str | None = None
+    chunk_count: int = 0
+    error: Any = None
+
+
+def parse_chunk_request(event: Any) -> ChunkRequest:
+    """Validate a chunk operation's input; every problem raises InvalidInputError naming the field."""
+    if not isinstance(event, Mapping):
+        raise InvalidInputError(f"input must be an object, got {type(event).__name__}")
+    operation = event.get("operation")
+    if operation not in CHUNK_OPERATIONS:
+        raise InvalidInputError(f"operation must be one of {', '.join(CHUNK_OPERATIONS)}, got {operation!r}")
+    batch_id = event.get("batchId")
+    if not isinstance(batch_id, str) or not _BATCH_ID.match(batch_id):
+        raise InvalidInputError(f"batchId must be a batch id (letters, digits, . _ -; at most 80), got {batch_id!r}")
+    execution_arn = event.get("executionArn")
+    if execution_arn is not None and not isinstance(execution_arn, str):
+        raise InvalidInputError(f"executionArn must be a string, got {type(execution_arn).__name__}")
+    if operation == "report_failed":
+        count = _count(event.get("chunkCount"), "chunkCount")
+        return ChunkRequest(operation, batch_id, execution_arn=execution_arn, chunk_count=count, error=event.get("error"))
+    return ChunkRequest(operation, batch_id, chunk=_count(event.get("chunk"), "chunk"), execution_arn=execution_arn)
+
+
+def _count(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _line_problem(line: Mapping[str, Any], *, ingress_bucket: str | None) -> str | None:
+    """What is wrong with a line's ``i`` and ``source`` (None: nothing)."""
+    index = line.get("i")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        return f"i must be a non-negative integer, got {index!r}"
+    try:
+        source = object_ref(line.get("source"), field="source")
+    except InvalidInputError as error:
+        return str(error)
+    if ingress_bucket is not None and source["bucket"] != ingress_bucket:
+        return f"source.bucket is {source['bucket']!r}, not the ingress bucket {ingress_bucket!r}"
+    return None
+
+
+def _staged_problem(line: Mapping[str, Any], field: str = "staged") -> str | None:
+    value = line.get(field)
+    if value is None:
+        return None
+    try:
+        object_ref(value, field=field)
+    except InvalidInputError as error:
+        return str(error)
+    return None
+
+
+def check_lines(lines: Sequence[Mapping[str, Any]], name: str, *, ingress_bucket: str | None,
+                staged: bool = False, verdict: bool = False) -> None:
+    """Raise InvalidInputError naming the file and the line of the first malformed line: ``i`` and
+    ``source`` always, the ``staged`` ref when ``staged``, the ``verdict`` when ``verdict``."""
+    seen: set[int] = set()
+    for number, line in enumerate(lines, start=1):
+        problem = _line_problem(line, ingress_bucket=ingress_bucket)
+        if problem is None and staged:
+            problem = _staged_problem(line)
+        if problem is None and verdict and line.get("verdict") not in LINE_VERDICTS:
+            problem = f"verdict must be one of {', '.join(LINE_VERDICTS)}, got {line.get('verdict')!r}"
+        if problem is None and line["i"] in seen:
+            problem = f"i {line['i']} appears twice"
+        if problem is not None:
+            raise InvalidInputError(f"{name} line {number}: {problem}")
+        seen.add(line["i"])
+
+
+def check_review_locations(lines: Sequence[Mapping[str, Any]], name: str, review_bucket: str) -> None:
+    """Every REVIEW_PENDING line must say where in the review bucket its object is."""
+    for number, line in enumerate(lines, start=1):
+        if line.get("outcome") != REVIEW_PENDING:
+            continue
+        problem = _staged_problem(line, "location") if line.get("location") is not None else "location is missing"
+        if problem is None and line["location"]["bucket"] != review_bucket:
+            problem = f"location.bucket is {line['location']['bucket']!r}, not the review bucket {review_bucket!r}"
+        if problem is not None:
+            raise InvalidInputError(f"{name} line {number}: {problem}")
+
+
+def pick(value: Mapping[str, Any] | None, fields: Sequence[str]) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {name: value[name] for name in fields if name in value}
+
+
+def promotion_location(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Where an ordered move left the object: bucket, key, versionId, superseded, supersededBy."""
+    return {**pick(result, LOCATION_FIELDS), "superseded": bool(result.get("superseded")),
+            "supersededBy": result.get("supersededBy")}
+
+
+def verdict_tags(scan_id: str, line: Mapping[str, Any], outcome: str) -> dict[str, str]:
+    """The tags of a routed object (as the per-object workflow wrote them): scan id, verdict, the
+    findings' tag value and the outcome."""
+    findings = line.get("findings") if isinstance(line.get("findings"), Mapping) else {}
+    return parse_tags({
+        TAG_SCAN_ID: scan_id,
+        TAG_VERDICT: str(line.get("verdict") or ""),
+        TAG_FINDINGS: clean_tag_value(str(findings.get("tagValue") or "")),
+        TAG_OUTCOME: outcome,
+    })
+
+
+def error_name(error: Any) -> str:
+    """The error name of a result event: ``Error`` of a Step Functions error, or the text itself."""
+    if isinstance(error, Mapping):
+        return str(error.get("Error") or "Error")
+    return str(error) if error else "Error"
+
+
+def result_detail(line: Mapping[str, Any], *, scan_id: str, execution_arn: str | None) -> dict[str, Any]:
+    """The detail of an object's result event (docs/batching.md, "Result events")."""
+    obj = pick(line.get("source"), OBJECT_FIELDS)
+    if line.get("outcome") == FAILED:
+        return {"scanId": scan_id, "executionArn": execution_arn, "outcome": FAILED, "heldIn": line.get("heldIn"),
+                "object": obj, "error": error_name(line.get("error"))}
+    detail = {
+        "scanId": scan_id,
+        "executionArn": execution_arn,
+        "outcome": line["outcome"],
+        "verdict": line.get("verdict"),
+        "object": obj,
+        "location": line.get("location"),
+        "integrity": line.get("integrity"),
+        "findings": line.get("findings"),
+        "reasons": line.get("reasons") or [],
+    }
+    if line.get("review") is not None:
+        detail["review"] = line["review"]
+    return detail
+
+
+def cleanup_detail(line: Mapping[str, Any], *, scan_id: str, execution_arn: str | None, error: Any) -> dict[str, Any]:
+    """The extra event of an object whose scanned ingress version could not be deleted."""
+    return {"scanId": scan_id, "executionArn": execution_arn, "outcome": INGRESS_CLEANUP_FAILED,
+            "object": pick(line.get("source"), LOCATION_FIELDS), "error": error_name(error)}
+
+
+def decision_key(batch_id: str, index: int) -> str:
+    """``review#<batch id>#<object index>``: the reviewer's decision on one object of a batch."""
+    return f"{REVIEW_PREFIX}{batch_id}{REVIEW_DECISION_SEPARATOR}{index}"
+
+
+def parse_decision(item: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """``{decision, reviewer, decidedAt}`` of a stored decision, or None when there is none usable
+    (no item, or a decision that is neither APPROVE nor DENY: only an explicit APPROVE promotes)."""
+    if not item:
+        return None
+    decision = item.get("decision")
+    if decision not in (APPROVE_DECISION, DENY_DECISION):
+        return None
+    return {"decision": decision, "reviewer": str(item.get("reviewer") or "unknown"),
+            "decidedAt": str(item.get("decidedAt") or "")}
+
+
+def timeout_review(now: datetime) -> dict[str, str]:
+    """The review of an object nobody decided on: denied, kept in quarantine, never deleted."""
+    stamp = now.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {"decision": TIMEOUT_DECISION, "reviewer": "timeout", "decidedAt": stamp}
+
+
+def outcome_counts(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in lines:
+        outcome = str(line.get("outcome"))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def has_final_outcome(routed: Mapping[str, Any] | None, decided: Mapping[str, Any] | None) -> bool:
+    """Whether an object already has its outcome (and so its result event): decided, or routed to
+    anything but review."""
+    if decided is not None and decided.get("outcome"):
+        return True
+    return routed is not None and routed.get("outcome") in FINAL_OUTCOMES

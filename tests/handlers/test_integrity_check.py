@@ -25,6 +25,7 @@ from pipeline_common.errors import InvalidInputError, PipelineError, SourceChang
 from support.lambda_helpers import FakeContext, client_error
 
 BUCKET = "staging-bucket"
+BATCH = {"BATCH_BUCKET": "batch-bucket"}  # the one variable without a default
 SECRET = "SECRET-7731-VALUE"
 
 
@@ -32,6 +33,7 @@ SECRET = "SECRET-7731-VALUE"
 def s3(monkeypatch):
     monkeypatch.delenv("CHUNK_ROWS", raising=False)
     monkeypatch.delenv("MAX_JSON_DOCUMENT_BYTES", raising=False)
+    monkeypatch.setenv("BATCH_BUCKET", BATCH["BATCH_BUCKET"])
     integrity_check._CLIENTS.clear()
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1", config=integrity_check._CLIENTS.config)
@@ -49,7 +51,7 @@ def put(s3, key: str, body: bytes, **kwargs) -> dict:
 
 def check(s3, ref: dict, original_key: str | None = None, env: dict | None = None, **kwargs) -> dict:
     event = {"object": ref, "originalKey": original_key or ref["key"]}
-    return integrity_check.run(event, s3=s3, env=IntegrityCheckEnvironment.from_environment(env or {}), **kwargs)
+    return integrity_check.run(event, s3=s3, env=IntegrityCheckEnvironment.from_environment({**BATCH, **(env or {})}), **kwargs)
 
 
 def parquet_bytes(rows: int) -> bytes:
@@ -227,7 +229,7 @@ def test_bad_input(event):
 
 
 # ---------------------------------------------------------------------------------------------- transient failures
-DEFAULTS = IntegrityCheckEnvironment()
+DEFAULTS = IntegrityCheckEnvironment(batch_bucket="batch-bucket")
 REF = {"bucket": BUCKET, "key": "a.csv", "versionId": "v1"}
 EVENT = {"object": REF, "originalKey": "a.csv"}
 

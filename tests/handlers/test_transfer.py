@@ -40,8 +40,17 @@ HEADERS = {
 }
 
 
+# The function's environment as the construct sets it (the single-object operations read none of it).
+ENVIRONMENT = {"BATCH_BUCKET": "batch-bucket", "INGRESS_BUCKET": SRC, "QUARANTINE_BUCKET": "quarantine-bucket",
+               "REVIEW_BUCKET": "review-bucket", "VAULT_BUCKET": DST, "EVENT_BUS_NAME": "default",
+               "STATE_TABLE": "pipeline-state"}
+TRANSFER_ENV = TransferEnvironment.from_environment(ENVIRONMENT)
+
+
 @pytest.fixture
-def s3():
+def s3(monkeypatch):
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
     transfer._CLIENTS.clear()
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
@@ -318,7 +327,7 @@ def stage(s3, ingress: dict, scan: str) -> dict:
     """The workflow's "Copy to quarantine" (scans/<scan>/<key>)."""
     event = {"operation": "copy", "source": ingress, "destination": {"bucket": QUARANTINE, "key": f"scans/{scan}/{KEY}"},
              "tags": {TAG_SCAN_ID: scan, TAG_OUTCOME: "SCANNING"}}
-    return transfer.run(event, s3=s3, env=TransferEnvironment())
+    return transfer.run(event, s3=s3, env=TRANSFER_ENV)
 
 
 def promotion(staged: dict, scan: str) -> dict:
@@ -329,7 +338,7 @@ def promotion(staged: dict, scan: str) -> dict:
 
 
 def promote(s3, staged: dict, scan: str) -> dict:
-    return transfer.run(promotion(staged, scan), s3=s3, env=TransferEnvironment())
+    return transfer.run(promotion(staged, scan), s3=s3, env=TRANSFER_ENV)
 
 
 def vault_bodies(s3) -> list[bytes]:

@@ -225,3 +225,47 @@ def test_write_conflicts_are_412_and_409():
     assert transfer_core.is_write_conflict("PreconditionFailed", 412)
     assert transfer_core.is_write_conflict("ConditionalRequestConflict", 409)
     assert not transfer_core.is_write_conflict("AccessDenied", 403)
+
+
+# ---------------------------------------------------------------------------------------------- chunk operations
+def test_parse_chunk_request():
+    parsed = transfer_core.parse_chunk_request({"operation": "route_chunk", "batchId": "b-1", "chunk": 3, "executionArn": "arn"})
+    assert parsed == transfer_core.ChunkRequest("route_chunk", "b-1", chunk=3, execution_arn="arn")
+    report = transfer_core.parse_chunk_request({"operation": "report_failed", "batchId": "b-1", "chunkCount": 2,
+                                                "error": {"Error": "E"}})
+    assert (report.chunk_count, report.error, report.execution_arn) == (2, {"Error": "E"}, None)
+    with pytest.raises(InvalidInputError, match="chunk must be a non-negative integer, got -1"):
+        transfer_core.parse_chunk_request({"operation": "stage_chunk", "batchId": "b-1", "chunk": -1})
+    with pytest.raises(InvalidInputError, match="input must be an object"):
+        transfer_core.parse_chunk_request([])
+
+
+def test_verdict_tags_and_result_details():
+    line = {"i": 0, "source": {**SOURCE, "lastModified": "t"}, "verdict": "DENY", "findings": {"tagValue": "EMAIL:2 (x)"},
+            "integrity": {"status": "VALID"}, "reasons": ["r"], "outcome": "QUARANTINED", "location": {"bucket": "q"}}
+    assert transfer_core.verdict_tags("b-1", line, "QUARANTINED") == {
+        "macie-pipeline:scan-id": "b-1", "macie-pipeline:verdict": "DENY", "macie-pipeline:findings": "EMAIL:2 _x_",
+        "macie-pipeline:outcome": "QUARANTINED"}
+    assert transfer_core.result_detail(line, scan_id="b-1", execution_arn="arn") == {
+        "scanId": "b-1", "executionArn": "arn", "outcome": "QUARANTINED", "verdict": "DENY", "object": SOURCE,
+        "location": {"bucket": "q"}, "integrity": {"status": "VALID"}, "findings": {"tagValue": "EMAIL:2 (x)"},
+        "reasons": ["r"]}
+    failed = {**line, "outcome": "FAILED", "heldIn": "QUARANTINE", "error": {"Error": "ClientError", "Cause": "c"}}
+    assert transfer_core.result_detail(failed, scan_id="b-1", execution_arn=None) == {
+        "scanId": "b-1", "executionArn": None, "outcome": "FAILED", "heldIn": "QUARANTINE", "object": SOURCE,
+        "error": "ClientError"}
+
+
+def test_decisions_and_final_outcomes():
+    assert transfer_core.decision_key("b-1", 7) == "review#b-1#7"
+    assert transfer_core.parse_decision({"decision": "APPROVE", "reviewer": "a", "decidedAt": "t"}) == {
+        "decision": "APPROVE", "reviewer": "a", "decidedAt": "t"}
+    assert transfer_core.parse_decision({"decision": "approve"}) is None
+    assert transfer_core.parse_decision(None) is None
+    assert transfer_core.timeout_review(datetime(2025, 1, 2, 3, 4, 5, 600, tzinfo=timezone.utc)) == {
+        "decision": "TIMEOUT", "reviewer": "timeout", "decidedAt": "2025-01-02T03:04:05Z"}
+    assert transfer_core.has_final_outcome({"outcome": "VAULT"}, None)
+    assert transfer_core.has_final_outcome({"outcome": "FAILED"}, None)
+    assert not transfer_core.has_final_outcome({"outcome": "REVIEW_PENDING"}, None)
+    assert transfer_core.has_final_outcome({"outcome": "REVIEW_PENDING"}, {"outcome": "DENIED"})
+    assert not transfer_core.has_final_outcome(None, None)

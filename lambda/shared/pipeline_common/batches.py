@@ -30,8 +30,14 @@ def dumps_line(line: Mapping[str, Any]) -> bytes:
 
 def parse_lines(body: bytes, *, name: str) -> list[dict]:
     """JSON Lines -> objects; a line that is not a JSON object is an InvalidInputError naming the file and line."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(f"{name} is not UTF-8: {error}") from None
     lines = []
-    for number, raw in enumerate(body.decode("utf-8").splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also splits on U+0085, U+2028 and U+2029, which JSON keeps
+    # unescaped inside strings (an S3 key may hold them), and would cut such a line in two.
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
