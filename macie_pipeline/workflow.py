@@ -53,6 +53,7 @@ def job_arn_pattern(stack: Stack) -> str:
 
 # Errors a handler raises when a retry may help (see lambda/shared/pipeline_common/errors.py).
 HANDLER_TRANSIENT_ERRORS = ["TransientError"]
+NOTHING_TO_REVIEW_ERROR = "NothingToReview"  # request_review: no object of the batch is held for review
 # Lambda's transient service errors and throttling, as Step Functions names them (Step Functions
 # developer guide, "Handle Lambda service exceptions"); every LambdaInvoke retries all of them.
 LAMBDA_SERVICE_ERRORS = [
@@ -497,6 +498,9 @@ class ScanWorkflow(Construct):
                 "batchId.$": "$.batchId",
                 "chunkCount.$": "$.chunkCount",
                 "executionArn.$": "$$.Execution.Id",
+                # Decisions are refused after this time + the approval timeout (minus a margin), so
+                # none is saved after Apply decisions has read them.
+                "stateEnteredTime.$": "$$.State.EnteredTime",
             },
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             task_timeout=sfn.Timeout.duration(self._s.approval_timeout),
@@ -516,6 +520,8 @@ class ScanWorkflow(Construct):
             comment="Undecided objects are denied and kept in quarantine, never deleted",
         )
         ask.add_catch(timed_out, errors=["States.Timeout", "States.HeartbeatTimeout"], result_path=sfn.JsonPath.DISCARD)
+        # Every REVIEW object failed to reach the review bucket (each is reported by Summarize batch).
+        ask.add_catch(summarize, errors=[NOTHING_TO_REVIEW_ERROR], result_path="$.reviewError")
         ask.add_catch(failed, errors=["States.ALL"], result_path="$.error")
 
         decide = self._invoke(
