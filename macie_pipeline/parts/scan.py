@@ -79,8 +79,8 @@ class Scan:
         #: How many times an execution describes its Macie job at most.
         self.max_polls = workflow.max_polls
         self.state_machine.grant_task_response(functions.review_api)
-        # job_events resumes the execution waiting for a Macie job (from the job's log events).
-        self.state_machine.grant_task_response(functions.job_events)
+        # job_events' task-response permission is its own policy (Functions.bind_state_machine): in its
+        # role's default policy it would make a cycle (the state machine invokes job_events).
         # The maps read the chunk index and write their results in the batch bucket (under its key).
         batch_key = zones.batch_bucket.encryption_key
         if batch_key is not None:
@@ -108,10 +108,13 @@ class Scan:
             arn = flatten_reference(stack.resolve(zones.batch_bucket.arn_for_objects(f"{prefix}*")))
             acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn}]",
                         f"The workflow {what} under {prefix} of the batch bucket; batch ids exist only at run time.")
-        distributed_map_policy = self.state_machine.node.try_find_child("DistributedMapPolicy")
-        if distributed_map_policy is not None:
-            acknowledge(distributed_map_policy, "AwsSolutions-IAM5",
+        # CDK adds DistributedMapPolicy at synth: acknowledge its two findings by their exact ids.
+        name = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"%s"}]}]}' % stack.resolve(
+            stack.get_logical_id(self.state_machine.node.default_child))
+        executions = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}"
+        for resource in (f"{executions}:*", f"{executions}/*:*"):
+            acknowledge(self.state_machine, f"AwsSolutions-IAM5[Resource::{resource}]",
                         "CDK's Distributed Map grant: describe, stop and redrive the child executions of this state machine "
-                        "(execution:<this state machine>:*), whose names exist only at run time.")
+                        "(execution:<this state machine>:*, and its map runs' children), whose names exist only at run time.")
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
                     "Step Functions log delivery (logs:*LogDelivery) and X-Ray have no resource-level permissions.")
