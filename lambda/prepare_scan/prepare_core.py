@@ -343,10 +343,12 @@ def object_from_version(bucket: str, version: Mapping[str, Any]) -> dict[str, An
     }
 
 
-def skip_reason(key: str, size: int, prefix: str, storage_class: str | None = None) -> str | None:
+def skip_reason(key: str, size: int, prefix: str, storage_class: str | None = None, suffix: str = "") -> str | None:
     """Why an object version is left out of the scan, or None when it belongs in it."""
     if prefix and not key.startswith(prefix):
         return f"key is outside the ingress prefix {prefix!r}"
+    if suffix and not key.endswith(suffix):
+        return f"key does not end with the trigger's suffix {suffix!r}"
     if key.endswith("/") and size == 0:
         return "folder placeholder (empty object whose key ends with '/')"
     if storage_class in UNREADABLE_STORAGE_CLASSES:

@@ -181,7 +181,7 @@ def _read_records(records: Sequence[Any], env: PrepareScanEnvironment) -> _Intak
             logger.warning("unusable SQS record", extra={"messageId": message_id, "reason": str(error)})
             intake.failures.append(message_id)
             continue
-        reason = prepare_core.skip_reason(ref["key"], ref["size"], env.ingress_prefix)
+        reason = prepare_core.skip_reason(ref["key"], ref["size"], env.ingress_prefix, suffix=env.ingress_suffix)
         if reason is not None:
             intake.skipped += 1
             logger.info("object skipped", extra={"key": ref["key"], "versionId": ref["versionId"], "reason": reason})
@@ -292,7 +292,9 @@ def _candidates(sweep: _Sweep, mode: str, page_size: int) -> Iterator[dict]:
         ref = prepare_core.object_from_version(env.ingress_bucket, version)
         if mode == prepare_core.SWEEP_LOST and not prepare_core.older_than(version.get("LastModified"), cutoff):
             continue
-        reason = prepare_core.skip_reason(ref["key"], ref["size"], env.ingress_prefix, version.get("StorageClass"))
+        reason = prepare_core.skip_reason(
+            ref["key"], ref["size"], env.ingress_prefix, version.get("StorageClass"), suffix=env.ingress_suffix
+        )
         if reason is not None:
             sweep.skipped += 1
             sweep.batch_skipped += 1

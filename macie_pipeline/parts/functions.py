@@ -168,6 +168,7 @@ class Functions:
                 batch_bucket=zones.batch_bucket.bucket_name,
                 state_machine_arn=Lazy.string(self._state_machine_arn),
                 ingress_prefix=trigger.prefix or "",
+                ingress_suffix=trigger.suffix or "",
                 max_batch_objects=trigger.max_batch_objects,
                 chunk_objects=options.chunk_objects,
                 lost_event_age_seconds=int(trigger.lost_event_age.to_seconds()),

@@ -15,6 +15,7 @@ from pipeline_common.contract import (
     FunctionEnvironment,
     IntegrityCheckEnvironment,
     InvalidEnvironment,
+    JobEventsEnvironment,
     PrepareScanEnvironment,
     RequestReviewEnvironment,
     ReviewApiEnvironment,
@@ -40,20 +41,29 @@ class ProbeEnvironment(FunctionEnvironment):
 # One fully set environment per function: every variable given a value other than its default.
 EXAMPLES: dict[type[FunctionEnvironment], FunctionEnvironment] = {
     PrepareScanEnvironment: PrepareScanEnvironment(
-        state_table="state", ingress_bucket="ingress", ingress_prefix="in/", max_batch_objects=7,
+        state_table="state", ingress_bucket="ingress", batch_bucket="batches",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:scan", ingress_prefix="in/",
+        ingress_suffix=".csv", max_batch_objects=7, chunk_objects=3, chunk_bytes=4096, lost_event_age_seconds=120,
         claim_ttl_seconds=3600, log_level="DEBUG",
     ),
-    TransferEnvironment: TransferEnvironment(),
-    IntegrityCheckEnvironment: IntegrityCheckEnvironment(chunk_rows=10, max_json_document_bytes=2048),
+    TransferEnvironment: TransferEnvironment(
+        batch_bucket="batches", ingress_bucket="ingress", quarantine_bucket="quarantine", review_bucket="review",
+        vault_bucket="vault", event_bus="bus", state_table="state", deny_policy="DELETE", workers=3, log_level="ERROR",
+    ),
+    IntegrityCheckEnvironment: IntegrityCheckEnvironment(
+        batch_bucket="batches", chunk_rows=10, max_json_document_bytes=2048, workers=2,
+    ),
     EvaluateFindingsEnvironment: EvaluateFindingsEnvironment(
+        batch_bucket="batches", state_table="state", event_bus="bus",
         finding_policy='{"HIGH": "DENY"}', unknown_format_policy="ALLOW",
         custom_data_identifier_names='{"EmployeeId-1a2b": "EmployeeId"}', results_bucket="results", results_prefix="macie/",
     ),
+    JobEventsEnvironment: JobEventsEnvironment(state_table="state", item_ttl_seconds=60, log_level="DEBUG"),
     RequestReviewEnvironment: RequestReviewEnvironment(
-        state_table="state", topic_arn="arn:aws:sns:us-east-1:123456789012:reviews", review_timeout_seconds=600,
-        review_api_url="https://reviews.example.com/prod/", log_level="WARNING",
+        state_table="state", topic_arn="arn:aws:sns:us-east-1:123456789012:reviews", batch_bucket="batches",
+        review_timeout_seconds=600, review_api_url="https://reviews.example.com/prod/", log_level="WARNING",
     ),
-    ReviewApiEnvironment: ReviewApiEnvironment(state_table="state", log_level="ERROR"),
+    ReviewApiEnvironment: ReviewApiEnvironment(state_table="state", batch_bucket="batches", log_level="ERROR"),
 }
 
 
@@ -91,12 +101,16 @@ def test_unset_or_blank_variables_take_their_defaults():
 
 def test_defaults_match_the_construct_and_the_integrity_core():
     """integrity_core may not import pipeline_common: its own defaults must agree with the contract's."""
-    assert PrepareScanEnvironment(state_table="s", ingress_bucket="b").max_batch_objects == 25
-    defaults = IntegrityCheckEnvironment()
+    prepare = PrepareScanEnvironment(state_table="s", ingress_bucket="b", batch_bucket="c", state_machine_arn="arn")
+    assert (prepare.max_batch_objects, prepare.chunk_objects) == (10_000, 200)  # Trigger's and chunk_objects' defaults
+    defaults = IntegrityCheckEnvironment(batch_bucket="c")
     assert (defaults.chunk_rows, defaults.max_json_document_bytes) == (
         integrity_core.DEFAULT_CHUNK_ROWS, integrity_core.DEFAULT_MAX_JSON_DOCUMENT_BYTES,
     )
-    assert EvaluateFindingsEnvironment() == EvaluateFindingsEnvironment.from_environment({})
+    required = {"BATCH_BUCKET": "c", "STATE_TABLE": "s", "EVENT_BUS_NAME": "bus"}
+    assert EvaluateFindingsEnvironment(batch_bucket="c", state_table="s", event_bus="bus") == (
+        EvaluateFindingsEnvironment.from_environment(required)
+    )
 
 
 def test_one_error_names_every_missing_or_bad_variable():

@@ -35,7 +35,7 @@ CLAIM_PREFIX = "claim#"
 REVIEW_PREFIX = "review#"
 # job#<macie job id>: the task token of the execution waiting for that job, and the job's error events.
 JOB_PREFIX = "job#"
-# review#<review id>#<object index>: one reviewer decision on one object of a review.
+# review#<batch id>#<object index>: one reviewer decision on one object of a batch's review.
 REVIEW_DECISION_SEPARATOR = "#"
 
 # ---------------------------------------------------------------------- result events (EventBridge)
@@ -239,6 +239,8 @@ class PrepareScanEnvironment(FunctionEnvironment):
     state_machine_arn: str = variable("STATE_MACHINE_ARN")
     #: Only keys under this prefix are scanned. Default: every key.
     ingress_prefix: str = variable("INGRESS_PREFIX", default="")
+    #: Only keys ending with this are scanned (the object-created trigger's suffix). Default: every key.
+    ingress_suffix: str = variable("INGRESS_SUFFIX", default="")
     #: A batch takes at most this many objects (a sweep starts as many batches as it needs).
     max_batch_objects: int = variable("MAX_BATCH_OBJECTS", default=10_000, kind="int")
     #: A chunk (one child workflow, one bulk invocation per step) takes at most this many objects ...
