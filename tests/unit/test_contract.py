@@ -134,7 +134,8 @@ def test_integers_are_whole_and_positive(raw, problem):
 
 def test_real_environments_name_their_function_and_variables():
     with pytest.raises(InvalidEnvironment, match=r"^prepare_scan: environment variable STATE_TABLE must be set; "
-                                                 r"INGRESS_BUCKET must be set; MAX_BATCH_OBJECTS must be an integer"):
+                                                 r"INGRESS_BUCKET must be set; BATCH_BUCKET must be set; "
+                                                 r"STATE_MACHINE_ARN must be set; MAX_BATCH_OBJECTS must be an integer"):
         PrepareScanEnvironment.from_environment({"MAX_BATCH_OBJECTS": "lots"})
     with pytest.raises(InvalidEnvironment, match="FINDING_POLICY must be JSON.*CUSTOM_DATA_IDENTIFIER_NAMES must be JSON"):
         EvaluateFindingsEnvironment.from_environment({"FINDING_POLICY": "HIGH=DENY", "CUSTOM_DATA_IDENTIFIER_NAMES": "{"})
