@@ -141,7 +141,7 @@ def test_real_environments_name_their_function_and_variables():
         EvaluateFindingsEnvironment.from_environment({"FINDING_POLICY": "HIGH=DENY", "CUSTOM_DATA_IDENTIFIER_NAMES": "{"})
     with pytest.raises(InvalidEnvironment, match="TOPIC_ARN must be set; BATCH_BUCKET must be set; REVIEW_TIMEOUT_SECONDS must be at least 1"):
         RequestReviewEnvironment.from_environment({"STATE_TABLE": "s", "REVIEW_API_URL": "https://x/", "REVIEW_TIMEOUT_SECONDS": "0"})
-    with pytest.raises(InvalidEnvironment, match="^review_api: environment variable STATE_TABLE must be set$"):
+    with pytest.raises(InvalidEnvironment, match="^review_api: environment variable STATE_TABLE must be set; BATCH_BUCKET must be set$"):
         ReviewApiEnvironment.from_environment({})
 
 
