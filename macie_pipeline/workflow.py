@@ -467,7 +467,8 @@ class ScanWorkflow(Construct):
                 "job.$": "$.macie.job",
                 "scanComplete.$": "$.macie.scanComplete",
             },
-            result_selector={"counts.$": "$.Payload.counts", "reviewRequired.$": "$.Payload.reviewRequired"},
+            # The counts per verdict (and discoveryResults when Macie's results could not be read), whole.
+            result_selector={"counts.$": "$.Payload", "reviewRequired.$": "$.Payload.reviewRequired"},
             result_path="$.evaluation",
             comment="The job's findings and Macie's discovery results -> one verdict line per object",
         )
@@ -551,6 +552,7 @@ class ScanWorkflow(Construct):
                 "batchId.$": "$.batchId",
                 "chunkCount.$": "$.chunkCount",
                 "executionArn.$": "$$.Execution.Id",
+                "evaluation.$": "$.evaluation.counts",
             },
             result_selector={"summary.$": "$.Payload.summary"},
             result_path="$.result",

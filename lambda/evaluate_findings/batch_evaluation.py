@@ -387,7 +387,12 @@ def summarize(event: Mapping[str, Any], *, clients: Any, env: EvaluateFindingsEn
     if summarizer.unsent:
         raise TransientError(f"{summarizer.unsent} FAILED result event(s) could not be sent; retry")
     logger.info("summarized the batch", extra={k: v for k, v in document.items() if k != "failures"})
-    return {"summary": {**document, "failures": document["failures"][:RETURNED_FAILURES]}}
+    summary = {**document, "failures": document["failures"][:RETURNED_FAILURES]}
+    evaluation = event.get("evaluation")
+    if isinstance(evaluation, Mapping) and isinstance(evaluation.get("discoveryResults"), Mapping):
+        # Macie's discovery results could not be read: every object went to review; say where and why.
+        summary["discoveryResults"] = evaluation["discoveryResults"]
+    return {"summary": summary}
 
 
 OPERATIONS: dict[str, Callable[..., dict]] = {
