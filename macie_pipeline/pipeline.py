@@ -219,6 +219,7 @@ class SensitiveDataScanPipeline(Construct):
         scan = Scan(ctx, options=options, keys=keys, zones=zones, messaging=messaging, macie=macie, functions=functions)
         functions.bind_state_machine(scan.state_machine)
         zones.guard_zones(functions.transfer.role)
+        zones.guard_batch_files(functions.batch_file_writers(), scan.state_machine.role)
         messaging.allow_results_from(scan.state_machine.role, functions.transfer.role, functions.evaluate_findings.role)
         intake = Intake(ctx, trigger=options.trigger, key=keys.operations_key, ingress_bucket=zones.ingress_bucket,
                         prepare_scan=functions.prepare_scan)

@@ -204,10 +204,25 @@ def _route_by_verdict(chunk: Chunk, line: Mapping[str, Any]) -> tuple[dict, str]
     return core.pick(retrying(lambda: single._tag(chunk.s3, request)), core.LOCATION_FIELDS), core.QUARANTINED
 
 
+def _not_this_batchs_staging(chunk: Chunk, line: Mapping[str, Any]) -> Optional[str]:
+    """Why the line's staged ref is not where this batch stages this object (None: it is). Only the
+    copy staging made, in quarantine under this batch, is what Macie scanned for this batch."""
+    staged, key = line["staged"], line["source"]["key"]
+    expected = zone_key(STAGING_PREFIX, chunk.batch_id, key)
+    if staged.get("bucket") != chunk.env.quarantine_bucket or staged.get("key") != expected:
+        return f"staged copy s3://{staged.get('bucket')}/{staged.get('key')} is not s3://{chunk.env.quarantine_bucket}/{expected}"
+    return None
+
+
 def _route_one(chunk: Chunk, line: Mapping[str, Any]) -> dict:
     if line["verdict"] == core.FAILED or line.get("error") or not line.get("staged"):
         error = line.get("error") or {"Error": "NotScanned", "Cause": "; ".join(map(str, line.get("reasons") or []))}
         return {**line, "outcome": core.FAILED, "location": None, "heldIn": core.INGRESS, "error": error}
+    mismatch = _not_this_batchs_staging(chunk, line)
+    if mismatch is not None:
+        _log_failure("routing", line, {"Error": "StagedCopyMismatch", "Cause": mismatch})
+        return {**line, "outcome": core.FAILED, "location": None, "heldIn": core.INGRESS,
+                "error": {"Error": "StagedCopyMismatch", "Cause": mismatch}}
     try:
         with chunk.locks.hold(line["source"]["key"]):
             location, outcome = _route_by_verdict(chunk, line)

@@ -20,10 +20,10 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from .. import defaults, layers
 from ..contract import (
+    BATCH_FILE_WRITERS,
     BATCH_PREFIX,
     CLAIM_PREFIX,
     JOB_PREFIX,
-    REVIEW_OBJECTS,
     REVIEW_PREFIX,
     STAGING_PREFIX,
     EvaluateFindingsEnvironment,
@@ -86,6 +86,8 @@ class Functions:
         self._ctx = ctx
         self._keys = keys
         self._zones = zones
+        self._folders: dict[str, str] = {}  # construct id -> folder under lambda/
+        self._batch_writers: list[tuple[str, iam.IRole]] = []
         self._review_api_url = _Later()
         self._state_machine_arn = _Later()
         runtime_layer, pandas_layer = self._layers(options.layers)
@@ -326,12 +328,7 @@ class Functions:
         allow(fn, ["dynamodb:PutItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
         allow(fn, ["sns:Publish"], [messaging.topic.topic_arn])
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
-        self._batch_files(fn, write=False)
-        review_objects = self._zones.batch_bucket.arn_for_objects(f"{BATCH_PREFIX}*/{REVIEW_OBJECTS}")
-        allow(fn, ["s3:PutObject"], [review_objects])
-        allow(fn, ["kms:GenerateDataKey"], [self._keys.data_key.key_arn])
-        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(review_objects)}]",
-                    "Each batch's review list, batches/<batch id>/review.jsonl; batch ids are made at run time.")
+        self._batch_files(fn, write=True)
         if messaging.topic_supplied and messaging.topic_key is not None:
             allow(fn, ["kms:GenerateDataKey", "kms:Decrypt"], [messaging.topic_key.key_arn])
         return fn
@@ -351,18 +348,37 @@ class Functions:
         return fn
 
     def _batch_files(self, fn: lambda_.Function, *, write: bool, read: bool = True) -> None:
-        """Read (GetObject; ListBucket so that a missing file is a 404, not a 403) and/or write
-        (PutObject) the files of any batch, ``batches/*`` in the batch bucket, under the data key."""
+        """Read (GetObject; ListBucket so that a missing file is a 404, not a 403) the files of any
+        batch, ``batches/*`` in the batch bucket, and/or write (PutObject) exactly the files the
+        contract gives this function (``BATCH_FILE_WRITERS``), under the data key."""
         bucket = self._zones.batch_bucket
         files = bucket.arn_for_objects(BATCH_PREFIX + "*")
-        actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
-        allow(fn, actions, [files])
         if read:
+            allow(fn, ["s3:GetObject"], [files])
             allow(fn, ["s3:ListBucket"], [bucket.bucket_arn])
+            acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(files)}]",
+                        "A batch's files are under batches/<batch id>/; batch ids are made at run time.")
+        if write:
+            writes = [bucket.arn_for_objects(f"{BATCH_PREFIX}*/{pattern}") for pattern in self._writes(fn)]
+            allow(fn, ["s3:PutObject"], writes)
+            for arn in writes:
+                acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(arn)}]",
+                            "This function's own files of each batch (BATCH_FILE_WRITERS); batch ids are made at run time.")
         key_actions = (["kms:Decrypt"] if read else []) + (["kms:GenerateDataKey"] if write else [])
         allow(fn, key_actions, [self._keys.data_key.key_arn])
-        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(files)}]",
-                    "A batch's files are under batches/<batch id>/; batch ids are made at run time.")
+
+    def _writes(self, fn: lambda_.Function) -> tuple[str, ...]:
+        folder = self._folders[fn.node.id]
+        self._batch_writers.append((folder, fn.role))
+        return BATCH_FILE_WRITERS[folder]
+
+    def batch_file_writers(self) -> dict[str, list[iam.IRole]]:
+        """Pattern under ``batches/<batch id>/`` -> the roles that write it (for the batch bucket's guard)."""
+        writers: dict[str, list[iam.IRole]] = {}
+        for folder, role in self._batch_writers:
+            for pattern in BATCH_FILE_WRITERS[folder]:
+                writers.setdefault(pattern, []).append(role)
+        return writers
 
     def _put_events(self, fn: lambda_.Function, messaging: Messaging) -> None:
         """Send result events to the pipeline's bus (PutEvents, 10 entries per call)."""
@@ -376,6 +392,7 @@ class Functions:
         """A function with its own role: logs to its own encrypted log group, nothing else by default."""
         ctx = self._ctx
         folder = environment.FUNCTION
+        self._folders[id] = folder
         log_group = defaults.log_group(ctx.scope, f"{id}Logs", key=self._keys.operations_key, removal_policy=ctx.removal_policy)
         role = iam.Role(
             ctx.scope, f"{id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),

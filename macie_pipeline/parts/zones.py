@@ -4,6 +4,7 @@ and the batch bucket (each batch's manifest and per-object results)."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 from aws_cdk import aws_iam as iam
@@ -51,6 +52,26 @@ class Zones:
             "BatchBucket", noncurrent_version_days=None,
             lifecycle_rules=defaults.expiring_prefixes((BATCH_PREFIX, MAP_RESULTS_PREFIX), math.ceil(claim_ttl_seconds / 86400)),
         )
+
+    def guard_batch_files(self, writers: dict[str, list[iam.IRole]], map_results_writer: iam.IRole) -> None:
+        """Each kind of batch file is written by its one function (``BATCH_FILE_WRITERS``) and the map
+        results by the state machine, whatever else an account's identity policies allow: the verdict
+        and decision lines that route objects to the vault cannot be written by anyone else."""
+        bucket = self.batch_bucket
+        guards = [(f"{BATCH_PREFIX}*/{pattern}", roles) for pattern, roles in sorted(writers.items())]
+        guards.append((f"{MAP_RESULTS_PREFIX}*", [map_results_writer]))
+        for pattern, roles in guards:
+            name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", pattern.rsplit("*/", 1)[-1]) if part)
+            bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"OnlyItsWriterWrites{name or 'MapResults'}",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=list(OBJECT_WRITE_ACTIONS),
+                    resources=[bucket.arn_for_objects(pattern)],
+                    conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in roles]}},
+                )
+            )
 
     def data_bucket(self, id: str, **settings) -> s3.Bucket:
         """A hardened data bucket under the data key, logging to the access log bucket."""

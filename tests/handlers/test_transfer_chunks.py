@@ -556,3 +556,28 @@ def test_clean_without_a_staged_copy_never_reaches_the_vault(aws):
     assert run(aws, "route_chunk")["outcomes"] == {"FAILED": 1}
     assert s3.list_object_versions(Bucket=VAULT).get("Versions", []) == []
     assert versions(s3, INGRESS, line["source"]["key"])  # kept
+
+
+def test_clean_naming_a_copy_other_than_this_batchs_staging_never_reaches_the_vault(aws):
+    """A verdict line is only honoured for the copy staging made for this batch (quarantine
+    scans/<batch>/<key>): one naming another object (here: an unscanned copy planted under another
+    scan's prefix, or the ingress version itself) is FAILED and nothing moves."""
+    s3 = aws["s3"]
+    lines = manifest(aws, count=2)
+    assert run(aws, "stage_chunk")["copied"] == 2
+    check(aws)
+    planted = s3.put_object(Bucket=QUARANTINE, Key="scans/another-scan/" + lines[0]["source"]["key"], Body=b"unscanned")
+    staged = read(aws, "staged")
+    forged = [
+        {**staged[0], "staged": {**staged[0]["staged"], "key": "scans/another-scan/" + lines[0]["source"]["key"],
+                                 "versionId": planted["VersionId"]}},
+        {**staged[1], "staged": dict(lines[1]["source"])},
+    ]
+    batches.write_chunk(s3, BATCH, BATCH_ID, "verdicts", 0,
+                        [{**line, "verdict": "CLEAN", "findings": findings_of("CLEAN"), "reasons": []} for line in forged])
+    routed = run(aws, "route_chunk")
+    assert routed["outcomes"] == {"FAILED": 2}
+    assert s3.list_object_versions(Bucket=VAULT).get("Versions", []) == []
+    assert [line["error"]["Error"] for line in read(aws, "routed")] == ["StagedCopyMismatch"] * 2
+    for line in lines:
+        assert versions(s3, INGRESS, line["source"]["key"])  # kept in ingress

@@ -73,6 +73,16 @@ REVIEW_OBJECTS = "review.jsonl"
 #: The batch's summary (JSON), written when the batch ends.
 SUMMARY = "summary.json"
 S3_MAX_KEY_BYTES = 1024
+#: Which function writes which files of a batch (patterns under batches/<batch id>/). The construct
+#: grants each function PutObject on exactly its patterns and the batch bucket's policy denies every
+#: pattern to every other principal: a verdict line is written by evaluate_findings or by nobody.
+BATCH_FILE_WRITERS: dict[str, tuple[str, ...]] = {
+    "prepare_scan": (f"{MANIFEST}/*", CHUNK_INDEX),
+    "transfer": (f"{COPIED}/*", f"{ROUTED}/*", f"{DECIDED}/*", f"{REPORTED}/*"),
+    "integrity_check": (f"{STAGED}/*",),
+    "evaluate_findings": (f"{VERDICTS}/*", f"{REPORTED}/*", SUMMARY),
+    "request_review": (REVIEW_OBJECTS,),
+}
 
 
 def batch_key(batch_id: str, name: str) -> str:
