@@ -111,7 +111,9 @@ class Scan:
         # CDK adds DistributedMapPolicy at synth: acknowledge its two findings by their exact ids.
         name = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"%s"}]}]}' % stack.resolve(
             stack.get_logical_id(self.state_machine.node.default_child))
-        executions = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}"
+        # A stack with an explicit environment has its Region and account literally in the ARN.
+        region, account = (flatten_reference(stack.resolve(value)) for value in (stack.region, stack.account))
+        executions = f"arn:<AWS::Partition>:states:{region}:{account}:execution:{name}"
         for resource in (f"{executions}:*", f"{executions}/*:*"):
             acknowledge(self.state_machine, f"AwsSolutions-IAM5[Resource::{resource}]",
                         "CDK's Distributed Map grant: describe, stop and redrive the child executions of this state machine "
