@@ -23,8 +23,9 @@ BATCH_FILES_READ = {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"}
 BATCH_FILES_WRITE = {"s3:PutObject", "kms:GenerateDataKey"}
 SQS_CONSUME = {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
 EXPECTED_ACTIONS = {
+    # No s3:GetObjectVersion: an event or a ListObjectVersions page carries every field of a manifest line.
     "prepare_scan": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_WRITE | SQS_CONSUME | {
-        "dynamodb:GetItem", "dynamodb:PutItem", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetObjectVersion",
+        "dynamodb:GetItem", "dynamodb:PutItem", "s3:ListBucket", "s3:ListBucketVersions",
         "states:StartExecution", "states:DescribeExecution",
     },
     "transfer": LOGS_AND_XRAY | BATCH_FILES_READ | BATCH_FILES_WRITE | {
@@ -32,28 +33,34 @@ EXPECTED_ACTIONS = {
         "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
         "s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:DeleteObjectVersion",
         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucket", "s3:ListBucketVersions",
-        "events:PutEvents", "dynamodb:GetItem", "dynamodb:BatchGetItem",
+        "events:PutEvents", "dynamodb:BatchGetItem",  # decide_chunk reads the decisions with BatchGetItem only
     },
     "integrity_check": LOGS_AND_XRAY | BATCH_FILES_READ | BATCH_FILES_WRITE | {"s3:GetObjectVersion"},
     "evaluate_findings": LOGS_AND_XRAY | BATCH_FILES_READ | BATCH_FILES_WRITE | {
         "kms:DescribeKey", "macie2:GetClassificationExportConfiguration", "macie2:GetFindings", "macie2:ListFindings",
         "events:PutEvents", "dynamodb:GetItem",
     },
+    # wait: UpdateItem (the token), DescribeClassificationJob, SendTaskSuccess; log events: GetItem, UpdateItem.
     "job_events": LOGS_AND_XRAY | OPERATIONS_KEY | {
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "macie2:DescribeClassificationJob",
-        "states:SendTaskFailure", "states:SendTaskSuccess",
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "macie2:DescribeClassificationJob", "states:SendTaskSuccess",
     },
     "request_review": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_READ | {"dynamodb:PutItem", "sns:Publish", "s3:PutObject"},
+    # TransactWriteItems needs the permission of each operation in it: Update (the review) and Put (each decision).
     "review_api": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_READ | {
-        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem",
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchGetItem",
         "states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess",
     },
+    # No events:PutEvents and no s3:DeleteObjectVersion any more: the handlers send the result events
+    # and delete the scanned ingress versions. The Distributed Maps read the chunk index (GetObject on
+    # batches/*), write their results (map-results/*) and run child executions of this state machine.
     "state_machine": {
-        "events:PutEvents", "kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction",
+        "kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction",
         "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",
         "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
         "macie2:CreateClassificationJob", "macie2:DescribeClassificationJob", "macie2:UpdateClassificationJob",
-        "s3:DeleteObjectVersion", "sns:Publish",
+        "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+        "states:StartExecution", "states:DescribeExecution", "states:StopExecution", "states:RedriveExecution",
+        "sns:Publish",
         "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
     },
     # CDK's: the review API's CloudWatch role and the AwsCustomResource provider have AWS managed
@@ -187,19 +194,50 @@ def test_only_the_transfer_role_writes_objects_into_a_zone_and_only_where_the_wo
         assert sorted(map(json.dumps, written)) == sorted(json.dumps(_objects_of(synth, b)) for b in zones[1:])
 
 
-def test_batch_files_are_written_only_under_batches(sample, options):
-    """Every other object write of any role is in the batch bucket, under batches/ (request_review: only review lists)."""
+def _batch_file_patterns() -> dict[str, set[str]]:
+    """{role name: patterns under batches/<batch id>/ it writes}, from the contract."""
+    from macie_pipeline.contract import _contract
+
+    return {name: set(patterns) for name, patterns in _contract.BATCH_FILE_WRITERS.items()}
+
+
+def test_batch_files_are_written_only_by_their_writer(sample, options):
+    """Every object write outside the zones is a batch file of the role's own kinds (contract
+    BATCH_FILE_WRITERS), or, for the state machine, its map runs' results: no role may write a
+    verdict or decision line but the one function that makes it."""
+    writers = _batch_file_patterns()
+    assert writers["evaluate_findings"] >= {"verdicts/*"} and "verdicts/*" not in set().union(
+        *(p for n, p in writers.items() if n != "evaluate_findings"))
     for synth in (sample, options):
         pipeline = _pipeline(synth)
-        batches = json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects("batches/*")))
-        reviews = json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects("batches/*/review.jsonl")))
         zones = {json.dumps(_objects_of(synth, b)) for b in (pipeline.quarantine_bucket, pipeline.review_bucket, pipeline.vault_bucket)}
         for name, lid in _roles(synth).items():
             written = {json.dumps(r) for s in _statements(synth, lid) if set(_as_list(s["Action"])) & WRITE_ACTIONS
                        for r in _as_list(s["Resource"])} - zones
-            expected = {"prepare_scan": {batches}, "transfer": {batches}, "integrity_check": {batches},
-                        "evaluate_findings": {batches}, "request_review": {reviews}}.get(name, set())
+            patterns = {f"batches/*/{p}" for p in writers.get(name, ())} | ({"map-results/*"} if name == "state_machine" else set())
+            expected = {json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects(p))) for p in patterns}
             assert written == expected, name
+
+
+def test_the_batch_bucket_denies_each_kind_of_file_to_all_but_its_writers(sample, options):
+    for synth in (sample, options):
+        pipeline = _pipeline(synth)
+        roles = _roles(synth)
+        [policy] = [p for p in synth.resources("AWS::S3::BucketPolicy").values()
+                    if p["Properties"]["Bucket"] == synth.stack.resolve(pipeline.batch_bucket.bucket_name)]
+        guards = {json.dumps(s["Resource"]): s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                  if s["Effect"] == "Deny" and s.get("Sid", "").startswith("OnlyItsWriterWrites")}
+        by_pattern: dict[str, set[str]] = {"map-results/*": {"state_machine"}}
+        for name, patterns in _batch_file_patterns().items():
+            for pattern in patterns:
+                by_pattern.setdefault(f"batches/*/{pattern}", set()).add(name)
+        assert set(guards) == {json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects(p))) for p in by_pattern}
+        for pattern, names in by_pattern.items():
+            guard = guards[json.dumps(synth.stack.resolve(pipeline.batch_bucket.arn_for_objects(pattern)))]
+            assert guard["Principal"] == {"AWS": "*"} and set(guard["Action"]) == WRITE_ACTIONS, pattern
+            allowed = _as_list(guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+            assert sorted(map(json.dumps, allowed)) == sorted(
+                json.dumps({"Fn::GetAtt": [roles[n], "Arn"]}) for n in names), pattern
 
 
 def test_the_evaluator_decrypts_only_what_s3_reads_from_the_results_bucket(sample):
@@ -293,14 +331,15 @@ def test_the_batcher_starts_and_describes_only_its_own_executions(sample):
     assert ":execution:" in json.dumps(describe["Resource"])
     [listing] = _with_action(sample, "prepare_scan", "s3:ListBucketVersions")
     assert listing["Resource"] == _bucket_arn(sample, pipeline.ingress_bucket)
-    [head] = _with_action(sample, "prepare_scan", "s3:GetObjectVersion")
-    assert head["Resource"] == _objects_of(sample, pipeline.ingress_bucket) and _as_list(head["Action"]) == ["s3:GetObjectVersion"]
+    # The batcher never reads an ingress object (nor its metadata): it only lists versions.
+    assert not [s for s in _statements(sample, _roles(sample)["prepare_scan"])
+                if json.dumps(_objects_of(sample, pipeline.ingress_bucket)) in json.dumps(s["Resource"])]
 
 
 def test_job_events_resumes_only_this_state_machine_and_describes_only_jobs(sample):
     pipeline = _pipeline(sample)
     [resume] = _with_action(sample, "job_events", "states:SendTaskSuccess")
-    assert set(resume["Action"]) == {"states:SendTaskSuccess", "states:SendTaskFailure"}
+    assert _as_list(resume["Action"]) == ["states:SendTaskSuccess"]
     assert resume["Resource"] == sample.stack.resolve(pipeline.state_machine.state_machine_arn)
     [describe] = _with_action(sample, "job_events", "macie2:DescribeClassificationJob")
     assert json.dumps(describe["Resource"]).endswith(':classification-job/*"]]}')

@@ -132,7 +132,8 @@ class Functions:
         iam.Policy(
             self._ctx.scope, "JobEventsTaskResponsePolicy", roles=[self.job_events.role],
             statements=[iam.PolicyStatement(
-                actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=[state_machine.state_machine_arn],
+                # A wake-up carries no verdict: job_events only ever resumes the wait (SendTaskSuccess).
+                actions=["states:SendTaskSuccess"], resources=[state_machine.state_machine_arn],
             )],
         )
 
@@ -177,14 +178,12 @@ class Functions:
                 claim_ttl_seconds=options.timing.claim_ttl_seconds(),
             ),
         )
+        # Sweeps list the ingress versions; an event or a listing carries every field of a manifest line
+        # (no HeadObject, so no object permission).
         allow(fn, ["s3:ListBucket", "s3:ListBucketVersions"], [zones.ingress_bucket.bucket_arn])
-        ingress_objects = zones.ingress_bucket.arn_for_objects("*")
-        allow(fn, ["s3:GetObjectVersion"], [ingress_objects])
         self._batch_files(fn, write=True, read=False)
         allow(fn, ["dynamodb:PutItem", "dynamodb:GetItem"], [messaging.state_table.table_arn], leading_keys=CLAIM_PREFIX + "*")
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
-        acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_id(ingress_objects)}]",
-                    "A sweep reads the version metadata (HeadObject) of any ingress key; keys are not known in advance.")
         return fn
 
     def _transfer(self, layer, options: PipelineOptions, zones: Zones, messaging: Messaging) -> lambda_.Function:
@@ -223,8 +222,8 @@ class Functions:
         allow(fn, ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [self._keys.data_key.key_arn])
         self._batch_files(fn, write=True)
         self._put_events(fn, messaging)
-        # Reviewer decisions, one item per object (review#<batch id>#<index>).
-        allow(fn, ["dynamodb:GetItem", "dynamodb:BatchGetItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
+        # Reviewer decisions, one item per object (review#<batch id>#<index>), read with BatchGetItem.
+        allow(fn, ["dynamodb:BatchGetItem"], [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
         allow(fn, TABLE_READ_KEY_USE, [self._keys.operations_key.key_arn])
         # Buckets you pass in may use keys of their own (import them with their encryption_key).
         ingress_key = self._keys.other_key(zones.ingress_bucket)
@@ -304,7 +303,9 @@ class Functions:
                 item_ttl_seconds=options.timing.claim_ttl_seconds(),
             ),
         )
-        allow(fn, ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], [messaging.state_table.table_arn],
+        # job#<id>: the waiting task token (UpdateItem, so that error events recorded first are kept) and
+        # its error events; GetItem finds the token when a wake-up event arrives.
+        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem"], [messaging.state_table.table_arn],
               leading_keys=JOB_PREFIX + "*")
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
         jobs = macie_job_arn_pattern(self._ctx.stack)
@@ -341,8 +342,10 @@ class Functions:
                 state_table=messaging.state_table.table_name, batch_bucket=self._zones.batch_bucket.bucket_name,
             ),
         )
-        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"], [messaging.state_table.table_arn],
-              leading_keys=REVIEW_PREFIX + "*")
+        # A batch decision is one TransactWriteItems: an Update of the review's counts and a Put per
+        # object's decision item; each needs the permission of its own operation (PutItem, UpdateItem).
+        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"],
+              [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
         self._batch_files(fn, write=False)
         return fn
