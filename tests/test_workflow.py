@@ -157,7 +157,8 @@ TOP_LEVEL = {
     States.EVALUATE_FINDINGS: {States.ROUTE_OBJECTS, States.REPORT_FAILED_BATCH},
     States.ROUTE_OBJECTS: {"Review needed?", States.REPORT_FAILED_BATCH},
     "Review needed?": {States.WAIT_FOR_REVIEWER, States.SUMMARIZE_BATCH},
-    States.WAIT_FOR_REVIEWER: {States.APPLY_DECISIONS, "Review timed out", States.REPORT_FAILED_BATCH},
+    # NothingToReview (every REVIEW object failed to reach the review bucket): straight to the summary.
+    States.WAIT_FOR_REVIEWER: {States.APPLY_DECISIONS, "Review timed out", States.SUMMARIZE_BATCH, States.REPORT_FAILED_BATCH},
     "Review timed out": {States.APPLY_DECISIONS},
     States.APPLY_DECISIONS: {States.SUMMARIZE_BATCH, States.REPORT_FAILED_BATCH},
     States.SUMMARIZE_BATCH: {States.NOTIFY_SCAN_SUMMARY, States.REPORT_FAILED_BATCH},
@@ -291,7 +292,9 @@ PAYLOADS = {
     ),
     States.WAIT_FOR_REVIEWER: (
         "RequestReview",
-        {"taskToken.$": "$$.Task.Token", "batchId.$": "$.batchId", "chunkCount.$": "$.chunkCount", "executionArn.$": "$$.Execution.Id"},
+        {"taskToken.$": "$$.Task.Token", "batchId.$": "$.batchId", "chunkCount.$": "$.chunkCount", "executionArn.$": "$$.Execution.Id",
+         # decisions close before Apply decisions reads them: counted from when the wait began
+         "stateEnteredTime.$": "$$.State.EnteredTime"},
     ),
     States.APPLY_DECISIONS_TO_CHUNK: (
         "Transfer",
@@ -299,7 +302,8 @@ PAYLOADS = {
     ),
     States.SUMMARIZE_BATCH: (
         "EvaluateFindings",
-        {"operation": "summarize", "batchId.$": "$.batchId", "chunkCount.$": "$.chunkCount", "executionArn.$": "$$.Execution.Id"},
+        {"operation": "summarize", "batchId.$": "$.batchId", "chunkCount.$": "$.chunkCount", "executionArn.$": "$$.Execution.Id",
+         "evaluation.$": "$.evaluation.counts"},
     ),
     States.REPORT_FAILED_BATCH: (
         "Transfer",
@@ -324,8 +328,9 @@ def test_function_payloads(definition, template):
 def test_selected_results(states):
     assert states[States.COUNT_STAGED]["ResultSelector"] == {"staged.$": "$.Payload.staged", "failed.$": "$.Payload.failed"}
     assert states[States.COUNT_STAGED]["ResultPath"] == "$.staging"
+    # the evaluator returns its counts flat (a handful of numbers, no object): kept whole
     assert states[States.EVALUATE_FINDINGS]["ResultSelector"] == {
-        "counts.$": "$.Payload.counts", "reviewRequired.$": "$.Payload.reviewRequired"
+        "counts.$": "$.Payload", "reviewRequired.$": "$.Payload.reviewRequired"
     }
     assert states[States.SUMMARIZE_BATCH]["ResultSelector"] == {"summary.$": "$.Payload.summary"}
     null = "States.StringToJson('null')"
@@ -392,6 +397,8 @@ def test_review_timeout_goes_on_to_apply_decisions(states):
     assert ask["TimeoutSeconds"] == 3 * 24 * 3600
     assert ask["Catch"][0]["ErrorEquals"] == ["States.Timeout", "States.HeartbeatTimeout"]
     assert ask["Catch"][0]["Next"] == "Review timed out"
+    assert ask["Catch"][1] == {"ErrorEquals": ["NothingToReview"], "ResultPath": "$.reviewError", "Next": States.SUMMARIZE_BATCH}
+    assert ask["Catch"][2]["ErrorEquals"] == ["States.ALL"] and ask["Catch"][2]["Next"] == States.REPORT_FAILED_BATCH
     _template, definition, _workflow = synthesize(approval_heartbeat=Duration.hours(1))
     assert definition["States"][States.WAIT_FOR_REVIEWER]["HeartbeatSeconds"] == 3600
 
@@ -401,7 +408,7 @@ def test_review_timeout_goes_on_to_apply_decisions(states):
 STATE_FIELDS = {
     "batchId", "trigger", "manifest", "objectCount", "chunkCount", "skipped",  # the input
     "staging", "macie", "poll", "evaluation", "review", "result",  # counts and job-level results
-    "error", "reportError", "notifyError",  # {Error, Cause} of a caught failure
+    "error", "reportError", "notifyError", "reviewError",  # {Error, Cause} of a caught failure
 }
 #: Fields of a chunk's child workflow input.
 CHILD_FIELDS = {"batchId", "chunk", "executionArn", "error"}
