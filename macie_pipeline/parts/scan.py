@@ -63,6 +63,7 @@ class Scan:
                 approval_timeout=timing.approval_timeout,
                 approval_heartbeat=timing.approval_heartbeat,
                 deny_policy=value_of(options.verdicts.deny_policy),
+                map_concurrency=options.map_concurrency,
             ),
         )
         self.log_group = defaults.log_group(ctx.scope, "WorkflowLogs", key=keys.operations_key, removal_policy=ctx.removal_policy)
