@@ -10,6 +10,7 @@ import dataclasses
 import json
 
 import pytest
+from aws_cdk import Duration
 from aws_cdk.assertions import Match, Template
 
 import app as sample_app
@@ -66,11 +67,11 @@ def test_asl_validator_accepts_the_state_machine(sample):
 
 def test_every_sdk_task_matches_the_botocore_model(sample):
     tasks = sdk_tasks_in_definition(sample.definition)
-    assert {(service, action) for _, service, action, _ in tasks} >= {
+    # Exactly the Macie job's calls: every object is moved, deleted and reported by a handler.
+    assert {(service, action) for _, service, action, _ in tasks} == {
         ("macie2", "createClassificationJob"),
         ("macie2", "describeClassificationJob"),
         ("macie2", "updateClassificationJob"),
-        ("s3", "deleteObject"),
     }
     problems = []
     for path, service, action, parameters in tasks:
@@ -81,10 +82,18 @@ def test_every_sdk_task_matches_the_botocore_model(sample):
 # ---------------------------------------------------------------------- the workflow
 def test_every_task_retries_transient_errors_and_catches_everything(sample):
     task_states = [(path, s) for path, _, s in walk_states(sample.definition["States"]) if s["Type"] == "Task"]
-    assert len(task_states) >= 20
+    assert len(task_states) == 17  # 10 function calls, 3 Macie calls, 4 notifications
+    states = {name: state for _, name, state in walk_states(sample.definition["States"])}
     for path, state in task_states:
         assert state.get("Retry"), f"{path} has no Retry"
-        assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), f"{path} has no Catch for States.ALL"
+        assert state.get("Catch") and state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], f"{path} has no final Catch for States.ALL"
+        # Fail closed: everything caught ends in a failure report, a chunk left where it is, or (for the
+        # waits and the optional steps) a path that never makes an object CLEAN.
+        for catcher in state["Catch"]:
+            assert catcher["Next"] in states, (path, catcher)
+    for name, state in states.items():
+        if state["Type"] == "Map":
+            assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Report failed batch"}], name
 
 
 #: Each integration's throttling and transient errors as Step Functions names them (Step Functions
@@ -105,6 +114,10 @@ THROTTLING_AND_TRANSIENT = {
 }
 
 
+#: (resource, error) retried more than 10 times, and at most how many.
+LONG_RETRIES = {("arn:aws:states:::aws-sdk:macie2:createClassificationJob", "Macie2.ThrottlingException"): 30}
+
+
 def retry_problems(definition: dict) -> list[str]:
     """Every Task state whose integration's throttling or transient errors are not all retried with
     a bounded, jittered exponential backoff (one problem per state and error)."""
@@ -119,10 +132,13 @@ def retry_problems(definition: dict) -> list[str]:
             continue
         for error in errors:
             retrier = next((r for r in state.get("Retry", []) if {error, "States.TaskFailed", "States.ALL"} & set(r["ErrorEquals"])), None)
+            # Creating the batch's one job rides out Macie's 0.1 requests/s for about two hours: throttling
+            # delays a batch, never fails it (the client token makes every retry the same job).
+            most = LONG_RETRIES.get((state["Resource"], error), 10)
             if retrier is None:
                 problems.append(f"{path}: {error} is not retried")
             elif not (retrier.get("JitterStrategy") == "FULL" and retrier.get("BackoffRate", 2) > 1
-                      and 2 <= retrier["MaxAttempts"] <= 10 and retrier.get("MaxDelaySeconds")):
+                      and 2 <= retrier["MaxAttempts"] <= most and retrier.get("MaxDelaySeconds")):
                 problems.append(f"{path}: {error} is retried without a bounded, jittered backoff: {retrier}")
     return problems
 
@@ -132,79 +148,125 @@ def test_every_task_retries_its_services_throttling_and_transient_errors(sample)
 
 
 def test_state_names_are_the_documented_contract(sample):
+    """The names docs/batching.md, the README's diagram and the local engine rely on (contract States)."""
+    from macie_pipeline.contract import States
+
     names = {name for _, name, _ in walk_states(sample.definition["States"])}
-    assert {
-        "Prepare scan", "Stage objects", "Copy to quarantine", "Check integrity", "Start Macie job",
-        "Wait for Macie job", "Describe Macie job", "Macie job status?", "Cancel Macie job", "Evaluate findings",
-        "Route objects", "Remove from ingress", "Route by verdict", "Verdict?", "Promote to vault",
-        "Hold for review", "Keep in quarantine", "Wait for reviewer", "Review timed out", "Apply decision",
-        "Promote approved object", "Return to quarantine", "Scan failed", "Notify scan failure",
+    contract = {value for key, value in vars(States).items() if key.isupper()}
+    assert len(contract) == 17
+    assert contract | {
+        "Anything staged?", "Macie job status?", "Cancel Macie job", "Review needed?", "Review timed out",
+        "Scan failed", "Notify scan failure", "Scan finished",
     } <= names
 
 
-def test_only_two_states_write_to_the_vault_and_only_behind_clean_or_approve(sample):
-    """Fail closed, structurally: vault writes happen only after verdict CLEAN or decision APPROVE."""
-    vault_ref = sample.stack.node.find_child("Pipeline").vault_bucket.bucket_name
-    vault_name = resolve_intrinsics(sample.stack.resolve(vault_ref), sample.template)
-    writers = {}
-    for path, name, state in walk_states(sample.definition["States"]):
-        payload = state.get("Parameters", {}).get("Payload", {})
-        if payload.get("destination", {}).get("bucket") == vault_name:
-            writers[name] = path
-    assert set(writers) == {"Promote to vault", "Promote approved object"}
+def _vault_write_paths(sample) -> tuple[dict, dict]:
+    pipeline = sample.stack.node.find_child("Pipeline")
+    return (
+        resolve_intrinsics(sample.stack.resolve(pipeline.vault_bucket.bucket_name), sample.template),
+        sample.stack.resolve(pipeline.vault_bucket.bucket_arn),
+    )
 
-    states = {name: state for _, name, state in walk_states(sample.definition["States"])}
 
-    def choices_leading_to(target):
-        return [
-            (choice_name, rule)
-            for choice_name, state in states.items()
-            if state["Type"] == "Choice"
-            for rule in state["Choices"]
-            if rule["Next"] == target
-        ]
+def test_no_state_and_no_state_machine_permission_writes_the_vault(sample):
+    """Fail closed, structurally: the vault is written only inside the transfer function (route_chunk,
+    decide_chunk), which honours a CLEAN verdict line or an APPROVE decision item: the workflow cannot
+    name the vault, nor carry a verdict or a decision into that function."""
+    vault_name, vault_arn = _vault_write_paths(sample)
+    states = {name: (path, state) for path, name, state in walk_states(sample.definition["States"])}
+    for name, (path, state) in states.items():
+        assert vault_name not in json.dumps(state), f"{path} names the vault"
+    pipeline = sample.stack.node.find_child("Pipeline")
+    role = sample.stack.resolve(pipeline.state_machine.role.role_name)
+    machine = [st for p in sample.resources("AWS::IAM::Policy").values() if role in p["Properties"]["Roles"]
+               for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert machine and not [st for st in machine if json.dumps(vault_arn) in json.dumps(st["Resource"])]
+    # Only two states invoke the operations that may write the vault, each with ids and references only.
+    transfer = sample.stack.resolve(pipeline.transfer_function.function_arn)
+    writers = {
+        name: state["Parameters"]["Payload"] for name, (_, state) in states.items()
+        if state["Type"] == "Task" and state["Parameters"].get("Payload", {}).get("operation") in ("route_chunk", "decide_chunk")
+    }
+    assert writers == {
+        "Route chunk": {"operation": "route_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk", "executionArn.$": "$.executionArn"},
+        "Apply decisions to chunk": {"operation": "decide_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk",
+                                     "executionArn.$": "$.executionArn"},
+    }
+    for name in writers:
+        function = states[name][1]["Parameters"]["FunctionName"]
+        assert function == resolve_intrinsics(transfer, sample.template), name
+    # Routing runs only after the evaluator wrote the verdicts; decisions only after the review (or its timeout).
+    top = sample.definition["States"]
+    assert top["Evaluate findings"]["Next"] == "Route objects"
+    assert [n for n, st in top.items() if "Route objects" in _targets(st)] == ["Evaluate findings"]
+    assert sorted(n for n, st in top.items() if "Apply decisions" in _targets(st)) == ["Review timed out", "Wait for reviewer"]
+    # A review that is not answered in time is a denial kept in quarantine: never an approval, never a deletion.
+    assert top["Review timed out"]["Parameters"]["decision"] == "TIMEOUT"
+    # The verdict and decision lines are written by their one function (the batch bucket's guards, test_iam).
 
-    [(choice, rule)] = choices_leading_to("Promote to vault")
-    assert (choice, rule) == ("Verdict?", {"Variable": "$.item.verdict", "StringEquals": "CLEAN", "Next": "Promote to vault"})
-    assert states["Verdict?"].get("Default") not in writers
-    [(choice, rule)] = choices_leading_to("Promote approved object")
-    assert choice == "Decision?" and rule["StringEquals"] == "APPROVE" and rule["Variable"] == "$.review.decision"
-    # A review that is not answered in time becomes a denial kept in quarantine: never an
-    # approval, never a deletion.
-    assert states["Review timed out"]["Parameters"]["decision"] == "TIMEOUT"
-    assert states["Decision?"]["Default"] == "Return to quarantine"
+
+def _targets(state: dict) -> set:
+    found = {state.get("Next"), state.get("Default")} | {r["Next"] for r in state.get("Choices", [])}
+    return (found | {c["Next"] for c in state.get("Catch", [])}) - {None}
 
 
 def test_macie_job_is_scoped_by_scan_tag_and_idempotent(sample):
     start = next(s for _, n, s in walk_states(sample.definition["States"]) if n == "Start Macie job")
     params = start["Parameters"]
-    assert params["ClientToken.$"] == "$.scanId"
+    assert params["ClientToken.$"] == "$.batchId"  # one job per batch, whatever the retries
     assert params["JobType"] == "ONE_TIME"
     assert params["ManagedDataIdentifierSelector"] == "RECOMMENDED"
     term = params["S3JobDefinition"]["Scoping"]["Includes"]["And"][0]["TagScopeTerm"]
     assert term == {
         "Comparator": "EQ",
         "Key": "TAG",
-        "TagValues": [{"Key": "macie-pipeline:scan-id", "Value.$": "$.scanId"}],
+        "TagValues": [{"Key": "macie-pipeline:scan-id", "Value.$": "$.batchId"}],
         "Target": "S3_OBJECT",
     }
     assert len(params["CustomDataIdentifierIds"]) == 1 and len(params["AllowListIds"]) == 1
+    # The job scans only the quarantine bucket (where the batch's copies are staged), nothing else.
+    pipeline = sample.stack.node.find_child("Pipeline")
+    [definition] = params["S3JobDefinition"]["BucketDefinitions"]
+    assert definition["Buckets"] == [resolve_intrinsics(sample.stack.resolve(pipeline.quarantine_bucket.bucket_name), sample.template)]
+    assert list(params["S3JobDefinition"]) == ["BucketDefinitions", "Scoping"]
     throttle = next(r for r in start["Retry"] if r["ErrorEquals"] == ["Macie2.ThrottlingException"])
     assert throttle["MaxAttempts"] >= 6 and throttle["BackoffRate"] >= 2 and throttle["JitterStrategy"] == "FULL"
 
 
 def test_poll_loop_is_bounded_and_handles_every_job_status(sample):
+    import botocore.session
+
+    from macie_pipeline.workflow import EXTRA_POLLS, max_polls
+
     states = {n: s for _, n, s in walk_states(sample.definition["States"])}
     status = states["Macie job status?"]
-    seen = json.dumps(status["Choices"])
-    for job_status in ("COMPLETE", "CANCELLED", "RUNNING", "IDLE", "PAUSED", "USER_PAUSED"):
-        assert f'"{job_status}"' in seen
+    handled = {rule["StringEquals"] for rule in _comparisons(status["Choices"]) if rule.get("Variable") == "$.macie.job.JobStatus"}
+    # Every status Macie's API model knows is named (anything else goes to the Default, incomplete).
+    statuses = set(botocore.session.get_session().get_service_model("macie2").shape_for("JobStatus").enum)
+    assert statuses == {"COMPLETE", "CANCELLED", "RUNNING", "IDLE", "PAUSED", "USER_PAUSED"}
+    assert handled == statuses
     bound = next(c for c in status["Choices"] if c.get("Variable") == "$.poll.count")
-    assert bound["NumericGreaterThanEquals"] == 24  # 6 h / 15 min (the backstop, job events wake the scan)
+    # 6 h / 15 min polls (the backstop; job events wake the scan) plus the wake-ups by events
+    assert bound["NumericGreaterThanEquals"] == max_polls(Duration.minutes(15), Duration.hours(6)) == 24 + EXTRA_POLLS
     assert bound["Next"] == "Cancel Macie job"
+    assert status["Choices"].index(bound) == 2  # after COMPLETE and CANCELLED, before any rule that waits again
     assert status["Default"] == "Scan incomplete"
     assert states["Scan incomplete"]["Result"] is False
-    assert states["Wait for Macie job"]["Seconds"] == 900
+    assert states["Cancel Macie job"]["Next"] == "Scan incomplete"
+    assert [c["Next"] for c in states["Cancel Macie job"]["Catch"]] == ["Scan incomplete"]
+    wait = states["Wait for Macie job"]
+    assert wait["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken") and wait["TimeoutSeconds"] == 900
+    assert wait["Catch"][0]["ErrorEquals"] == ["States.Timeout", "States.HeartbeatTimeout"]
+    assert wait["Catch"][0]["Next"] == "Describe Macie job"
+
+
+def _comparisons(rules) -> list[dict]:
+    """Every comparison of a Choice's rules, those nested in And, Or and Not too."""
+    found = []
+    for rule in rules if isinstance(rules, list) else [rules]:
+        nested = rule.get("And") or rule.get("Or") or ([rule["Not"]] if "Not" in rule else None)
+        found += _comparisons(nested) if nested else [rule]
+    return found
 
 
 def test_approval_waits_for_a_task_token_with_a_timeout(sample):
@@ -550,14 +612,26 @@ def test_only_the_transfer_role_may_write_to_the_vault(sample):
     assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": sample.stack.resolve(pipeline.transfer_function.role.role_arn)}}
 
 
-def test_ingress_cleanup_failure_is_reported_and_never_aborts_a_pending_review(sample):
-    states = {n: s for _, n, s in walk_states(sample.definition["States"])}
-    [catch] = states["Delete ingress version"]["Catch"]
-    assert catch["Next"] == "Report ingress cleanup failed"
-    assert states["Report ingress cleanup failed"]["Next"] == "Notify ingress cleanup failed"
-    assert states["Notify ingress cleanup failed"]["Next"] == "Ingress version kept"
-    assert states["Ingress version kept"]["Type"] == "Pass" and states["Ingress version kept"].get("End") is True
-    assert not [n for n, s in states.items() if s["Type"] == "Fail" and "ngress" in n]
+def test_a_failing_chunk_never_aborts_the_batch_or_a_pending_review(sample):
+    """A chunk whose step fails (an ingress cleanup failure included: route_chunk reports it as
+    INGRESS_CLEANUP_FAILED and keeps the outcome) ends its own child workflow, Succeeded; the maps
+    tolerate every child failing; only a failure of the whole step ends in Report failed batch."""
+    top = sample.definition["States"]
+    children = {
+        "Stage objects": ("Copy to quarantine", "Check integrity", "Chunk not staged"),
+        "Route objects": ("Route chunk", "Chunk not routed"),
+        "Apply decisions": ("Apply decisions to chunk", "Chunk not decided"),
+    }
+    for map_name, (*tasks, landing) in children.items():
+        processor = top[map_name]["ItemProcessor"]["States"]
+        assert top[map_name]["ToleratedFailurePercentage"] == 100, map_name
+        assert processor[landing]["Type"] == "Succeed", map_name
+        for task in tasks:
+            assert processor[task]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": landing}], task
+        assert not [n for n, st in processor.items() if st["Type"] == "Fail"], map_name
+    # After routing, the review (if any) always runs: no Fail state between Route objects and Wait for reviewer.
+    assert top["Route objects"]["Next"] == "Review needed?"
+    assert not [n for n, st in top.items() if st["Type"] == "Fail" and "ngress" in n]
 
 
 @pytest.mark.parametrize(

@@ -118,22 +118,53 @@ def test_policies_reach_the_evaluator_and_the_macie_job(options):
     assert "CustomDataIdentifierIds" not in params and "AllowListIds" not in params
 
 
-def test_deny_policy_delete_deletes_only_on_an_explicit_deny(options):
-    states = _states(options)
-    assert states["Delete denied object"]["Parameters"]["Payload"] == {"operation": "delete", "source.$": "$.location"}
-    [to_delete] = [c for c in states["Decision?"]["Choices"] if c["Next"] == "Delete denied object"]
-    assert to_delete == {"Variable": "$.review.decision", "StringEquals": "DENY", "Next": "Delete denied object"}
-    # A timeout (decision TIMEOUT) falls through to quarantine: no answer never deletes the only copy.
-    assert states["Decision?"]["Default"] == "Return to quarantine"
+def _handler_function(synth, handler: str) -> tuple[str, dict]:
+    [found] = [(k, f) for k, f in synth.resources("AWS::Lambda::Function").items() if f["Properties"].get("Handler") == handler]
+    return found
+
+
+def test_deny_policy_delete_deletes_only_on_an_explicit_deny(options, sample_synth):
+    """decide_chunk deletes a held object only for a reviewer's DENY under DENY_POLICY=DELETE (an
+    undecided object is DENIED and kept: tests/handlers/test_transfer_chunks.py); here: the setting
+    reaches it, only it may delete, only by version and never in the vault, and the workflow cannot
+    delete anything or hand it a decision."""
+    for synth, policy in ((options, "DELETE"), (sample_synth, "QUARANTINE")):
+        _, transfer = _handler_function(synth, "transfer.handler")
+        assert transfer["Properties"]["Environment"]["Variables"]["DENY_POLICY"] == policy
+        pipeline = next(c for c in synth.stack.node.children if hasattr(c, "external_setup"))
+        role = transfer["Properties"]["Role"]["Fn::GetAtt"][0]
+        deletes = {}
+        for logical_id, resource in synth.resources("AWS::IAM::Policy").items():
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                for action in actions:
+                    if "Delete" in action and action.startswith("s3:"):
+                        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                        roles = resource["Properties"]["Roles"]
+                        deletes.setdefault((json.dumps(roles), action), []).extend(map(json.dumps, resources))
+        assert list(deletes) == [(json.dumps([{"Ref": role}]), "s3:DeleteObjectVersion")]
+        zones = (pipeline.ingress_bucket, pipeline.quarantine_bucket, pipeline.review_bucket)
+        assert sorted(next(iter(deletes.values()))) == sorted(json.dumps(synth.stack.resolve(b.arn_for_objects("*"))) for b in zones)
+        states = {name: state for _, name, state in walk_states(synth.definition["States"])}
+        assert not [n for n, st in states.items() if st["Type"] == "Task" and ":aws-sdk:s3:" in st["Resource"]]
+        without_comments = {n: {k: v for k, v in st.items() if k != "Comment"} for n, st in states.items()}
+        assert "delete" not in json.dumps(without_comments).lower(), "a state deletes"
+        decide = states["Apply decisions to chunk"]["Parameters"]["Payload"]
+        assert decide == {"operation": "decide_chunk", "batchId.$": "$.batchId", "chunk.$": "$.chunk", "executionArn.$": "$.executionArn"}
+        # A timeout is no decision: the decisions are read from the table, never from the state.
+        assert states["Review timed out"]["Parameters"]["decision"] == "TIMEOUT"
 
 
 def test_timeouts_and_poll_bound_follow_the_settings(options):
+    from macie_pipeline.workflow import EXTRA_POLLS
+
     states = _states(options)
     assert states["Wait for reviewer"]["TimeoutSeconds"] == 12 * 3600
     assert states["Wait for reviewer"]["HeartbeatSeconds"] == 3600
-    assert states["Wait for Macie job"]["Seconds"] == 120
+    assert states["Wait for Macie job"]["TimeoutSeconds"] == 120  # the poll backstop
     bound = next(c for c in states["Macie job status?"]["Choices"] if c.get("Variable") == "$.poll.count")
-    assert bound["NumericGreaterThanEquals"] == 30
+    assert bound["NumericGreaterThanEquals"] == 30 + EXTRA_POLLS  # 1 h / 2 min, plus wake-ups by job events
+    assert {s["MaxConcurrency"] for s in states.values() if s["Type"] == "Map"} == {20}
 
 
 def test_vault_object_lock_and_removal_policy(options):
@@ -174,8 +205,42 @@ def test_window_zero_scans_one_object_per_batch():
     [age] = [v["Properties"] for v in template["Resources"].values()
              if v["Type"] == "AWS::CloudWatch::Alarm" and v["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"]
     assert age["Threshold"] == 15 * 60
-    [prepare] = [v for v in template["Resources"].values() if v["Properties"].get("Handler") == "prepare_scan.handler"]
-    assert prepare["Properties"]["Environment"]["Variables"]["LOST_EVENT_AGE_SECONDS"] == "1200"
+    [(prepare_id, prepare)] = [(k, v) for k, v in template["Resources"].items() if v["Properties"].get("Handler") == "prepare_scan.handler"]
+    env = prepare["Properties"]["Environment"]["Variables"]
+    assert (env["LOST_EVENT_AGE_SECONDS"], env["MAX_BATCH_OBJECTS"], env["INGRESS_PREFIX"]) == ("1200", "500", "in/")
+    # The queue, its redrive and its alarms are the same whatever the window.
+    queues = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
+    [dlq_id] = [k for k in queues if "DeadLetter" in k]
+    [queue_id] = set(queues) - {dlq_id}
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["Properties"]["FunctionName"] == {"Ref": prepare_id}
+    assert queues[queue_id]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5}
+    assert queues[queue_id]["VisibilityTimeout"] >= 6 * prepare["Properties"]["Timeout"]
+    [depth] = [v["Properties"] for v in template["Resources"].values()
+               if v["Type"] == "AWS::CloudWatch::Alarm" and v["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    assert depth["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
+    assert depth["Threshold"] == 1 and depth["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    # The sweep for lost events invokes the batcher with the documented input (docs/batching.md, Intake).
+    [target] = sweep["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [prepare_id, "Arn"]}
+    assert json.loads(target["Input"]) == {"source": "sensitive-data-scan-pipeline.sweep", "sweep": "lost"}
+    # job_completion_events defaults to True: Macie's job log group is subscribed.
+    [subscription] = [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::Logs::SubscriptionFilter"]
+    assert subscription["LogGroupName"] == "/aws/macie/classificationjobs"
+
+
+@pytest.mark.parametrize("window, batch_size", [(120, 10_000)])
+def test_a_window_batches_up_to_max_batch_objects(window, batch_size):
+    app = cdk.App()
+    stack = cdk.Stack(app, f"Window{window}")
+    SensitiveDataScanPipeline(stack, "Gate", trigger=Trigger.on_object_created(batch_window=Duration.seconds(window)))
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    [mapping] = [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (batch_size, window)
+    [age] = [v["Properties"] for v in template["Resources"].values()
+             if v["Type"] == "AWS::CloudWatch::Alarm" and v["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert age["Threshold"] == 2 * window + 15 * 60
 
 
 def test_snapshot(options, snapshot):
