@@ -154,7 +154,10 @@ def test_kms_permissions_name_exactly_the_supplied_keys(byo, pipeline):
                 if any(a.startswith("kms:") for a in _as_list(st["Action"]))}
         assert used == {json.dumps(k, sort_keys=True) for k in keys}, fn.node.id
     machine = [st for st in _statements(byo, pipeline.state_machine.role) if any(a.startswith("kms:") for a in _as_list(st["Action"]))]
-    assert [(st["Resource"], sorted(st["Action"])) for st in machine] == [(TOPIC_KEY_ARN, ["kms:Decrypt", "kms:GenerateDataKey"])]
+    # The data key: the Distributed Maps read the chunk index and write their results in the batch bucket.
+    assert sorted((st["Resource"], sorted(st["Action"])) for st in machine) == [
+        (KEY_ARN, ["kms:Decrypt", "kms:GenerateDataKey"]), (TOPIC_KEY_ARN, ["kms:Decrypt", "kms:GenerateDataKey"]),
+    ]
     assert not [st for st in _statements(byo) if any(a.startswith("kms:") for a in _as_list(st["Action"])) and st["Resource"] == "*"]
 
 
@@ -178,7 +181,10 @@ def test_s3_permissions_name_exactly_the_supplied_buckets(byo, pipeline):
     assert transfer_objects == {
         json.dumps(_resolve(byo, b.arn_for_objects("*")), sort_keys=True)
         for b in (pipeline.ingress_bucket, pipeline.quarantine_bucket, pipeline.review_bucket, pipeline.vault_bucket)
-    } | {json.dumps(_resolve(byo, pipeline.batch_bucket.arn_for_objects("batches/*")), sort_keys=True)}
+    } | {
+        json.dumps(_resolve(byo, pipeline.batch_bucket.arn_for_objects(pattern)), sort_keys=True)
+        for pattern in ("batches/*", "batches/*/copied/*", "batches/*/routed/*", "batches/*/decided/*", "batches/*/reported/*")
+    }
     # Fail closed, unchanged: no role may delete from the vault or write to ingress.
     for st in everything_s3:
         actions = _as_list(st["Action"])
@@ -193,12 +199,21 @@ def test_s3_permissions_name_exactly_the_supplied_buckets(byo, pipeline):
 def test_result_events_go_to_the_supplied_bus(byo, pipeline):
     bus_arn = _resolve(byo, pipeline.event_bus.event_bus_arn)
     assert bus_arn == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":events:{REGION}:{ACCOUNT}:event-bus/{BUS_NAME}"]]}
-    puts = [s for _, _, s in walk_states(byo.definition["States"]) if s.get("Resource", "").endswith(":states:::events:putEvents")]
-    assert len(puts) >= 8
-    for state in puts:
-        assert [e["EventBusName"] for e in state["Parameters"]["Entries"]] == [f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{BUS_NAME}"]
-    [put] = [st for st in _statements(byo, pipeline.state_machine.role) if st["Action"] == "events:PutEvents"]
-    assert put["Resource"] == bus_arn
+    # The handlers send the result events (PutEvents, 10 per call): transfer for every outcome,
+    # evaluate_findings for the objects that reached none. The workflow sends none itself.
+    assert not [s for _, _, s in walk_states(byo.definition["States"]) if ":events:" in s.get("Resource", "")]
+    assert not [st for st in _statements(byo, pipeline.state_machine.role) if "events:PutEvents" in _as_list(st["Action"])]
+    senders = {pipeline.transfer_function, pipeline.evaluate_function}
+    for fn in (pipeline.transfer_function, pipeline.evaluate_function, pipeline.prepare_scan_function, pipeline.integrity_function,
+               pipeline.request_review_function, pipeline.review_api_function, pipeline.job_events_function):
+        puts = [st for st in _statements(byo, fn.role) if "events:PutEvents" in _as_list(st["Action"])]
+        if fn not in senders:
+            assert puts == [], fn.node.id
+            continue
+        [put] = puts
+        assert put["Resource"] == bus_arn and _as_list(put["Action"]) == ["events:PutEvents"], fn.node.id
+        variables = byo.template["Resources"][_logical_id(fn)]["Properties"]["Environment"]["Variables"]
+        assert variables["EVENT_BUS_NAME"] == BUS_NAME, fn.node.id
 
 
 def test_object_created_rule_matches_the_supplied_ingress_bucket(byo):
