@@ -117,7 +117,8 @@ def test_wheel_contents(wheel):
     expected = _repo_files(LAMBDA_DIR)
     assert {name.removeprefix("macie_pipeline/_lambda/"): data for name, data in packaged.items()} == expected
     functions = [folder.name for folder in LAMBDA_DIR.iterdir() if folder.is_dir() and folder.name != "shared"]
-    assert len(functions) == 6
+    assert len(functions) == 7
+    assert "job_events" in functions
     for folder in functions:
         assert f"macie_pipeline/_lambda/{folder}/{folder}.py" in names
 
@@ -187,7 +188,9 @@ def test_installed_wheel_synthesizes_outside_the_repository(wheel, tmp_path):
                 continue
             folder = asset_dir(logical_id, resource, "Code")
             module = resource["Properties"]["Handler"].rsplit(".", 1)[0]
-            assert (folder / f"{module.replace('.', '/')}.py").is_file(), f"{logical_id}: {module} not in {folder}"
+            # CDK's AwsCustomResource provider (Macie's job log group) runs on Node.js: index.js
+            suffix = ".js" if resource["Properties"]["Runtime"].startswith("nodejs") else ".py"
+            assert (folder / f"{module.replace('.', '/')}{suffix}").is_file(), f"{logical_id}: {module} not in {folder}"
             if (LAMBDA_DIR / module).is_dir():  # a pipeline function: exactly its folder of lambda/
                 assert _repo_files(folder) == _repo_files(LAMBDA_DIR / module), logical_id
                 pipeline_functions.add(module)
@@ -196,7 +199,7 @@ def test_installed_wheel_synthesizes_outside_the_repository(wheel, tmp_path):
             folder = asset_dir(logical_id, resource, "Content")
             assert any((folder / "python").iterdir()), f"{logical_id}: empty python/ in {folder}"
     assert pipeline_functions == {
-        "evaluate_findings", "integrity_check", "prepare_scan", "request_review", "review_api", "transfer",
+        "evaluate_findings", "integrity_check", "job_events", "prepare_scan", "request_review", "review_api", "transfer",
     }
     assert layer_versions == 2
     # the runtime layer carries the shared package from the wheel
