@@ -174,7 +174,7 @@ def test_no_state_and_no_state_machine_permission_writes_the_vault(sample):
     name the vault, nor carry a verdict or a decision into that function."""
     vault_name, vault_arn = _vault_write_paths(sample)
     states = {name: (path, state) for path, name, state in walk_states(sample.definition["States"])}
-    for name, (path, state) in states.items():
+    for path, state in states.values():
         assert vault_name not in json.dumps(state), f"{path} names the vault"
     pipeline = sample.stack.node.find_child("Pipeline")
     role = sample.stack.resolve(pipeline.state_machine.role.role_name)

@@ -134,7 +134,7 @@ def test_deny_policy_delete_deletes_only_on_an_explicit_deny(options, sample_syn
         pipeline = next(c for c in synth.stack.node.children if hasattr(c, "external_setup"))
         role = transfer["Properties"]["Role"]["Fn::GetAtt"][0]
         deletes = {}
-        for logical_id, resource in synth.resources("AWS::IAM::Policy").items():
+        for resource in synth.resources("AWS::IAM::Policy").values():
             for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 for action in actions:
