@@ -335,6 +335,8 @@ class Meter:
             "macie_calls": dict(sorted(macie.items())),
             "s3_requests": dict(s3_classes),
             "s3_operations": dict(sorted(s3_operations.items())),
+            "s3_operations_by_caller": dict(sorted(
+                (f"{caller} {operation}", count) for (caller, service, operation), count in self.calls.items() if service == "s3")),
             "sqs_requests": sum(sqs.values()),
             "sqs_operations": dict(sorted(sqs.items())),
             "dynamodb": dict(sorted(dynamodb.items())),
