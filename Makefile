@@ -34,11 +34,15 @@ synth: deps
 demo: $(VENV)/.installed
 	$(PY) -m macie_pipeline.local run samples --decision deny
 
-## Count what the pipeline does and costs per 1,000 objects (local engine; both triggers, side by side).
-## 1,000 objects take about 40 minutes here (see README, "Throughput and cost"); BENCH_OBJECTS=N to change.
-BENCH_OBJECTS ?= 1000
+## Count what the pipeline does and costs per 1,000 objects (local engine): the sample batched and with a
+## window of zero, side by side, for 1,000 and for 10,000 objects (BENCH_OBJECTS="N ..." to choose).
+## Figures and wall times: README, "Throughput and cost".
+BENCH_OBJECTS ?= 1000 10000
 bench: $(VENV)/.installed
-	$(PY) -m macie_pipeline.local bench --objects $(BENCH_OBJECTS)
+	@set -e; for n in $(BENCH_OBJECTS); do \
+		echo "== bench --objects $$n"; \
+		$(PY) -m macie_pipeline.local bench --objects $$n; \
+	done
 
 ## Headless Chromium and its driver for the review-page browser test (Debian packages).
 browser:

@@ -212,18 +212,20 @@ def _parser() -> argparse.ArgumentParser:
 
 _BENCH_DESCRIPTION = """\
 Count what the synthesized pipeline does per 1,000 objects, offline, and what that would cost: Macie
-API calls, Standard state transitions, Express executions, Lambda invocations and GB-seconds, S3
-requests by price class, SQS requests, EventBridge events and SNS publishes, and the US$ they add up
-to at the public prices in macie_pipeline/local/prices.py (us-east-1, the date they were read).
+API calls, Standard state transitions (parents and Distributed Map children), Lambda invocations and
+GB-seconds, S3 requests by price class, SQS requests, DynamoDB request units, EventBridge events and
+SNS publishes, and the US$ they add up to at the public prices in macie_pipeline/local/prices.py
+(us-east-1, the date they were read).
 
 Generated objects (the same for the same N): 70% clean CSV and JSON, 20% with sensitive data (card
-numbers and SSNs next to their keywords), 10% corrupt (truncated Parquet, 0 bytes). Reviews are
-approved. Lambda durations are measured in this process: they are not Lambda's.
+numbers and SSNs next to their keywords), 10% corrupt (truncated Parquet, 0 bytes), each delivered
+as an Object Created event through the intake queue. Reviews are approved. Lambda durations are
+measured in this process: they are not Lambda's.
 
-Triggers: object-created runs one execution per object (the default trigger: a window of zero,
-one Macie job per object); schedule runs one execution per scheduled batch of the stack's maximum
-batch size (the sample with Trigger.on_schedule(max_batch_objects=50)). Without --app or --assembly
-both are measured, side by side; with them, the trigger the stack has.
+Runs: batched is the sample as synthesized (a batching window of minutes, up to 10,000 objects per
+batch, one Macie job per batch); window-zero is the sample with Trigger.on_object_created(
+batch_window=Duration.seconds(0)): one object per scan, measured on at most 200 objects. Without
+--app or --assembly both are measured, side by side; with them, the stack's own.
 """
 
 
@@ -303,8 +305,7 @@ def _bench_targets(args: argparse.Namespace) -> list[tuple[str, object, str]]:
             raise UsageError(f"the stack is triggered on {kind}: --trigger {args.trigger} needs a stack with that trigger")
         return [(kind, stack, state_machine)]
     triggers = bench.TRIGGERS if args.trigger in (None, "both") else (args.trigger,)
-    stacks = {"object-created": synth_sample, "schedule": bench.schedule_sample}
-    return [(trigger, *choose_pipeline([stacks[trigger]()], None, None)) for trigger in triggers]
+    return [(trigger, *choose_pipeline([bench.sample_stack(trigger)], None, None)) for trigger in triggers]
 
 
 def _bench_runs(args: argparse.Namespace) -> list[dict]:

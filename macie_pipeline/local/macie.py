@@ -49,7 +49,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from botocore.exceptions import ClientError, ParamValidationError
 
@@ -272,13 +272,15 @@ def _page_offset(token: str | None, size: int) -> int:
 
 @dataclass
 class _Object:
-    """What classification knows of one S3 object (its current version)."""
+    """What classification knows of one S3 object (its current version): the listing's size, date,
+    ETag and storage class; its tags once read (None before); ``head`` the object's metadata, from
+    the listing until the object is read (then its GetObject response, without the body)."""
 
     bucket: str
     key: str
     size: int
     last_modified: datetime
-    tags: dict[str, str]
+    tags: Optional[dict[str, str]]
     head: dict
 
 
@@ -794,7 +796,7 @@ class LocalMacie:
                     missing = error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404")
                     self._emit_error(job, "BUCKET_DOES_NOT_EXIST" if missing else "BUCKET_ACCESS_DENIED", bucket)
                     continue
-                in_scope = [item for item in objects if self._in_scope(scoping, item)]
+                in_scope = [item for item in objects if self._in_scope(scoping, item) and self._read_tags(item)]
                 records.extend(self._classify_object(bucket, bucket_info, item, detector) for item in in_scope)
         locations = self._write_results(job, records, created)
         for (record, detections), location in zip(records, locations, strict=True):
@@ -807,7 +809,10 @@ class LocalMacie:
         """One object's discovery result record (its ``resourcesAffected`` and ``result``) and its detections.
         The object is read as a stream (see :func:`~macie_pipeline.local.detection.analyse_object`)."""
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))["Body"]
+            response = self.s3.get_object(Bucket=bucket, Key=item.key, **self._version(item.head))
+            body = response.pop("Body")
+            item.head = {**item.head, **response}  # the version read: its encryption, content type, version id
+            item.size, item.last_modified = int(response["ContentLength"]), response["LastModified"]
             with contextlib.closing(body):
                 extraction = detector(body, item.key, item.head.get("ContentType"))
         except ClientError:
@@ -857,16 +862,26 @@ class LocalMacie:
         return info
 
     def _objects(self, bucket: str) -> Iterator[_Object]:
-        """The current version of every object in the bucket, with its metadata and tags."""
+        """The current version of every object in the bucket, as listed (one ListObjectsV2 a page:
+        no request per object here; tags and metadata are read only for what the scope needs)."""
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for entry in page.get("Contents") or []:
-                try:
-                    head = self.s3.head_object(Bucket=bucket, Key=entry["Key"])
-                except ClientError:
-                    continue  # deleted since it was listed: no longer part of the job
-                tag_set = self.s3.get_object_tagging(Bucket=bucket, Key=entry["Key"], **self._version(head))["TagSet"]
-                yield _Object(bucket, entry["Key"], int(head["ContentLength"]), head["LastModified"],
-                              {t["Key"]: t["Value"] for t in tag_set}, head)
+                head = {"ETag": entry.get("ETag", ""), "StorageClass": entry.get("StorageClass")}
+                yield _Object(bucket, entry["Key"], int(entry["Size"]), entry["LastModified"], None, head)
+
+    def _read_tags(self, item: _Object) -> bool:
+        """Read the object's tags once (GetObjectTagging, which also names the current version: the
+        one read later); False when the object is gone since it was listed (no longer part of the job)."""
+        if item.tags is not None:
+            return True
+        try:
+            response = self.s3.get_object_tagging(Bucket=item.bucket, Key=item.key)
+        except ClientError:
+            return False
+        item.tags = {t["Key"]: t["Value"] for t in response["TagSet"]}
+        if response.get("VersionId"):
+            item.head["VersionId"] = response["VersionId"]
+        return True
 
     @staticmethod
     def _version(head: Mapping[str, Any]) -> dict:
@@ -878,8 +893,9 @@ class LocalMacie:
     def _term_matches(term: Mapping[str, Any], item: _Object) -> bool:
         if "tagScopeTerm" in term:
             tag_term = term["tagScopeTerm"]
+            item_tags = item.tags or {}
             present = any(
-                pair["key"] in item.tags and (pair.get("value", "") == "" or item.tags[pair["key"]] == pair["value"])
+                pair["key"] in item_tags and (pair.get("value", "") == "" or item_tags[pair["key"]] == pair["value"])
                 for pair in tag_term["tagValues"]
             )
             return present if tag_term["comparator"] == "EQ" else not present
@@ -899,11 +915,17 @@ class LocalMacie:
 
     def _in_scope(self, scoping: Mapping[str, Any], item: _Object) -> bool:
         """Included when every term of ``includes`` holds, excluded when every term of ``excludes`` does."""
-        includes = (scoping.get("includes") or {}).get("and") or []
-        excludes = (scoping.get("excludes") or {}).get("and") or []
-        if not all(self._term_matches(term, item) for term in includes):
+        # Terms on what the listing says (key, extension, size, date) first: an object they rule out
+        # costs no GetObjectTagging. The order does not change the answer (all terms must hold).
+        includes = sorted((scoping.get("includes") or {}).get("and") or [], key=lambda term: "tagScopeTerm" in term)
+        excludes = sorted((scoping.get("excludes") or {}).get("and") or [], key=lambda term: "tagScopeTerm" in term)
+        if not all(self._tag_ready(term, item) and self._term_matches(term, item) for term in includes):
             return False
-        return not (excludes and all(self._term_matches(term, item) for term in excludes))
+        return not (excludes and all(self._tag_ready(term, item) and self._term_matches(term, item) for term in excludes))
+
+    def _tag_ready(self, term: Mapping[str, Any], item: _Object) -> bool:
+        """True once ``item``'s tags are read when ``term`` needs them (always for other terms)."""
+        return "tagScopeTerm" not in term or self._read_tags(item)
 
     def _object_info(self, item: _Object) -> dict:
         head = item.head
@@ -921,7 +943,7 @@ class LocalMacie:
             "serverSideEncryption": encryption,
             "size": item.size,
             "storageClass": head.get("StorageClass") or "STANDARD",
-            "tags": [{"key": k, "value": v} for k, v in item.tags.items()],
+            "tags": [{"key": k, "value": v} for k, v in (item.tags or {}).items()],
         }
         if self._version(head):
             info["versionId"] = head["VersionId"]

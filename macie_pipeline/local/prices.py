@@ -66,6 +66,17 @@ PRICES: Mapping[str, Price] = {
         0.40 / 1_000_000, "SQS standard queue request (64 KB chunk)", "https://unanswered.io/guide/aws-sqs-pricing-and-cost-optimization",
         "$0.40 per million after the first million; third-party summary of https://aws.amazon.com/sqs/pricing/",
     ),
+    "dynamodb_write_request_unit": _price(
+        0.625 / 1_000_000, "DynamoDB on-demand write request unit (one standard write of up to 1 KB)",
+        "https://airbyte.com/data-engineering-resources/dynamodb-pricing",
+        "$0.625 per million WRU in US East after the November 2024 on-demand price cut (third-party summary of "
+        "https://aws.amazon.com/dynamodb/pricing/on-demand/; older copies say $1.25)",
+    ),
+    "dynamodb_read_request_unit": _price(
+        0.125 / 1_000_000, "DynamoDB on-demand read request unit (one strongly consistent read of up to 4 KB)",
+        "https://airbyte.com/data-engineering-resources/dynamodb-pricing",
+        "$0.125 per million RRU in US East (same source); an eventually consistent read is half a unit, counted as one here",
+    ),
     "eventbridge_custom_event": _price(
         1.00 / 1_000_000, "EventBridge custom event published (64 KB chunk)", "https://aws.amazon.com/eventbridge/pricing/",
         "$1.00 per million custom events (figure from https://blog.awsfundamentals.com/aws-eventbridge-pricing-guide; "

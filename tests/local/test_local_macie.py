@@ -242,6 +242,30 @@ def test_job_is_scoped_by_tag_and_reads_current_versions(env):
             if f["classificationDetails"]["jobId"] == second} == {"b.csv"}
 
 
+def test_a_job_reads_the_listing_once_and_each_object_with_two_requests(env, monkeypatch):
+    """Classification lists the bucket (one request a page) and reads tags only where the scope needs
+    them: an object outside a key-prefix term costs nothing; one in scope is GetObjectTagging + GetObject."""
+    s3, _ = env
+    macie = make_macie(s3)
+    for n in range(6):
+        put(s3, f"in/{n}.csv", CARD if n % 2 else b"a,b\n1,2\n")
+    for n in range(4):
+        put(s3, f"out/{n}.csv", CARD)
+    calls: list[str] = []
+    original = type(s3)._make_api_call
+    monkeypatch.setattr(type(s3), "_make_api_call", lambda client, operation, params: (calls.append(operation), original(client, operation, params))[1])
+    prefix = {"SimpleScopeTerm": {"Comparator": "STARTS_WITH", "Key": "OBJECT_KEY", "Values": ["in/"]}}
+    job_id = macie.call("CreateClassificationJob", job_request(extra_terms=[prefix]))["jobId"]
+    finish(macie, job_id)
+    reads = [c for c in calls if c in ("ListObjectsV2", "HeadObject", "GetObjectTagging", "GetObject")]
+    assert sorted(set(reads)) == ["GetObject", "GetObjectTagging", "ListObjectsV2"]
+    assert (reads.count("ListObjectsV2"), reads.count("GetObjectTagging"), reads.count("GetObject")) == (1, 6, 6)
+    assert len(analysed_keys(macie)) == 3
+    finding = next(iter(macie.findings.values()))["resourcesAffected"]["s3Object"]
+    assert finding["versionId"] == s3.head_object(Bucket=QUARANTINE, Key=finding["key"])["VersionId"]
+    assert finding["tags"] == [{"key": SCAN_TAG, "value": "scan-1"}] and finding["size"] == len(CARD)
+
+
 def numeric_rows(count: int = 300) -> list[dict]:
     """Realistic clean metrics: latencies and ratios with 16-17 significant digits, tiny values in
     scientific notation, byte counts and epoch milliseconds, signed deltas."""
