@@ -276,15 +276,16 @@ def _place_copy(
     tags: Mapping[str, str],
     multipart: bool,
     placement: "Placement",
-) -> tuple[str | None, bool]:
+) -> tuple[str | None, bool, bool]:
     """Make the destination hold a copy of the pinned version: reuse the copy an earlier attempt made, or
-    copy now. Returns the copy's version id and whether the copy is a multipart one."""
+    copy now. Returns the copy's version id, whether the copy is a multipart one, and whether it was
+    made now (a single-part copy made now already carries its tags: CopyObject with Tagging, REPLACE)."""
     dest_bucket, dest_key = request.destination_bucket, request.destination_key
     existing = placement.current
     if existing is not None and transfer_core.is_copy_of(existing, pinned):
         logger.info("destination already holds this version; reusing it",
                     extra={"key": dest_key, "versionId": existing.get("VersionId")})
-        return existing.get("VersionId"), multipart or transfer_core.is_multipart_etag(existing.get("ETag"))
+        return existing.get("VersionId"), multipart or transfer_core.is_multipart_etag(existing.get("ETag")), False
     source = request.source
     logger.info("copying", extra={"sourceKey": source["key"], "sourceVersionId": source["versionId"],
                                   "size": int(source_head.get("ContentLength", 0)), "multipart": multipart,
@@ -295,7 +296,7 @@ def _place_copy(
         if latest is None or not transfer_core.is_copy_of(latest, pinned):
             raise VerificationError(f"the copy to s3://{dest_bucket}/{dest_key} cannot be found")
         dest_version = latest.get("VersionId")
-    return dest_version, multipart
+    return dest_version, multipart, True
 
 
 def _verify_copy(
@@ -377,8 +378,9 @@ def _copy_to(
     multipart = int(source_head.get("ContentLength", 0)) >= MULTIPART_THRESHOLD
     tags = _merged_tags(s3, source, request.tags)
 
-    dest_version, multipart = _place_copy(s3, request, source_head, pinned, tags, multipart, placement)
-    if dest_version and tags:
+    dest_version, multipart, fresh = _place_copy(s3, request, source_head, pinned, tags, multipart, placement)
+    # A multipart copy, or a copy an earlier attempt made, gets its tags set on the version itself.
+    if dest_version and tags and (multipart or not fresh):
         _put_tags(s3, request.destination_bucket, request.destination_key, dest_version, tags, on_source=False)
     dest_head = _head_copy(s3, request, dest_version)
     method, note = _verify_copy(s3, request, source_head, dest_head, dest_version, multipart)

@@ -472,3 +472,22 @@ def test_a_first_promotion_of_a_key_copies_only_if_none_is_there(zones, monkeypa
         promote(zones, staged, "scan-big")
     assert vault_bodies(zones) == [b"landed first"]
     assert len(versions(zones, QUARANTINE, staged["key"])) == 1
+
+
+def test_a_single_part_copy_carries_its_tags_without_a_second_tagging_request(s3, monkeypatch):
+    """CopyObject sets the tags (Tagging, TaggingDirective REPLACE): no PutObjectTagging per object
+    (it was 2 of the 4 PUT-class requests per object in make bench). A multipart copy still sets them."""
+    from botocore.client import BaseClient
+
+    calls: list[str] = []
+    real = BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        calls.append(operation_name)
+        return real(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    source = put(s3, "in/small.csv", b"id\n1\n", tagging="owner=alice")
+    result = transfer.handler(request("move", source, tags=PIPELINE_TAGS), None)
+    assert tags_of(s3, DST, result["key"], result["versionId"]) == {**PIPELINE_TAGS, "owner": "alice"}
+    assert "CopyObject" in calls and "PutObjectTagging" not in calls
