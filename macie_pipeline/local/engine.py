@@ -170,6 +170,7 @@ class LocalPipeline:
     # ------------------------------------------------------------------ scenario controls
     fail = _forward("faults", Faults.fail)
     fail_call = _forward("faults", Faults.fail_call)
+    page_size = _forward("faults", Faults.page_size)
     before_invoke = _forward("faults", Faults.before_invoke)
     after_invoke = _forward("faults", Faults.after_invoke)
 
@@ -182,6 +183,10 @@ class LocalPipeline:
     run = _forward("runner", Runner.run)
     wait = _forward("runner", Runner.wait)
     answer_review = _forward("runner", Runner.answer_review)
+    put_object_created_events = _forward("runner", Runner.put_object_created_events)
+    pump_intake = _forward("runner", Runner.pump_intake)
+    sweep = _forward("runner", Runner.sweep)
+    discover_executions = _forward("runner", Runner.discover_executions)
     execution = _forward("history", ExecutionHistory.execution)
 
     # ------------------------------------------------------------------ what happened
@@ -192,6 +197,15 @@ class LocalPipeline:
     stored_versions = _forward("inspector", Inspector.stored_versions)
     places_of = _forward("inspector", Inspector.places_of)
     result = _forward("inspector", Inspector.result)
+
+    def set_environment(self, role: str, **values: str) -> None:
+        """Change the environment of the ``role`` function (``prepare_scan``...) from now on, as a
+        redeployment with another setting would (``LOST_EVENT_AGE_SECONDS="1"``)."""
+        found = [f for f in self.deployment.functions.values() if f.role == role]
+        if not found:
+            raise KeyError(f"no function with the handler module {role!r}")
+        for function in found:
+            function.environment = {**function.environment, **values}
 
     def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
         """See :meth:`~macie_pipeline.local.invariants.Invariants.violations`."""
