@@ -207,6 +207,6 @@ class LocalPipeline:
         for function in found:
             function.environment = {**function.environment, **values}
 
-    def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
+    def invariant_violations(self, *, delete_allowed: bool = False, stored: Optional[list[dict]] = None) -> list[str]:
         """See :meth:`~macie_pipeline.local.invariants.Invariants.violations`."""
-        return self.invariants.violations(delete_allowed=delete_allowed)
+        return self.invariants.violations(delete_allowed=delete_allowed, stored=stored)

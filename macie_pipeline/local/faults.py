@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from .functions import CURRENT, InjectedFault
+from .functions import InjectedFault, current_role
 
 CALLERS = ("workflow", "handlers", "any")
 _FAULT_LOCK = threading.Lock()
@@ -54,7 +54,7 @@ class _CallFault(_Countdown):
     match: Optional[Callable[[dict], bool]] = None
 
     def applies(self, parameters: Optional[dict]) -> bool:
-        in_handler = getattr(CURRENT, "role", None) is not None
+        in_handler = current_role() is not None
         if self.caller == "workflow" and in_handler or self.caller == "handlers" and not in_handler:
             return False
         if self.match is not None and not self.match(parameters or {}):

@@ -20,7 +20,7 @@ from ..contract import States
 from . import awsmodel
 from .deploy import Deployment
 from .faults import Faults
-from .functions import CURRENT
+from .functions import current_role
 
 # Who made an AWS call (see EngineHost.observe_calls): the workflow's own SDK and service integrations,
 # a handler (its role, e.g. "transfer"), or the engine itself (uploads, reading results, the local Macie's reads).
@@ -96,7 +96,7 @@ class EngineHost:
         deployment = self.deployment
         if any(client is getattr(deployment, name, None) for name in ("s3", "sfn", "sqs", "sns", "events")):
             return ENGINE
-        return getattr(CURRENT, "role", None) or WORKFLOW
+        return current_role() or WORKFLOW
 
     # ------------------------------------------------------------------ patches.Host
     def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]:

@@ -159,7 +159,7 @@ class Inspector:
                                 fates.get((self._deployment.zones["ingress"], u.key, u.version_id)))
             for u in self._uploaded if u.version_id in wanted
         ]
-        return RunResult(objects, finished, events, self.notifications)
+        return RunResult(objects, finished, events, self.notifications, stored)
 
     def fates(self, executions: Iterable[str]) -> dict[tuple[str, str, str], dict]:
         """(bucket, key, ingress version) -> its fate in the batch files of these executions (the

@@ -95,7 +95,7 @@ class Invariants:
                 facts.setdefault(version, ExecutionFacts()).cleanup_failed = True
         return facts
 
-    def violations(self, *, delete_allowed: bool = False) -> list[str]:
+    def violations(self, *, delete_allowed: bool = False, stored: Optional[list[dict]] = None) -> list[str]:
         """Nothing in the vault without CLEAN or APPROVE; exactly one outcome per uploaded version;
         each uploaded version in exactly one place.
 
@@ -107,15 +107,25 @@ class Invariants:
           its staged copy in quarantine (``scans/<batch>/``) is kept for forensics;
         * ``delete_allowed`` (the pipeline deletes denied objects): a version a reviewer explicitly
           denied may be nowhere.
+
+        ``stored``: the zones' versions if just read (:attr:`RunResult.stored`), else read now.
         """
-        stored = self._inspector.stored_versions()
+        if stored is None:
+            stored = self._inspector.stored_versions()
         facts = self.facts()
         events = self._final_events()
+        stored_by_sha: dict[str, list[dict]] = {}
+        for item in stored:
+            stored_by_sha.setdefault(item["sha256"], []).append(item)
         problems = []
         for u in self._uploaded:
             fact = facts.get(u.version_id, ExecutionFacts())
-            problems += [p for p in (self._outcome_problem(u, fact, events), self._misplaced(u, stored, fact, delete_allowed)) if p]
-        problems += [p for item in stored if item["zone"] == "vault" and (p := self._unjustified(item, facts))]
+            found = (self._outcome_problem(u, fact, events), self._misplaced(u, stored_by_sha, fact, delete_allowed))
+            problems += [p for p in found if p]
+        by_sha: dict[str, list[Uploaded]] = {}
+        for u in self._uploaded:
+            by_sha.setdefault(u.sha256, []).append(u)
+        problems += [p for item in stored if item["zone"] == "vault" and (p := _unjustified(item, facts, by_sha))]
         return problems
 
     def _final_events(self) -> dict[tuple[str, str], list[str]]:
@@ -141,20 +151,22 @@ class Invariants:
             return f"{name}: the result event says {sent[0]}, the batch files {fact.outcomes[0]}"
         return None
 
-    def _misplaced(self, uploaded: Uploaded, stored: list[dict], fact: ExecutionFacts, delete_allowed: bool) -> Optional[str]:
-        places = self._inspector.places_of(uploaded, stored)
+    def _misplaced(self, uploaded: Uploaded, stored: dict[str, list[dict]], fact: ExecutionFacts, delete_allowed: bool) -> Optional[str]:
+        places = self._inspector.places_of(uploaded, stored.get(uploaded.sha256, []))
         if len(places) == 1 or _allowed_exception(places, fact, delete_allowed):
             return None
         where = ", ".join(f"{p['zone']}:{p['key']}" for p in places) or "nowhere"
         return f"{uploaded.key} ({uploaded.version_id}) is in {len(places)} places: {where}"
 
-    def _unjustified(self, item: dict[str, Any], facts: dict[str, ExecutionFacts]) -> Optional[str]:
-        sources = [u for u in self._uploaded if u.sha256 == item["sha256"] and item["key"] == u.key]
-        if not sources:
-            return f"vault:{item['key']} does not match any uploaded object's bytes"
-        if not any(_may_be_in_vault(facts.get(u.version_id, ExecutionFacts())) for u in sources):
-            return f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval"
-        return None
+
+
+def _unjustified(item: dict[str, Any], facts: dict[str, ExecutionFacts], by_sha: dict[str, list[Uploaded]]) -> Optional[str]:
+    sources = [u for u in by_sha.get(item["sha256"], []) if item["key"] == u.key]
+    if not sources:
+        return f"vault:{item['key']} does not match any uploaded object's bytes"
+    if not any(_may_be_in_vault(facts.get(u.version_id, ExecutionFacts())) for u in sources):
+        return f"vault:{item['key']} ({item['versionId']}) has no CLEAN verdict or approval"
+    return None
 
 
 def _allowed_exception(places: list[dict], fact: ExecutionFacts, delete_allowed: bool) -> bool:

@@ -77,6 +77,8 @@ class RunResult:
     executions: list[Execution]
     events: list[dict]
     notifications: list[dict]
+    #: Every version in the four zones when the result was read (see Inspector.stored_versions).
+    stored: list[dict] = field(default_factory=list)
 
     def by_key(self, key: str) -> ObjectResult:
         matches = [o for o in self.objects if o.key == key]
