@@ -221,3 +221,26 @@ def test_an_object_failing_alone_is_exit_3_while_its_batch_goes_on(capsys):
     assert out.splitlines()[-1] == "1 object: 1 failed (held)"
     assert "held in ingress" in out.splitlines()[2]
     assert "1 object(s) failed and are held" in err
+
+
+def test_progress_counts_objects_not_executions():
+    """The watcher hears objects finished out of objects uploaded (one batch holds them all)."""
+    from macie_pipeline.local import LocalPipeline, choose_pipeline, synth_sample
+
+    heard = []
+
+    class Watch:
+        def review_requested(self, link, message):
+            pass
+
+        def progress(self, finished, total):
+            heard.append((finished, total))
+
+    stack, state_machine = choose_pipeline([synth_sample()], None, None)
+    files = {f"p/{i}.csv": f"id,item\n{i},pen\n".encode() for i in range(4)}
+    with LocalPipeline(stack, state_machine) as engine:
+        result = engine.run(files, decision="none", timeout=120, watch=Watch())
+    assert len(result.executions) == 1
+    assert {total for _, total in heard} == {4}
+    assert heard[-1] == (4, 4) and heard[0][0] == 0
+    assert [f for f, _ in heard] == sorted(f for f, _ in heard)

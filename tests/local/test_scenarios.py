@@ -217,7 +217,7 @@ def test_job_paused_by_quota_past_the_maximum_wait_is_cancelled_and_held_for_rev
 
 
 def test_job_paused_by_quota_then_resumed_completes(sample):
-    result, engine = run(sample, {"clean.csv": CLEAN}, macie=MacieBehavior(job_status="PAUSED", resume_after_seconds=0.5),
+    result, engine = run(sample, {"clean.csv": CLEAN}, macie=MacieBehavior(job_status="PAUSED", run_seconds=0.2, resume_after_seconds=0.5),
                          job_wait=0.2)
     assert result.by_key("clean.csv").outcome == "VAULT"
     assert "Notify job paused" in entered(result) and "Cancel Macie job" not in entered(result)
