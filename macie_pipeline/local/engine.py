@@ -6,7 +6,7 @@ local resources), and runs executions in moto's Step Functions interpreter: Lamb
 handlers from their assets in this process, ``aws-sdk:macie2:*`` tasks and the handlers' Macie calls
 are served by :class:`~macie_pipeline.local.macie.LocalMacie`, result events and notifications land
 in SQS queues where they can be read, and the review API is served on 127.0.0.1 by the review
-handler. See :mod:`macie_pipeline.local.patches` for the five moto internals this relies on.
+handler. See :mod:`macie_pipeline.local.patches` for the moto (and boto3) internals this relies on.
 
 ``LocalPipeline`` is a facade over one part per concern, each usable on its own:
 

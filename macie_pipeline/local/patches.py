@@ -25,7 +25,9 @@ running the real moto code path.
 7. ``AmazonStateLanguageParser.parse``: moto's grammar takes ``ToleratedFailurePercentage`` only as a
    decimal number (``100.0``), while CDK writes an integer (``100``), which moto refuses with an
    ``ASLParserException``. The definition text given to moto's parser has those integers written as
-   decimals (same JSON value); the definition registered in moto stays as synthesized.
+   decimals (same JSON value); the definition registered in moto stays as synthesized. The ANTLR
+   parse of a definition text is kept (moto parses at create and at every execution's start); each
+   execution still gets fresh evaluation components from moto's own Preprocessor.
 8. ``SQSBackend.is_message_valid_based_on_retention_period``: moto computes *every* attribute of the
    queue (three passes over all its messages) to read ``MessageRetentionPeriod`` for each message it
    receives, so draining a queue of n messages costs n² (1,000 Object Created events took 99 s to
@@ -337,12 +339,24 @@ def normalise_definition(definition: str) -> str:
 
 
 def _install_parser() -> None:
+    import functools
+
     original = _swap(_PARSE, staticmethod(lambda definition: _parse(definition)))
+
+    @functools.lru_cache(maxsize=16)
+    def _tree(definition: str) -> Any:
+        """moto's parse of one definition text; its ANTLR tree is read-only once built."""
+        return original(definition)[1]
 
     def _parse(definition: str) -> Any:
         if _REGISTRY.host is None:
             return original(definition)
-        return original(normalise_definition(definition))
+        # The ANTLR parse (about a second for the pipeline's definition) is done once per definition
+        # text; every execution still gets its own evaluation components from the tree.
+        from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+        tree = _tree(normalise_definition(definition))
+        return Preprocessor().visit(tree), tree
 
 
 def _install_sqs_retention() -> None:

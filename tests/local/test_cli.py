@@ -201,7 +201,7 @@ def test_a_failed_execution_is_exit_3_with_the_notification_people_must_act_on(c
     assert report(result) == EXIT_PIPELINE_FAILED
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == "1 object: 1 failed (held)"
-    assert "FAILED" in out.splitlines()[2] and "held in ingress" in out.splitlines()[2]
+    assert "FAILED" in out.splitlines()[2] and "held in quarantine" in out.splitlines()[2]  # staged before the crash
     assert "note: execution" in err and "FAILED" in err
     assert "notification (SCAN_FAILED): Sensitive data scan FAILED: objects held, action needed:" in err
 

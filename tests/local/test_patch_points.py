@@ -72,7 +72,8 @@ def test_the_sqs_retention_patch_reads_what_moto_reads():
 
     from moto.sqs.models import Queue, SQSBackend
 
-    source = _inspect.getsource(SQSBackend.is_message_valid_based_on_retention_period)
+    original = patches._REGISTRY.originals.get(patches._SQS_RETENTION) or SQSBackend.is_message_valid_based_on_retention_period
+    source = _inspect.getsource(original)
     assert '"MessageRetentionPeriod"' in source and "message.sent_timestamp / 1000" in source
     assert "MessageRetentionPeriod" in Queue.BASE_ATTRIBUTES
 
@@ -111,3 +112,15 @@ def test_moto_events_still_parses_its_input_paths_with_jsonpath_ng():
     from moto.events.utils import EventTemplateParser
 
     assert "from jsonpath_ng.ext import parse" in _inspect.getsource(EventTemplateParser.parse)
+
+
+def test_the_parser_patch_rebuilds_components_from_a_kept_tree():
+    """Patch 7 keeps moto's ANTLR tree and runs moto's Preprocessor on it for each execution, as
+    moto's own parse does after the syntax check."""
+    import inspect as _inspect
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    original = patches._REGISTRY.originals.get(patches._PARSE) or AmazonStateLanguageParser.parse
+    source = _inspect.getsource(original)
+    assert "program = preprocessor.visit(tree)" in source and "return program, tree" in source
