@@ -57,7 +57,7 @@ exit codes:
   0  the pipeline ran (and --fail-on, if given, found nothing)
   1  --fail-on found an object it names
   2  bad input: a path, a file, a template or an option (one message says what)
-  3  an execution of the pipeline failed or did not finish: objects are held, see the notes
+  3  an execution of the pipeline failed or did not finish, or an object failed: objects are held, see the notes
 """
 
 
@@ -287,7 +287,7 @@ def _run(args: argparse.Namespace) -> tuple[RunResult, list[str]]:
     behavior = MacieBehavior(job_status=args.macie_status)
     echo = (lambda text: sys.stderr.write(text)) if args.verbose else None
     review_wait = {"none": 2.0, "manual": args.timeout}.get(args.decision, 120.0)
-    watcher = ConsoleWatcher(sys.stderr, manual=args.decision == "manual", open_browser=sys.stdout.isatty())
+    watcher = ConsoleWatcher(sys.stderr, manual=args.decision == "manual", open_browser=sys.stdout.isatty(), what="object(s)")
     with LocalPipeline(stack, state_machine, macie=behavior, review_wait_seconds=review_wait, echo_logs=echo) as pipeline:
         try:
             result = pipeline.run(bodies, decision=args.decision, schedule=args.schedule, timeout=args.timeout, watch=watcher)
@@ -378,7 +378,10 @@ def report(result: RunResult, *, json_output: bool = False, verbose: bool = Fals
     for message in result.notifications:
         if message.get("event") not in ("REVIEW_REQUESTED", "SCAN_FINISHED"):  # what people must act on
             print(f"notification ({message.get('event')}): {message.get('subject')}: {message.get('message')}", file=sys.stderr)
-    if failed:
+    held = [o for o in result.objects if o.outcome == "FAILED"]
+    if held and not failed:  # the batch went on without them: people must still act on these
+        print(f"note: {len(held)} object(s) failed and are held; see the scan summary notification", file=sys.stderr)
+    if failed or held:
         return EXIT_PIPELINE_FAILED
     matches = fail_on_matches(result, fail_on)
     for item in matches:

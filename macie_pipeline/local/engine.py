@@ -6,7 +6,7 @@ local resources), and runs executions in moto's Step Functions interpreter: Lamb
 handlers from their assets in this process, ``aws-sdk:macie2:*`` tasks and the handlers' Macie calls
 are served by :class:`~macie_pipeline.local.macie.LocalMacie`, result events and notifications land
 in SQS queues where they can be read, and the review API is served on 127.0.0.1 by the review
-handler. See :mod:`macie_pipeline.local.patches` for the five moto internals this relies on.
+handler. See :mod:`macie_pipeline.local.patches` for the moto (and boto3) internals this relies on.
 
 ``LocalPipeline`` is a facade over one part per concern, each usable on its own:
 
@@ -170,6 +170,7 @@ class LocalPipeline:
     # ------------------------------------------------------------------ scenario controls
     fail = _forward("faults", Faults.fail)
     fail_call = _forward("faults", Faults.fail_call)
+    page_size = _forward("faults", Faults.page_size)
     before_invoke = _forward("faults", Faults.before_invoke)
     after_invoke = _forward("faults", Faults.after_invoke)
 
@@ -182,6 +183,10 @@ class LocalPipeline:
     run = _forward("runner", Runner.run)
     wait = _forward("runner", Runner.wait)
     answer_review = _forward("runner", Runner.answer_review)
+    put_object_created_events = _forward("runner", Runner.put_object_created_events)
+    pump_intake = _forward("runner", Runner.pump_intake)
+    sweep = _forward("runner", Runner.sweep)
+    discover_executions = _forward("runner", Runner.discover_executions)
     execution = _forward("history", ExecutionHistory.execution)
 
     # ------------------------------------------------------------------ what happened
@@ -193,6 +198,15 @@ class LocalPipeline:
     places_of = _forward("inspector", Inspector.places_of)
     result = _forward("inspector", Inspector.result)
 
-    def invariant_violations(self, *, delete_allowed: bool = False) -> list[str]:
+    def set_environment(self, role: str, **values: str) -> None:
+        """Change the environment of the ``role`` function (``prepare_scan``...) from now on, as a
+        redeployment with another setting would (``LOST_EVENT_AGE_SECONDS="1"``)."""
+        found = [f for f in self.deployment.functions.values() if f.role == role]
+        if not found:
+            raise KeyError(f"no function with the handler module {role!r}")
+        for function in found:
+            function.environment = {**function.environment, **values}
+
+    def invariant_violations(self, *, delete_allowed: bool = False, stored: Optional[list[dict]] = None) -> list[str]:
         """See :meth:`~macie_pipeline.local.invariants.Invariants.violations`."""
-        return self.invariants.violations(delete_allowed=delete_allowed)
+        return self.invariants.violations(delete_allowed=delete_allowed, stored=stored)

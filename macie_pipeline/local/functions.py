@@ -167,6 +167,20 @@ LOG_SINK = _LogSink()
 _PROCESS_MODULES = frozenset(name.split(".", 1)[0] for name in list(sys.modules))
 # The role of the handler running on this thread (None: the workflow itself is calling AWS).
 CURRENT = threading.local()
+# The role of the handler being invoked (invocations are serialised by _LOCK), for the threads of
+# the pools a handler starts (concurrent.futures names them ThreadPoolExecutor-...): their calls
+# are the handler's calls.
+_INVOKED: dict[str, Optional[str]] = {"role": None}
+_POOL_THREAD_PREFIX = "ThreadPoolExecutor-"
+
+
+def current_role() -> Optional[str]:
+    """The handler on whose behalf this thread runs: its own invocation, or a worker of the handler
+    being invoked; None for the workflow's own calls and the engine's."""
+    role = getattr(CURRENT, "role", None)
+    if role is None and threading.current_thread().name.startswith(_POOL_THREAD_PREFIX):
+        return _INVOKED["role"]
+    return role
 
 
 @dataclass
@@ -264,7 +278,7 @@ class LocalFunction:
         with _LOCK, self._activated():
             LOG_SINK.begin()
             context = LambdaContext(self.name, self.memory_mb, self.timeout_seconds)
-            CURRENT.role = self.role
+            CURRENT.role = _INVOKED["role"] = self.role
             try:
                 entry = self._load()
                 if before is not None:
@@ -284,7 +298,7 @@ class LocalFunction:
                 }
                 return None, payload, LOG_SINK.end()
             finally:
-                CURRENT.role = None
+                CURRENT.role = _INVOKED["role"] = None
 
 
 def _route_loggers_to_sink() -> None:

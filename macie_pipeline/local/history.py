@@ -96,15 +96,22 @@ class ExecutionHistory:
         history = self.events(arn) if history is None else history
         return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
 
+    def map_states(self, arn: str) -> list[str]:
+        """The states the children of an execution's Distributed Maps entered."""
+        return [e["stateEnteredEventDetails"]["name"] for run in self.map_runs(arn) for e in run.events
+                if "stateEnteredEventDetails" in e]
+
     def execution(self, arn: str) -> Execution:
         description = self._deployment.sfn.describe_execution(executionArn=arn)
         history = self.events(arn)
         states = self.states(arn, history)
+        children = self.map_states(arn)
         with self._lock:
             if arn not in self._counted and description["status"] != "RUNNING":
                 self._counted.add(arn)
                 COVERAGE.update(states)
-        return Execution(arn, description["status"], description.get("error"), description.get("cause"), states, history)
+                COVERAGE.update(children)
+        return Execution(arn, description["status"], description.get("error"), description.get("cause"), states, history, children)
 
     def stop_running(self) -> None:
         """Stop the executions still running (the engine is being torn down); best effort."""

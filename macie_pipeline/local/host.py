@@ -20,7 +20,7 @@ from ..contract import States
 from . import awsmodel
 from .deploy import Deployment
 from .faults import Faults
-from .functions import CURRENT
+from .functions import current_role
 
 # Who made an AWS call (see EngineHost.observe_calls): the workflow's own SDK and service integrations,
 # a handler (its role, e.g. "transfer"), or the engine itself (uploads, reading results, the local Macie's reads).
@@ -96,7 +96,7 @@ class EngineHost:
         deployment = self.deployment
         if any(client is getattr(deployment, name, None) for name in ("s3", "sfn", "sqs", "sns", "events")):
             return ENGINE
-        return getattr(CURRENT, "role", None) or WORKFLOW
+        return current_role() or WORKFLOW
 
     # ------------------------------------------------------------------ patches.Host
     def invoke_function(self, function_name: str, payload: Any) -> tuple[str, bool, str]:
@@ -120,7 +120,7 @@ class EngineHost:
             return None
         operation = awsmodel.operation_for_action(service, action).name
         self._observe(WORKFLOW, service, operation, parameters)
-        self.faults.raise_call_fault(service, operation)
+        self.faults.raise_call_fault(service, operation, parameters)
         params = awsmodel.sfn_params_to_api(service, action, parameters)
         wire = self.call_macie(operation, params)
         return awsmodel.api_output_to_sfn(service, action, wire)
@@ -146,13 +146,14 @@ class EngineHost:
         with self._lock:
             self.waits.append((kind, float(seconds)))
 
-    def callback_timeout(self, state_name: str, declared: int) -> int:
+    def callback_timeout(self, state_name: str, declared: int) -> float:
         """The seconds a ``.waitForTaskToken`` state waits here: the job backstop's window for the
-        Macie job wait, the review window for anything else (a person), never more than declared."""
+        Macie job wait, the review window for anything else (a person), never more than declared
+        (fractions allowed: a scenario that polls a paused job 34 times waits 34 short windows)."""
         window = self.job_wait_seconds if state_name in JOB_WAIT_STATES else self.review_wait_seconds
-        return max(1, int(min(declared, window)))
+        return max(0.05, float(min(declared, window)))
 
-    def review_timeout(self, declared: int) -> int:
+    def review_timeout(self, declared: int) -> float:
         return self.callback_timeout("", declared)
 
     def record_map_run(self, execution_arn: str, map_run_arn: str, child_executions: int, child_events: list) -> None:
@@ -178,7 +179,8 @@ class EngineHost:
             service = client.meta.service_model.service_name
             if host._call_observers:
                 host._observe(host._caller(client), service, operation_name, api_params)
-            host.faults.raise_call_fault(service, operation_name)
+            host.faults.raise_call_fault(service, operation_name, api_params)
+            api_params = host.faults.shape_call(service, operation_name, api_params)
             if service != "macie2":
                 return original(client, operation_name, api_params)
             wire = host.call_macie(operation_name, api_params)

@@ -14,11 +14,10 @@ import threading
 from typing import Iterable, Optional, Sequence
 
 from ..contract import DENIED_PREFIX, STAGING_PREFIX, SUPERSEDED_PREFIX
+from . import batchfiles
 from .deploy import Deployment
 from .history import ExecutionHistory
-from .results import Execution, ObjectResult, RunResult, Uploaded
-
-TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "SUPERSEDED", "FAILED")
+from .results import TERMINAL_OUTCOMES, Execution, ObjectResult, RunResult, Uploaded
 
 
 class Inspector:
@@ -153,24 +152,35 @@ class Inspector:
         by_sha: dict[str, list[dict]] = {}
         for version in stored:
             by_sha.setdefault(version["sha256"], []).append(version)
+        finished = [e if isinstance(e, Execution) else self._history.execution(e) for e in executions]
+        fates = self.fates(e.arn for e in finished)
         objects = [
-            self._object_result(u, by_version.get((u.key, u.version_id), []), by_sha.get(u.sha256, []))
+            self._object_result(u, by_version.get((u.key, u.version_id), []), by_sha.get(u.sha256, []),
+                                fates.get((self._deployment.zones["ingress"], u.key, u.version_id)))
             for u in self._uploaded if u.version_id in wanted
         ]
-        finished = [e if isinstance(e, Execution) else self._history.execution(e) for e in executions]
-        return RunResult(objects, finished, events, self.notifications)
+        return RunResult(objects, finished, events, self.notifications, stored)
 
-    def _object_result(self, uploaded: Uploaded, events: list[dict], stored: list[dict]) -> ObjectResult:
-        """One upload's result: its last terminal result event, and the one place its bytes are in."""
+    def fates(self, executions: Iterable[str]) -> dict[tuple[str, str, str], dict]:
+        """(bucket, key, ingress version) -> its fate in the batch files of these executions (the
+        execution's name is its batch id): the last line among routed/, decided/, reported/."""
+        out: dict[tuple[str, str, str], dict] = {}
+        for arn in executions:
+            out.update(batchfiles.fates(self._deployment.s3, self._deployment.batch_bucket, arn.rsplit(":", 1)[-1]))
+        return out
+
+    def _object_result(self, uploaded: Uploaded, events: list[dict], stored: list[dict], fate: Optional[dict] = None) -> ObjectResult:
+        """One upload's result: its last terminal result event (else its fate in the batch files: an
+        event that was never sent), and the one place its bytes are in."""
         mine = [e["detail"] for e in events if _is_terminal_event_of(e, uploaded)]
-        last = mine[-1] if mine else {}
+        last = mine[-1] if mine else (fate or {})
         places = self.places_of(uploaded, stored)
         place = places[0] if len(places) == 1 else None
         findings = (last.get("findings") or {}).get("types") or {}
         return ObjectResult(
             key=uploaded.key,
             version_id=uploaded.version_id,
-            outcome=last.get("outcome") or ("NOT_SCANNED" if not mine else None),
+            outcome=last.get("outcome") or ("NOT_SCANNED" if not last else None),
             integrity=(last.get("integrity") or {}).get("status"),
             findings={str(k): int(v) for k, v in findings.items()},
             verdict=last.get("verdict"),

@@ -1,4 +1,4 @@
-"""The seven places where the local engine changes moto's behaviour, and nothing else.
+"""The eleven places where the local engine changes moto's (and one of boto3's) behaviour, and nothing else.
 
 moto 5.2.5 executes Step Functions definitions (``execute_state_machine``) but cannot do what this
 pipeline needs offline. Each patch below replaces one moto internal; :func:`check_patch_points`
@@ -25,7 +25,28 @@ running the real moto code path.
 7. ``AmazonStateLanguageParser.parse``: moto's grammar takes ``ToleratedFailurePercentage`` only as a
    decimal number (``100.0``), while CDK writes an integer (``100``), which moto refuses with an
    ``ASLParserException``. The definition text given to moto's parser has those integers written as
-   decimals (same JSON value); the definition registered in moto stays as synthesized.
+   decimals (same JSON value); the definition registered in moto stays as synthesized. The ANTLR
+   parse of a definition text is kept (moto parses at create and at every execution's start); each
+   execution still gets fresh evaluation components from moto's own Preprocessor.
+8. ``SQSBackend.is_message_valid_based_on_retention_period``: moto computes *every* attribute of the
+   queue (three passes over all its messages) to read ``MessageRetentionPeriod`` for each message it
+   receives, so draining a queue of n messages costs n² (1,000 Object Created events took 99 s to
+   pump). The engine reads the queue's retention period directly: same answer, one lookup.
+9. ``boto3.s3.transfer._create_default_transfer_manager``: every managed copy (``s3.copy``) builds a
+   TransferManager with its own thread pools; in Lambda that is one process per invocation, here
+   every chunk's workers share one interpreter, and thousands of short-lived pools fight over
+   ``concurrent.futures``' global lock and the GIL (1,000 objects spent more time starting threads
+   than copying). While an engine is active the manager runs its tasks in the calling thread
+   (s3transfer's ``NonThreadedExecutor``, what ``use_threads=False`` selects): the same requests in
+   the same order, the handler's own thread pool still copies objects in parallel.
+10. ``jsonpath_ng.ext.parse`` (what moto's EventBridge uses to build each target's input): moto
+    parses the same ten JSONPath expressions again for every event it delivers (a PLY parser each
+    time); the engine caches each expression's parse (parsed expressions are immutable).
+11. ``SQSBackend.send_message``: moto reads the queue's ``attributes`` (three passes over every
+    message in the queue) to learn ``ContentBasedDeduplication`` for each message it sends, so
+    filling a queue with n messages costs n². While the engine sends, ``Queue.attributes`` is read
+    as ``{"ContentBasedDeduplication": ...}`` for FIFO queues (it exists only there) and ``{}``
+    otherwise: the one attribute send_message reads, with the value moto would give.
 
 Every patch is installed once per process and delegates to the *active* engine (a module-level
 registry); with no engine active, moto's original code runs unchanged.
@@ -64,6 +85,10 @@ _MAP_RUN = (
     "distributed_iteration_component:DistributedIterationComponent._map_run"
 )
 _PARSE = "moto.stepfunctions.parser.asl.parse.asl_parser:AmazonStateLanguageParser.parse"
+_SQS_RETENTION = "moto.sqs.models:SQSBackend.is_message_valid_based_on_retention_period"
+_TRANSFER_MANAGER = "boto3.s3.transfer:_create_default_transfer_manager"
+_JSONPATH_PARSE = "jsonpath_ng.ext:parse"
+_SQS_SEND = "moto.sqs.models:SQSBackend.send_message"
 
 # The parameters each patched function must have (after self); a change means moto moved.
 EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
@@ -74,6 +99,11 @@ EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
     _CALLBACK: ("env", "timeout_seconds", "callback_endpoint", "heartbeat_endpoint"),
     _MAP_RUN: ("env", "eval_input"),
     _PARSE: ("definition",),
+    _SQS_RETENTION: ("queue_name", "message"),
+    _TRANSFER_MANAGER: ("client", "config", "osutil"),
+    _JSONPATH_PARSE: ("path", "debug"),
+    _SQS_SEND: ("queue_name", "message_body", "message_attributes", "delay_seconds", "deduplication_id", "group_id",
+                "system_attributes", "validate_group_id"),
 }
 
 
@@ -92,7 +122,7 @@ class Host(Protocol):
 
     def record_wait(self, kind: str, seconds: float) -> None: ...
 
-    def callback_timeout(self, state_name: str, declared: int) -> int: ...
+    def callback_timeout(self, state_name: str, declared: int) -> float: ...
 
     def record_map_run(self, execution_arn: str, map_run_arn: str, child_executions: int, child_events: list) -> None: ...
 
@@ -175,6 +205,10 @@ def install() -> None:
         _install_callback()
         _install_map_run()
         _install_parser()
+        _install_sqs_retention()
+        _install_transfer_manager()
+        _install_jsonpath_cache()
+        _install_sqs_send()
         _REGISTRY.installed = True
 
 
@@ -305,9 +339,87 @@ def normalise_definition(definition: str) -> str:
 
 
 def _install_parser() -> None:
+    import functools
+
     original = _swap(_PARSE, staticmethod(lambda definition: _parse(definition)))
+
+    @functools.lru_cache(maxsize=16)
+    def _tree(definition: str) -> Any:
+        """moto's parse of one definition text; its ANTLR tree is read-only once built."""
+        return original(definition)[1]
 
     def _parse(definition: str) -> Any:
         if _REGISTRY.host is None:
             return original(definition)
-        return original(normalise_definition(definition))
+        # The ANTLR parse (about a second for the pipeline's definition) is done once per definition
+        # text; every execution still gets its own evaluation components from the tree.
+        from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+        tree = _tree(normalise_definition(definition))
+        return Preprocessor().visit(tree), tree
+
+
+def _install_sqs_retention() -> None:
+    from moto.core.utils import unix_time
+
+    original = _swap(_SQS_RETENTION, lambda self, queue_name, message: _valid(self, queue_name, message))
+
+    def _valid(backend: Any, queue_name: str, message: Any) -> bool:
+        if _REGISTRY.host is None:
+            return original(backend, queue_name, message)
+        retention = int(backend.get_queue(queue_name).message_retention_period)
+        return retention + message.sent_timestamp / 1000 > unix_time()
+
+
+def _install_transfer_manager() -> None:
+    from s3transfer.futures import NonThreadedExecutor
+    from s3transfer.manager import TransferManager
+
+    original = _swap(_TRANSFER_MANAGER, lambda client, config, osutil: _manager(client, config, osutil))
+
+    def _manager(client: Any, config: Any, osutil: Any) -> Any:
+        if _REGISTRY.host is None:
+            return original(client, config, osutil)
+        return TransferManager(client, config, osutil, NonThreadedExecutor)
+
+
+def _install_jsonpath_cache() -> None:
+    import functools
+
+    original = _swap(_JSONPATH_PARSE, lambda path, debug=None: _parse_path(path, debug))
+    cached = functools.lru_cache(maxsize=256)(lambda path, debug: original(path, debug=debug))
+
+    def _parse_path(path: Any, debug: Any) -> Any:
+        if _REGISTRY.host is None or not isinstance(path, str):
+            return original(path, debug=debug)
+        return cached(path, debug)
+
+
+_SENDING = threading.local()
+
+
+def _install_sqs_send() -> None:
+    from moto.sqs.models import Queue
+
+    original_send = _swap(_SQS_SEND, lambda self, queue_name, message_body, *args, **kwargs: _send(
+        self, queue_name, message_body, *args, **kwargs))
+    original_attributes = Queue.attributes
+    _REGISTRY.originals["moto.sqs.models:Queue.attributes"] = original_attributes
+
+    def _send(backend: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any) -> Any:
+        if _REGISTRY.host is None:
+            return original_send(backend, queue_name, message_body, *args, **kwargs)
+        _SENDING.active = True
+        try:
+            return original_send(backend, queue_name, message_body, *args, **kwargs)
+        finally:
+            _SENDING.active = False
+
+    def _attributes(queue: Any) -> dict[str, Any]:
+        if not getattr(_SENDING, "active", False):
+            return original_attributes.fget(queue)
+        if queue.fifo_queue:
+            return {"ContentBasedDeduplication": str(bool(queue.content_based_deduplication)).lower()}
+        return {}
+
+    Queue.attributes = property(_attributes)  # type: ignore[method-assign,assignment]

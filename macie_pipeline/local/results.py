@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
+
+#: Outcomes a result event may report for one object version, in the order a version can go through them.
+TERMINAL_OUTCOMES = ("VAULT", "REVIEW_PENDING", "QUARANTINED", "APPROVED", "DENIED", "DELETED", "SUPERSEDED", "FAILED")
+#: The outcomes that end a version's way through the pipeline (REVIEW_PENDING waits for a decision).
+FINAL_OUTCOMES = tuple(o for o in TERMINAL_OUTCOMES if o != "REVIEW_PENDING")
 
 
 @dataclass
@@ -60,6 +65,8 @@ class Execution:
     cause: Optional[str]
     states: list[str]
     history: list[dict]
+    #: States entered by the child executions of its Distributed Maps (each child's states in order).
+    map_states: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +77,8 @@ class RunResult:
     executions: list[Execution]
     events: list[dict]
     notifications: list[dict]
+    #: Every version in the four zones when the result was read (see Inspector.stored_versions).
+    stored: list[dict] = field(default_factory=list)
 
     def by_key(self, key: str) -> ObjectResult:
         matches = [o for o in self.objects if o.key == key]

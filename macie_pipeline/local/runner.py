@@ -8,23 +8,30 @@ requests through the review page as a reviewer would, and report where every obj
 from __future__ import annotations
 
 import hashlib
+import html.parser
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, Protocol, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union
 
 from .deploy import Deployment
 from .history import ExecutionHistory
 from .inspection import Inspector
 from .intake import IntakePump, PumpedBatch
-from .results import Execution, RunResult, Uploaded
+from .results import FINAL_OUTCOMES, Execution, RunResult, Uploaded
 from .template import ACCOUNT, REGION
 
 DECISIONS = ("approve", "deny", "none", "manual")
+#: What a reviewer may choose for one object of a review page (anything else: left undecided).
+OBJECT_DECISIONS = ("approve", "deny")
+#: A run's reviewer: one of :data:`DECISIONS` for every review, or object key -> "approve" | "deny"
+#: (keys not in the mapping are left undecided: denied when the review is finished).
+Decision = Union[str, Mapping[str, str]]
 
 
 class Watcher(Protocol):
@@ -118,21 +125,21 @@ class Runner:
         self,
         files: Mapping[str, bytes],
         *,
-        decision: str = "approve",
+        decision: Decision = "approve",
         schedule: bool = False,
         timeout: float = 120.0,
         watch: Optional[Watcher] = None,
     ) -> RunResult:
         """Upload ``files`` (key -> bytes), run the pipeline on them, answer reviews, and report.
-        ``watch`` is told of review requests and of progress (see :class:`Watcher`)."""
-        if decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        ``decision``: see :data:`Decision`; ``watch`` is told of review requests and of progress
+        (objects finished, see :class:`Watcher`)."""
+        check_decision(decision)
         uploaded = [self.upload(key, body) for key, body in files.items()]
         if self._batched():
             started = self._trigger_batches(uploaded, schedule)
         else:
             started = self._trigger(uploaded, schedule)
-        finished = self.wait(started, decision=decision, timeout=timeout, watch=watch)
+        finished = self.wait(started, decision=decision, timeout=timeout, watch=watch, objects=uploaded)
         return self._inspector.result([u.version_id for u in uploaded], finished)
 
     # ------------------------------------------------------------------ batches (docs/batching.md)
@@ -215,19 +222,25 @@ class Runner:
         return started
 
     def wait(
-        self, executions: Sequence[str], *, decision: str = "approve", timeout: float = 120.0, watch: Optional[Watcher] = None,
+        self, executions: Sequence[str], *, decision: Decision = "approve", timeout: float = 120.0,
+        watch: Optional[Watcher] = None, objects: Optional[Sequence[Uploaded]] = None,
     ) -> list[Execution]:
         """Drive executions to their end, answering review requests as ``decision`` says (``manual``:
-        a person answers through the review page; ``none``: nobody does)."""
+        a person answers through the review page; ``none``: nobody does). ``watch`` hears of the
+        ``objects`` (default: every upload) that reached a final outcome, from the result events."""
+        check_decision(decision)
         deadline = time.monotonic() + timeout
+        progress = _Progress(objects if objects is not None else list(self.uploaded))
         while True:
             for message in self._inspector.drain_notifications():
                 if message.get("event") == "REVIEW_REQUESTED":
                     self._review_requested(message, decision, watch)
             statuses = [self._history.status(arn) for arn in executions]
+            done = all(s != "RUNNING" for s in statuses)
             if watch is not None:
-                watch.progress(sum(s != "RUNNING" for s in statuses), len(statuses))
-            if all(s != "RUNNING" for s in statuses):
+                progress.add(self._inspector.drain_events())
+                watch.progress(progress.total if done else progress.finished, progress.total)
+            if done:
                 break
             if time.monotonic() > deadline:
                 running = [a for a, s in zip(executions, statuses, strict=True) if s == "RUNNING"]
@@ -242,21 +255,115 @@ class Runner:
         return [self._history.execution(arn) for arn in executions]
 
     # ------------------------------------------------------------------ reviews
-    def _review_requested(self, message: dict, decision: str, watch: Optional[Watcher]) -> None:
+    def _review_requested(self, message: dict, decision: Decision, watch: Optional[Watcher]) -> None:
         if watch is not None:
             watch.review_requested(message["link"], message)
-        if decision in ("approve", "deny"):
+        if not isinstance(decision, str) or decision in OBJECT_DECISIONS:
             self.answer_review(message["link"], decision)
 
-    def answer_review(self, link: str, decision: str) -> tuple[int, str]:
-        """Open the link as a reviewer would (GET), then POST the decision. Returns the POST's status and page."""
-        with urllib.request.urlopen(link, timeout=30) as page:
-            if page.status != 200:
-                raise EngineError(f"The review page answered {page.status}")
-        data = urllib.parse.urlencode({"decision": decision}).encode()
-        request = urllib.request.Request(link, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+    def answer_review(self, link: str, decision: Decision) -> tuple[int, str]:
+        """Answer a review as a reviewer would: open the link (GET), then POST. ``decision``
+        ``approve`` or ``deny`` decides every object at once (``decision=<it>``); a mapping key ->
+        decision goes through every page, chooses each listed object's radio button, saves the page,
+        and finishes on the last one (objects not listed stay undecided: denied). Returns the last
+        POST's status and page."""
+        if isinstance(decision, str):
+            _get(link)
+            return _post(link, {"decision": decision})
+        first = ReviewPage.parse(_get(link)[1])
+        status, body = 0, ""
+        for number in range(1, first.pages + 1):
+            url = _page_url(link, number)
+            page = first if number == 1 else ReviewPage.parse(_get(url)[1])
+            choices = {name: decision[key] for key, name in page.radios.items() if decision.get(key) in OBJECT_DECISIONS}
+            last = number == first.pages
+            if not choices and not last:
+                continue
+            status, body = _post(url, {**choices, "action": "finish" if last else "save"})
+            if status != 200:
+                break
+        return status, body
+
+
+def check_decision(decision: Decision) -> None:
+    """Raise ValueError unless ``decision`` is one of :data:`DECISIONS` or a mapping key -> approve | deny."""
+    if isinstance(decision, str):
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        return
+    bad = sorted({str(v) for v in decision.values()} - set(OBJECT_DECISIONS) - {"none"})
+    if bad:
+        raise ValueError(f"a decision per object must be approve, deny or none, got {', '.join(bad)}")
+
+
+class _Progress:
+    """The objects of a run that reached a final outcome, counted from the result events as they come."""
+
+    def __init__(self, objects: Sequence[Uploaded]) -> None:
+        self._wanted = {(u.key, u.version_id) for u in objects}
+        self._done: set[tuple[str, str]] = set()
+        self.total = len(self._wanted)
+
+    def add(self, events: Sequence[dict]) -> None:
+        for event in events:
+            detail = event.get("detail") or {}
+            obj = detail.get("object") or {}
+            version = (obj.get("key"), obj.get("versionId"))
+            if detail.get("outcome") in FINAL_OUTCOMES and version in self._wanted:
+                self._done.add(version)
+
+    @property
+    def finished(self) -> int:
+        return len(self._done)
+
+
+class ReviewPage(html.parser.HTMLParser):
+    """What a reviewer sees on one page of a batch review: each undecided object's key and the name
+    of its radio buttons (``o<index>``), and how many pages the review has."""
+
+    _PAGES = re.compile(r"Page \d+ of (\d+)")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.radios: dict[str, str] = {}  # object key -> radio name
+        self.pages = 1
+        self._key: Optional[str] = None
+
+    @classmethod
+    def parse(cls, body: str) -> "ReviewPage":
+        page = cls()
+        page.feed(body)
+        page.close()
+        found = cls._PAGES.search(body)
+        page.pages = int(found.group(1)) if found else 1
+        return page
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+        attributes = dict(attrs)
+        if tag == "tr":
+            self._key = None
+        elif tag == "code" and attributes.get("title") is not None and self._key is None:
+            self._key = attributes["title"]
+        elif tag == "input" and attributes.get("type") == "radio" and self._key is not None:
+            self.radios.setdefault(self._key, str(attributes.get("name")))
+
+
+def _page_url(link: str, number: int) -> str:
+    return f"{link}?page={number}" if number > 1 else link
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=30) as page:
+        if page.status != 200:
+            raise EngineError(f"The review page answered {page.status}")
+        return page.status, page.read().decode()
+
+
+def _post(url: str, form: Mapping[str, str]) -> tuple[int, str]:
+    data = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

@@ -190,7 +190,24 @@ def test_a_missing_extra_is_named_with_the_command_that_installs_it():
 
 
 def test_a_failed_execution_is_exit_3_with_the_notification_people_must_act_on(capsys):
-    """A real failure (the integrity check crashes in the engine): the CLI's report names it."""
+    """A real failure (the evaluator crashes in the engine): the batch fails, the CLI's report names it."""
+    from macie_pipeline.local import LocalPipeline, MacieBehavior, choose_pipeline, synth_sample
+    from macie_pipeline.local.cli import EXIT_PIPELINE_FAILED, report
+
+    stack, state_machine = choose_pipeline([synth_sample()], None, None)
+    with LocalPipeline(stack, state_machine, macie=MacieBehavior(job_status="COMPLETE")) as engine:
+        engine.fail("evaluate_findings")
+        result = engine.run({"orders.csv": b"id,item\n1,pen\n"}, decision="none", timeout=120)
+    assert report(result) == EXIT_PIPELINE_FAILED
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "1 object: 1 failed (held)"
+    assert "FAILED" in out.splitlines()[2] and "held in quarantine" in out.splitlines()[2]  # staged before the crash
+    assert "note: execution" in err and "FAILED" in err
+    assert "notification (SCAN_FAILED): Sensitive data scan FAILED: objects held, action needed:" in err
+
+
+def test_an_object_failing_alone_is_exit_3_while_its_batch_goes_on(capsys):
+    """The integrity check crashes on the only chunk: the execution succeeds, the object is held in ingress."""
     from macie_pipeline.local import LocalPipeline, MacieBehavior, choose_pipeline, synth_sample
     from macie_pipeline.local.cli import EXIT_PIPELINE_FAILED, report
 
@@ -198,9 +215,32 @@ def test_a_failed_execution_is_exit_3_with_the_notification_people_must_act_on(c
     with LocalPipeline(stack, state_machine, macie=MacieBehavior(job_status="COMPLETE")) as engine:
         engine.fail("integrity_check")
         result = engine.run({"orders.csv": b"id,item\n1,pen\n"}, decision="none", timeout=120)
+    assert [e.status for e in result.executions] == ["SUCCEEDED"]
     assert report(result) == EXIT_PIPELINE_FAILED
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == "1 object: 1 failed (held)"
-    assert "FAILED" in out.splitlines()[2] and "held in ingress" in out.splitlines()[2]
-    assert "note: execution" in err and "FAILED" in err
-    assert "notification (SCAN_FAILED): Sensitive data scan FAILED: objects held, action needed:" in err
+    assert "held in ingress" in out.splitlines()[2]
+    assert "1 object(s) failed and are held" in err
+
+
+def test_progress_counts_objects_not_executions():
+    """The watcher hears objects finished out of objects uploaded (one batch holds them all)."""
+    from macie_pipeline.local import LocalPipeline, choose_pipeline, synth_sample
+
+    heard = []
+
+    class Watch:
+        def review_requested(self, link, message):
+            pass
+
+        def progress(self, finished, total):
+            heard.append((finished, total))
+
+    stack, state_machine = choose_pipeline([synth_sample()], None, None)
+    files = {f"p/{i}.csv": f"id,item\n{i},pen\n".encode() for i in range(4)}
+    with LocalPipeline(stack, state_machine) as engine:
+        result = engine.run(files, decision="none", timeout=120, watch=Watch())
+    assert len(result.executions) == 1
+    assert {total for _, total in heard} == {4}
+    assert heard[-1] == (4, 4) and heard[0][0] == 0
+    assert [f for f, _ in heard] == sorted(f for f, _ in heard)

@@ -62,4 +62,65 @@ def test_the_callback_patch_can_name_the_state():
 
 
 def test_every_patch_point_is_listed():
-    assert len(patches.EXPECTED_SIGNATURES) == 7
+    assert len(patches.EXPECTED_SIGNATURES) == 11
+
+
+def test_the_sqs_retention_patch_reads_what_moto_reads():
+    """Patch 8 reads ``Queue.message_retention_period`` and ``Message.sent_timestamp`` (milliseconds),
+    as moto's own check does through get_queue_attributes."""
+    import inspect as _inspect
+
+    from moto.sqs.models import Queue, SQSBackend
+
+    original = patches._REGISTRY.originals.get(patches._SQS_RETENTION) or SQSBackend.is_message_valid_based_on_retention_period
+    source = _inspect.getsource(original)
+    assert '"MessageRetentionPeriod"' in source and "message.sent_timestamp / 1000" in source
+    assert "MessageRetentionPeriod" in Queue.BASE_ATTRIBUTES
+
+
+def test_the_transfer_manager_patch_builds_what_use_threads_false_builds():
+    """Patch 9 builds the TransferManager boto3 builds for ``use_threads=False``; boto3's managed
+    copy must still go through ``create_transfer_manager`` (else the patch would not apply)."""
+    import inspect as _inspect
+
+    from boto3.s3 import inject, transfer
+
+    assert "executor_cls = NonThreadedExecutor" in _inspect.getsource(patches._REGISTRY.originals.get(patches._TRANSFER_MANAGER)
+                                                                       or transfer._create_default_transfer_manager)
+    assert "create_transfer_manager(self, " in _inspect.getsource(inject.copy)
+    assert "_create_default_transfer_manager(client, config, osutil)" in _inspect.getsource(transfer.create_transfer_manager)
+
+
+def test_the_sqs_send_patch_reads_only_content_based_deduplication():
+    """Patch 11: moto's send_message reads one attribute of the queue, ContentBasedDeduplication, a
+    FIFO attribute computed from ``content_based_deduplication``."""
+    import inspect as _inspect
+
+    from moto.sqs.models import Queue, SQSBackend
+
+    original = patches._REGISTRY.originals.get(patches._SQS_SEND) or SQSBackend.send_message
+    source = _inspect.getsource(original)
+    assert source.count("queue.attributes") == 1 and 'queue.attributes.get("ContentBasedDeduplication")' in source
+    assert "ContentBasedDeduplication" in Queue.FIFO_ATTRIBUTES
+    assert "ContentBasedDeduplication" not in Queue.BASE_ATTRIBUTES
+
+
+def test_moto_events_still_parses_its_input_paths_with_jsonpath_ng():
+    """Patch 10 caches ``jsonpath_ng.ext.parse``, which moto's EventBridge imports at each call."""
+    import inspect as _inspect
+
+    from moto.events.utils import EventTemplateParser
+
+    assert "from jsonpath_ng.ext import parse" in _inspect.getsource(EventTemplateParser.parse)
+
+
+def test_the_parser_patch_rebuilds_components_from_a_kept_tree():
+    """Patch 7 keeps moto's ANTLR tree and runs moto's Preprocessor on it for each execution, as
+    moto's own parse does after the syntax check."""
+    import inspect as _inspect
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    original = patches._REGISTRY.originals.get(patches._PARSE) or AmazonStateLanguageParser.parse
+    source = _inspect.getsource(original)
+    assert "program = preprocessor.visit(tree)" in source and "return program, tree" in source

@@ -1,4 +1,4 @@
-"""A reviewer in a real browser: headless Chromium opens the emailed link, sees the findings, approves.
+"""A reviewer in a real browser: headless Chromium opens the emailed link, sees the findings, decides per object.
 
 The approval API is served on 127.0.0.1 by the review handler from the synthesized asset (API
 Gateway proxy events); the link is the one the notification carried. ``make test`` installs
@@ -54,30 +54,41 @@ def _review_link(engine: LocalPipeline, timeout: float = 60.0) -> str:
     raise AssertionError("no review request was published")
 
 
-def test_reviewer_approves_in_headless_chromium_and_the_link_then_refuses(browser):
+def test_reviewer_decides_each_object_in_headless_chromium_and_the_link_then_refuses(browser):
+    """One review for the batch: the reviewer approves one object and denies the other with the
+    radio buttons, then finishes; the approved object reaches the vault, the denied one stays in quarantine."""
     stack, state_machine = choose_pipeline([synth_sample()], None, None)
     with LocalPipeline(stack, state_machine, review_wait_seconds=120) as engine:
-        uploaded = engine.upload("finance/payments 2026.csv", CARD)
-        execution_arn = engine.deliver(engine.object_created_event(uploaded))
+        approved = engine.upload("finance/payments 2026.csv", CARD)
+        denied = engine.upload("finance/refunds.csv", CARD.replace(b"Alex", b"Kim"))
+        engine.put_object_created_events([approved, denied])
+        engine.pump_intake()
+        executions = engine.discover_executions()
         link = _review_link(engine)
         assert link.startswith(engine.review_base_url() + "reviews/")
 
         browser.get(link)
         assert browser.title == "Macie pipeline: review needed"
-        cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody td")]
-        assert cells[0] == "finance/payments 2026.csv"
-        assert "CREDIT_CARD_NUMBER: 2" in cells[4]
+        rows = {row.find_element(By.CSS_SELECTOR, "code").get_attribute("title"): row
+                for row in browser.find_elements(By.CSS_SELECTOR, "tbody tr")}
+        assert set(rows) == {approved.key, denied.key}
+        cells = [td.text for td in rows[approved.key].find_elements(By.TAG_NAME, "td")]
+        assert cells[0] == approved.key and "CREDIT_CARD_NUMBER: 2" in cells[4]
         assert engine.stored_versions() and not [s for s in engine.stored_versions() if s["zone"] == "vault"]
 
-        browser.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        rows[approved.key].find_element(By.CSS_SELECTOR, "input[value=approve]").click()
+        rows[denied.key].find_element(By.CSS_SELECTOR, "input[value=deny]").click()
+        browser.find_element(By.CSS_SELECTOR, "button[name=action][value=finish]").click()
         WebDriverWait(browser, 20).until(lambda d: d.title == "Decision recorded")
-        assert "You approved" in browser.find_element(By.TAG_NAME, "p").text
+        assert "You approved 1 and denied 1 object(s)" in browser.find_element(By.TAG_NAME, "p").text
 
-        [execution] = engine.wait([execution_arn], decision="manual", timeout=60)
+        [execution] = engine.wait(executions, decision="manual", timeout=60)
         assert execution.status == "SUCCEEDED"
         COVERAGE.update(execution.states)
-        vault = [s for s in engine.stored_versions() if s["zone"] == "vault"]
-        assert [(v["key"], v["sha256"]) for v in vault] == [(uploaded.key, uploaded.sha256)]
+        stored = engine.stored_versions()
+        vault = [(v["key"], v["sha256"]) for v in stored if v["zone"] == "vault"]
+        assert vault == [(approved.key, approved.sha256)]
+        assert [s["key"].split("/")[0] for s in stored if s["sha256"] == denied.sha256] == ["denied"]
         assert engine.invariant_violations() == []
 
         # The same link again: the page says it was decided, and a second POST is refused.
