@@ -37,6 +37,9 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 SUBSCRIPTION_FILTER = "AWS::Logs::SubscriptionFilter"
 RULE = "AWS::Events::Rule"
 _SQS_RECEIVE_MAX = 10
+# Lambda invokes a function with at most 6 MB of payload: an SQS batch closes there too, whatever its
+# BatchSize (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html, "Batching behavior").
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
 # Lambda's defaults for an SQS event source (CloudFormation's too).
 DEFAULT_BATCH_SIZE = 10
 
@@ -270,6 +273,7 @@ class IntakePump:
 
     def _collect(self, mapping: QueueMapping) -> list[dict]:
         messages: list[dict] = []
+        size = len('{"Records":[]}')
         while len(messages) < mapping.batch_size:
             received = self.sqs.receive_message(
                 QueueUrl=mapping.queue_url,
@@ -278,10 +282,20 @@ class IntakePump:
                 MessageAttributeNames=["All"],
                 WaitTimeSeconds=0,
             ).get("Messages") or []
-            messages.extend(received)
+            for index, message in enumerate(received):
+                record_size = len(json.dumps(_record(message, mapping.queue_arn))) + 1
+                if messages and size + record_size > LAMBDA_PAYLOAD_LIMIT:
+                    self._return(mapping, received[index:])  # the 6 MB payload is full: they wait for the next batch
+                    return messages
+                messages.append(message)
+                size += record_size
             if not received or mapping.window_seconds == 0:
                 break  # the queue is quiet, or no window: Lambda invokes with what one poll gave
         return messages
+
+    def _return(self, mapping: QueueMapping, messages: list[dict]) -> None:
+        for message in messages:
+            self.sqs.change_message_visibility(QueueUrl=mapping.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
 
     def _settle(self, mapping: QueueMapping, messages: list[dict], failed: set[str]) -> None:
         done = [m for m in messages if m["MessageId"] not in failed]

@@ -165,6 +165,23 @@ def test_a_window_of_zero_invokes_with_what_one_poll_gives(intake):
     assert [len(b.message_ids) for b in pump.run()] == [1, 1, 1]
 
 
+def test_a_batch_closes_at_lambdas_payload_limit_whatever_its_batch_size(intake, monkeypatch):
+    """Lambda invokes with at most 6 MB: 10,000 S3 events of about 1.3 KB make three batches, not one.
+    Scaled down here: a limit of 12,000 bytes and events with 1,000-byte keys (about 2.3 KB a record)."""
+    from macie_pipeline.local import intake as intake_module
+
+    monkeypatch.setattr(intake_module, "LAMBDA_PAYLOAD_LIMIT", 12_000)
+    keys = [f"{n:03d}" + "k" * 997 for n in range(12)]
+    intake.deployment.events.put_events(Entries=[_object_created(k) for k in keys[:10]])
+    intake.deployment.events.put_events(Entries=[_object_created(k) for k in keys[10:]])
+    batches = intake.pump.run()
+    sizes = [len(json.dumps({"Records": e["Records"]})) for e in intake.calls["PrepareScan"]]
+    assert len(batches) > 1 and all(size <= 12_000 for size in sizes)
+    delivered = [json.loads(r["body"])["detail"]["object"]["key"] for e in intake.calls["PrepareScan"] for r in e["Records"]]
+    assert sorted(delivered) == keys  # every event delivered exactly once, none dead-lettered
+    assert not any(b.failed for b in batches)
+
+
 def test_log_events_reach_the_subscribed_function_in_process(intake):
     logs = intake.deployment.logs
     logs.create_log_stream(logGroupName=MACIE_JOB_LOG_GROUP, logStreamName="job1")
