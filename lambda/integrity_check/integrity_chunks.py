@@ -11,22 +11,17 @@ check that fails gets the line's ``error``. Returns counts only.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from pipeline_common import batches
 from pipeline_common.contract import COPIED, STAGED, IntegrityCheckEnvironment, chunk_key
-from pipeline_common.errors import InvalidInputError, TransientError
+from pipeline_common.errors import InvalidInputError
 from pipeline_common.objects import object_ref
 
 OPERATIONS = ("check_chunk",)
-#: A transient failure on one object is retried this many times in the chunk (then it is that object's error).
-OBJECT_ATTEMPTS = 3
-RETRY_DELAY_SECONDS = 1.0
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
-_T = TypeVar("_T")
 #: check({"object", "originalKey"}) -> result: the single-object check (integrity_check.check_one).
 Check = Callable[[Mapping[str, Any]], dict]
 
@@ -57,15 +52,6 @@ def check_lines(lines: list[dict], name: str) -> None:
             raise InvalidInputError(f"{name} line {number}: {error}") from None
 
 
-def retrying(call: Callable[[], _T]) -> _T:
-    for attempt in range(1, OBJECT_ATTEMPTS + 1):
-        try:
-            return call()
-        except TransientError:
-            if attempt == OBJECT_ATTEMPTS:
-                raise
-            time.sleep(RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
 
 
 def check_chunk(event: Mapping[str, Any], *, s3: Any, env: IntegrityCheckEnvironment, check: Check) -> dict:
@@ -80,7 +66,7 @@ def check_chunk(event: Mapping[str, Any], *, s3: Any, env: IntegrityCheckEnviron
         if line.get("error") or not line.get("staged"):
             return {**line, "integrity": None}
         request = {"object": line["staged"], "originalKey": line["source"]["key"]}
-        return {**line, "integrity": retrying(lambda: check(request))}
+        return {**line, "integrity": batches.retrying(lambda: check(request))}
 
     staged = [{**line, "integrity": line.get("integrity")}
               for line in batches.for_each_object(lines, work, workers=env.workers)]

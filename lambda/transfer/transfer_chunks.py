@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -48,14 +48,10 @@ from pipeline_common.transient import error_code, is_transient
 
 logger = get_logger("transfer")
 
-#: A transient failure on one object is retried this many times in the chunk (then it is that object's error).
-OBJECT_ATTEMPTS = 3
-RETRY_DELAY_SECONDS = 1.0
 #: BatchGetItem takes at most 100 keys; unprocessed keys are asked again this many times.
 DECISION_KEYS_PER_CALL = 100
 DECISION_ATTEMPTS = 5
 
-_T = TypeVar("_T")
 
 
 class KeyLocks:
@@ -110,16 +106,6 @@ class Chunk:
         return core.result_detail(line, scan_id=self.batch_id, execution_arn=self.request.execution_arn)
 
 
-def retrying(call: Callable[[], _T]) -> _T:
-    """``call()``, again after a TransientError (up to OBJECT_ATTEMPTS in all, with back-off)."""
-    for attempt in range(1, OBJECT_ATTEMPTS + 1):
-        try:
-            return call()
-        except TransientError:
-            if attempt == OBJECT_ATTEMPTS:
-                raise
-            time.sleep(RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
 
 
 def send_events(chunk: Chunk, details: Sequence[Mapping[str, Any]]) -> None:
@@ -160,7 +146,7 @@ def stage_chunk(chunk: Chunk) -> dict:
         request = core.TransferRequest("copy", source, chunk.env.quarantine_bucket,
                                        zone_key(STAGING_PREFIX, chunk.batch_id, source["key"]), tags)
         with chunk.locks.hold(source["key"]):
-            result = retrying(lambda: single._copy(chunk.s3, request))
+            result = batches.retrying(lambda: single._copy(chunk.s3, request))
         return {"i": line["i"], "source": line["source"], "staged": core.pick(result, core.STAGED_FIELDS), "error": None}
 
     single.install_hooks(chunk.s3)
@@ -177,7 +163,7 @@ def stage_chunk(chunk: Chunk) -> dict:
 # ---------------------------------------------------------------------------------------- route_chunk
 def _move(chunk: Chunk, source: dict, bucket: str, key: str, tags: dict) -> dict:
     request = core.TransferRequest("move", source, bucket, key, tags)
-    return core.pick(retrying(lambda: single._copy(chunk.s3, request)), core.LOCATION_FIELDS)
+    return core.pick(batches.retrying(lambda: single._copy(chunk.s3, request)), core.LOCATION_FIELDS)
 
 
 def _promote(chunk: Chunk, line: Mapping[str, Any], source: dict, outcome: str) -> tuple[dict, str]:
@@ -188,7 +174,7 @@ def _promote(chunk: Chunk, line: Mapping[str, Any], source: dict, outcome: str) 
         "move", source, chunk.env.vault_bucket, key, core.verdict_tags(chunk.batch_id, line, outcome),
         chunk.env.quarantine_bucket, zone_key(SUPERSEDED_PREFIX, chunk.batch_id, key),
     )
-    result = retrying(lambda: single._copy(chunk.s3, request))
+    result = batches.retrying(lambda: single._copy(chunk.s3, request))
     return core.promotion_location(result), (core.SUPERSEDED if result.get("superseded") else outcome)
 
 
@@ -201,7 +187,7 @@ def _route_by_verdict(chunk: Chunk, line: Mapping[str, Any]) -> tuple[dict, str]
         return _move(chunk, staged, chunk.env.review_bucket, zone_key("", chunk.batch_id, key), tags), core.REVIEW_PENDING
     tags = core.verdict_tags(chunk.batch_id, line, core.QUARANTINED)
     request = core.TransferRequest("tag", staged, tags=tags)
-    return core.pick(retrying(lambda: single._tag(chunk.s3, request)), core.LOCATION_FIELDS), core.QUARANTINED
+    return core.pick(batches.retrying(lambda: single._tag(chunk.s3, request)), core.LOCATION_FIELDS), core.QUARANTINED
 
 
 def _not_this_batchs_staging(chunk: Chunk, line: Mapping[str, Any]) -> Optional[str]:
@@ -251,7 +237,7 @@ def _remove_from_ingress(chunk: Chunk, line: Mapping[str, Any]) -> dict:
         return {**line, "heldIn": core.INGRESS}
     source = _source(line)
     try:
-        retrying(lambda: single._delete_version(chunk.s3, source["bucket"], source["key"], source["versionId"],
+        batches.retrying(lambda: single._delete_version(chunk.s3, source["bucket"], source["key"], source["versionId"],
                                                 action="DeleteObject (ingress)"))
     except Exception as error:  # noqa: BLE001 - a version left in ingress is a duplicate, not a loss
         _log_failure("ingress cleanup", line, batches.error_of(error))
@@ -338,7 +324,7 @@ def _batch_get(chunk: Chunk, request: dict) -> list[dict]:
         request = response.get("UnprocessedKeys") or {}
         if not request:
             return items
-        time.sleep(RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
+        time.sleep(batches.RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
     raise TransientError("BatchGetItem left keys unprocessed; retry")
 
 
@@ -347,7 +333,7 @@ def _apply_decision(chunk: Chunk, line: Mapping[str, Any], review: Mapping[str, 
     if review["decision"] == core.APPROVE_DECISION:
         return _promote(chunk, line, location, core.APPROVED)
     if review["decision"] == core.DENY_DECISION and chunk.env.deny_policy == "DELETE":
-        retrying(lambda: single._delete_version(chunk.s3, location["bucket"], location["key"], location["versionId"],
+        batches.retrying(lambda: single._delete_version(chunk.s3, location["bucket"], location["key"], location["versionId"],
                                                 action="DeleteObject (denied)"))
         return None, core.DELETED
     tags = core.verdict_tags(chunk.batch_id, line, core.DENIED)

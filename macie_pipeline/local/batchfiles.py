@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from .batchcontract import BATCH_PREFIX, CHUNK_INDEX, SUMMARY, batch_key
+from ..contract import BATCH_PREFIX, CHUNK_INDEX, SUMMARY, batch_key
 
 #: The stages that decide an object's fate, in order (a later stage's line replaces an earlier one).
 FATE_STAGES = ("routed", "decided", "reported")

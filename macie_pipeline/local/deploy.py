@@ -23,9 +23,9 @@ from ..asl import walk_states
 from ..contract import (
     EVENT_SOURCE,
     RequestReviewEnvironment,
+    TransferEnvironment,
 )
 from . import awsmodel
-from .batchcontract import TransferEnvironment
 from .detection import (
     DEFAULT_MAXIMUM_MATCH_DISTANCE,
     AllowListSpec,

@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .batchcontract import MACIE_JOB_LOG_GROUP
+from ..contract import MACIE_JOB_LOG_GROUP
 
 #: The event Macie writes when a job reaches a status (IDLE is for scheduled jobs: no event).
 STATUS_EVENTS = {

@@ -7,7 +7,6 @@ import pytest
 from moto import mock_aws
 
 import integrity_check
-import integrity_chunks
 from pipeline_common import batches
 from pipeline_common.contract import IntegrityCheckEnvironment
 from pipeline_common.errors import InvalidInputError
@@ -20,7 +19,7 @@ ENV = IntegrityCheckEnvironment(batch_bucket=BATCH, workers=3)
 
 @pytest.fixture
 def s3(monkeypatch):
-    monkeypatch.setattr(integrity_chunks, "RETRY_DELAY_SECONDS", 0)
+    monkeypatch.setattr(batches, "RETRY_DELAY_SECONDS", 0)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         for bucket in (BATCH, QUARANTINE):

@@ -12,7 +12,6 @@ from moto import mock_aws
 
 import integrity_check
 import transfer
-import transfer_chunks
 from pipeline_common import batches
 from pipeline_common.constants import META_SOURCE_LAST_MODIFIED, TAG_FINDINGS, TAG_OUTCOME, TAG_SCAN_ID, TAG_VERDICT
 from pipeline_common.contract import EVENT_DETAIL_TYPE, EVENT_SOURCE, IntegrityCheckEnvironment, TransferEnvironment, zone_key
@@ -94,7 +93,7 @@ class RecordingEvents:
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.setattr(transfer_chunks, "RETRY_DELAY_SECONDS", 0)
+    monkeypatch.setattr(batches, "RETRY_DELAY_SECONDS", 0)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (INGRESS, QUARANTINE, REVIEW, VAULT, BATCH):

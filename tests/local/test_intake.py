@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from macie_pipeline.contract import MACIE_JOB_LOG_GROUP
 from macie_pipeline.local import patches
-from macie_pipeline.local.batchcontract import MACIE_JOB_LOG_GROUP
 from macie_pipeline.local.faults import Faults
 from macie_pipeline.local.host import EngineHost
 from macie_pipeline.local.intake import IntakePump, IntakeResources

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from macie_pipeline.local.batchcontract import MACIE_JOB_LOG_GROUP
+from macie_pipeline.contract import MACIE_JOB_LOG_GROUP
 from macie_pipeline.local.macie import LocalMacie, MacieBehavior
 from tests.local.test_local_macie import ACCOUNT, EMPLOYEE, QUARANTINE, REGION, TEST_CARDS, job_request, put
 

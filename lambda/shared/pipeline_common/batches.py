@@ -9,15 +9,21 @@ on one object into that object's ``error`` so that the rest of the chunk goes on
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from botocore.exceptions import ClientError
 
 from .contract import CHUNK_INDEX, EVENT_DETAIL_TYPE, EVENT_SOURCE, batch_key, chunk_key
 from .errors import InvalidInputError, TransientError
 from .transient import is_transient
+
+# One object's step is tried this often within its chunk when it fails with a TransientError.
+OBJECT_ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 1.0
+_T = TypeVar("_T")
 
 # PutEvents takes at most 10 entries and 256 KiB per call.
 PUT_EVENTS_MAX_ENTRIES = 10
@@ -113,6 +119,18 @@ def iter_stage(s3: Any, bucket: str, batch_id: str, stage: str, chunk_count: int
 def error_of(error: BaseException) -> dict[str, str]:
     """``{"Error", "Cause"}`` as Step Functions reports a task error: the class name and the message."""
     return {"Error": type(error).__name__, "Cause": str(error)[:1000]}
+
+
+def retrying(call: Callable[[], _T]) -> _T:
+    """``call()``, again after a TransientError (up to OBJECT_ATTEMPTS in all, with back-off)."""
+    for attempt in range(1, OBJECT_ATTEMPTS + 1):
+        try:
+            return call()
+        except TransientError:
+            if attempt == OBJECT_ATTEMPTS:
+                raise
+            time.sleep(RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def for_each_object(
