@@ -244,3 +244,12 @@ def test_progress_counts_objects_not_executions():
     assert {total for _, total in heard} == {4}
     assert heard[-1] == (4, 4) and heard[0][0] == 0
     assert [f for f, _ in heard] == sorted(f for f, _ in heard)
+
+
+def test_the_default_timeout_grows_with_the_files_given():
+    """A fixed 300 s gave up on a directory of a few thousand files, which take the engine tens of minutes."""
+    from macie_pipeline.local.cli import run_timeout
+
+    assert run_timeout(None, 5) == 302.5
+    assert run_timeout(None, 3000) == 1800.0  # 3,000 files at about 0.25 s each need ~750 s
+    assert run_timeout(60.0, 3000) == 60.0  # what the user says wins
