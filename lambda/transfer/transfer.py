@@ -205,18 +205,26 @@ def _managed_copy(
             raise TransientError(f"another copy to s3://{destination[0]}/{destination[1]} is in progress; retry")
         _ACTIVE[destination] = state
     source = request.source
+    copy_source = {"Bucket": source["bucket"], "Key": source["key"], "VersionId": source["versionId"]}
+    extra_args = transfer_core.copy_extra_args(source_head, tags, multipart)
     try:
-        s3.copy(
-            CopySource={"Bucket": source["bucket"], "Key": source["key"], "VersionId": source["versionId"]},
-            Bucket=request.destination_bucket,
-            Key=request.destination_key,
-            ExtraArgs=transfer_core.copy_extra_args(source_head, tags, multipart),
-            Config=TransferConfig(
-                multipart_threshold=MULTIPART_THRESHOLD,
-                multipart_chunksize=MULTIPART_CHUNKSIZE,
-                max_concurrency=MAX_CONCURRENCY,
-            ),
-        )
+        if multipart:
+            s3.copy(
+                CopySource=copy_source,
+                Bucket=request.destination_bucket,
+                Key=request.destination_key,
+                ExtraArgs=extra_args,
+                Config=TransferConfig(
+                    multipart_threshold=MULTIPART_THRESHOLD,
+                    multipart_chunksize=MULTIPART_CHUNKSIZE,
+                    max_concurrency=MAX_CONCURRENCY,
+                ),
+            )
+        else:
+            # The one CopyObject the managed copy would send below its threshold, without the managed
+            # copy's own HeadObject of the source (source_head already is one) and its thread pools.
+            s3.copy_object(CopySource=copy_source, Bucket=request.destination_bucket, Key=request.destination_key,
+                           **extra_args)
     except S3CopyFailedError as error:
         if "did not match expected ETag" in str(error):
             raise SourceChangedError(f"the source's ETag changed during the copy: {error}") from error

@@ -1,4 +1,4 @@
-"""The eleven places where the local engine changes moto's (and one of boto3's) behaviour, and nothing else.
+"""The fifteen places where the local engine changes moto's (and one of boto3's) behaviour, and nothing else.
 
 moto 5.2.5 executes Step Functions definitions (``execute_state_machine``) but cannot do what this
 pipeline needs offline. Each patch below replaces one moto internal; :func:`check_patch_points`
@@ -48,6 +48,27 @@ running the real moto code path.
     as ``{"ContentBasedDeduplication": ...}`` for FIFO queues (it exists only there) and ``{}``
     otherwise: the one attribute send_message reads, with the value moto would give.
 
+12. ``Queue.messages`` (SQS, a property): moto lists the visible messages of a queue for every
+    ReceiveMessage, reading the clock twice per message (``visible``, ``delayed``); draining a queue of
+    n messages ten at a time costs n²/10 clock reads (10,000 Object Created events: millions). While
+    the engine is active the clock is read once per listing: the same messages, in the same order.
+13. ``Queue.delete_message`` (SQS): moto scans every message of the queue twice for each receipt
+    handle deleted, so deleting n messages costs n². The engine finds the message by an index of the
+    queue's receipt handles (rebuilt from the queue when a handle is not in it) and deletes it as moto
+    does: the message leaves the queue, its handles are recorded as deleted, an unknown handle is
+    ``ReceiptHandleIsInvalid``.
+14. ``DynamoDBBackend.transact_write_items``: to roll back, moto deep-copies a table once for *every*
+    item of the transaction, before it writes anything: 101 copies of the whole table for a review
+    transaction of 100 decisions (a review of 2,000 objects took 30 s of the engine's time, growing
+    with the square of the batch). While the engine is active a table is copied once per transaction;
+    the copies were identical, so the rollback is the same.
+15. ``S3Backend._url_module`` (a property) and ``BackendDict._create_account_specific_backend``: for
+    every S3 request moto *reloads* its ``moto.s3.urls`` module (twice), and every backend lookup takes
+    a global lock and compares the BackendDict with every other (dict equality) to learn that it is
+    already registered: together about a tenth of the engine's time. While the engine is active the
+    loaded module is reused (the engine changes no environment variable that module reads) and an
+    account that already has its backend, in a registered BackendDict, is served without the lock.
+
 Every patch is installed once per process and delegates to the *active* engine (a module-level
 registry); with no engine active, moto's original code runs unchanged.
 """
@@ -89,6 +110,11 @@ _SQS_RETENTION = "moto.sqs.models:SQSBackend.is_message_valid_based_on_retention
 _TRANSFER_MANAGER = "boto3.s3.transfer:_create_default_transfer_manager"
 _JSONPATH_PARSE = "jsonpath_ng.ext:parse"
 _SQS_SEND = "moto.sqs.models:SQSBackend.send_message"
+_SQS_MESSAGES = "moto.sqs.models:Queue.messages"
+_SQS_DELETE = "moto.sqs.models:Queue.delete_message"
+_DYNAMODB_TRANSACT = "moto.dynamodb.models:DynamoDBBackend.transact_write_items"
+_S3_URL_MODULE = "moto.s3.models:S3Backend._url_module"
+_BACKEND_LOOKUP = "moto.core.base_backend:BackendDict._create_account_specific_backend"
 
 # The parameters each patched function must have (after self); a change means moto moved.
 EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
@@ -104,6 +130,11 @@ EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
     _JSONPATH_PARSE: ("path", "debug"),
     _SQS_SEND: ("queue_name", "message_body", "message_attributes", "delay_seconds", "deduplication_id", "group_id",
                 "system_attributes", "validate_group_id"),
+    _SQS_MESSAGES: (),  # a property: the parameters of its getter
+    _SQS_DELETE: ("receipt_handle",),
+    _DYNAMODB_TRANSACT: ("transact_items",),
+    _S3_URL_MODULE: (),  # a property
+    _BACKEND_LOOKUP: ("account_id",),
 }
 
 
@@ -162,6 +193,7 @@ def check_patch_points() -> list[str]:
         except (ImportError, AttributeError) as error:
             problems.append(f"{point}: not found ({error})")
             continue
+        target = target.fget if isinstance(target, property) else target
         params = tuple(p for p in inspect.signature(target).parameters if p != "self")
         if params != expected:
             problems.append(f"{point}: parameters {params}, expected {expected}")
@@ -209,6 +241,9 @@ def install() -> None:
         _install_transfer_manager()
         _install_jsonpath_cache()
         _install_sqs_send()
+        _install_sqs_receive_and_delete()
+        _install_dynamodb_transactions()
+        _install_request_routing()
         _REGISTRY.installed = True
 
 
@@ -423,3 +458,104 @@ def _install_sqs_send() -> None:
         return {}
 
     Queue.attributes = property(_attributes)  # type: ignore[method-assign,assignment]
+
+
+def _install_sqs_receive_and_delete() -> None:
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    original_messages = _swap(_SQS_MESSAGES, property(lambda queue: _messages(queue)))
+    original_delete = _swap(_SQS_DELETE, lambda self, receipt_handle: _delete(self, receipt_handle))
+
+    def _messages(queue: Any) -> list:
+        if _REGISTRY.host is None:
+            return original_messages.fget(queue)
+        now = unix_time_millis()  # moto: Message.visible is now > visible_at, Message.delayed is now < delayed_until
+        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def _delete(queue: Any, receipt_handle: str) -> None:
+        if _REGISTRY.host is None:
+            return original_delete(queue, receipt_handle)
+        if receipt_handle in queue.deleted_messages:
+            return None  # moto: already deleted, nothing to do
+        index = queue.__dict__.get("_engine_receipt_handles") or {}
+        message = index.get(receipt_handle)
+        if message is None:
+            index = {handle: m for m in queue._messages for handle in m.all_receipt_handles}
+            queue.__dict__["_engine_receipt_handles"] = index
+            message = index.get(receipt_handle)
+        with queue._messages_lock:
+            remaining = list(queue._messages)
+            try:
+                remaining.remove(message)  # Message has no __eq__: by identity
+            except ValueError:
+                raise ReceiptHandleIsInvalid() from None  # unknown, or no longer in the queue (moved to a DLQ)
+            queue._messages = remaining
+        queue.pending_messages.discard(message)
+        queue.deleted_messages.update(message.all_receipt_handles)
+        return None
+
+
+_TRANSACTION = threading.local()
+
+
+class _CopyOncePerTransaction:
+    """Stands in for the ``copy`` module of ``moto.dynamodb.models``: inside a transaction, the rollback
+    copy of a table is made once and handed out for each of the transaction's items."""
+
+    def __init__(self, real: Any, table_type: type) -> None:
+        self._real, self._table_type = real, table_type
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        copies = getattr(_TRANSACTION, "copies", None)
+        if copies is None or memo is not None or not isinstance(value, self._table_type):
+            return self._real.deepcopy(value, memo)
+        key = id(value)
+        if key not in copies:
+            copies[key] = (value, self._real.deepcopy(value))  # the value is kept so that its id stays its own
+        return copies[key][1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _install_dynamodb_transactions() -> None:
+    import copy
+
+    import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.models.table import Table
+
+    original = _swap(_DYNAMODB_TRANSACT, lambda self, transact_items: _transact(self, transact_items))
+    _REGISTRY.originals["moto.dynamodb.models:copy"] = dynamodb_models.copy
+    dynamodb_models.copy = _CopyOncePerTransaction(copy, Table)  # type: ignore[assignment]
+
+    def _transact(backend: Any, transact_items: list) -> None:
+        if _REGISTRY.host is None:
+            return original(backend, transact_items)
+        _TRANSACTION.copies = {}
+        try:
+            return original(backend, transact_items)
+        finally:
+            _TRANSACTION.copies = None
+
+
+def _install_request_routing() -> None:
+    from moto.core.base_backend import BackendDict
+
+    original_module = _swap(_S3_URL_MODULE, property(lambda backend: _url_module(backend)))
+    original_lookup = _swap(_BACKEND_LOOKUP, lambda self, account_id: _lookup(self, account_id))
+    loaded: dict[str, Any] = {}
+
+    def _url_module(backend: Any) -> Any:
+        if _REGISTRY.host is None:
+            return original_module.fget(backend)
+        if "module" not in loaded:
+            loaded["module"] = original_module.fget(backend)  # moto's reload, once per process
+        return loaded["module"]
+
+    def _lookup(backends: Any, account_id: str) -> None:
+        if _REGISTRY.host is not None and dict.__contains__(backends, account_id) and any(
+            registered is backends for registered in BackendDict._instances
+        ):
+            return None
+        return original_lookup(backends, account_id)

@@ -62,7 +62,7 @@ def test_the_callback_patch_can_name_the_state():
 
 
 def test_every_patch_point_is_listed():
-    assert len(patches.EXPECTED_SIGNATURES) == 11
+    assert len(patches.EXPECTED_SIGNATURES) == 16  # fifteen patches; patch 15 has two points
 
 
 def test_the_sqs_retention_patch_reads_what_moto_reads():
@@ -124,3 +124,97 @@ def test_the_parser_patch_rebuilds_components_from_a_kept_tree():
     original = patches._REGISTRY.originals.get(patches._PARSE) or AmazonStateLanguageParser.parse
     source = _inspect.getsource(original)
     assert "program = preprocessor.visit(tree)" in source and "return program, tree" in source
+
+
+def _original(point: str):
+    owner, name = patches._resolve(point)
+    target = patches._REGISTRY.originals.get(point) or getattr(owner, name)
+    return target.fget if isinstance(target, property) else target
+
+
+def test_the_sqs_receive_and_delete_patches_read_what_moto_reads():
+    """Patches 12 and 13 repeat moto's own tests: visible is ``now > visible_at``, delayed is
+    ``now < delayed_until``; a deleted message leaves the queue, its handles are recorded as deleted,
+    an unknown handle is ReceiptHandleIsInvalid, an already deleted one is accepted."""
+    import inspect as _inspect
+
+    from moto.sqs.models import Message
+
+    assert "message.visible and not message.delayed" in _inspect.getsource(_original(patches._SQS_MESSAGES))
+    assert "current_time > self.visible_at" in _inspect.getsource(Message.visible.fget)
+    assert "current_time < self.delayed_until" in _inspect.getsource(Message.delayed.fget)
+    source = _inspect.getsource(_original(patches._SQS_DELETE))
+    for statement in ("if receipt_handle in self.deleted_messages:", "raise ReceiptHandleIsInvalid()",
+                      "self.pending_messages.discard(message)", "self.deleted_messages.update(message.all_receipt_handles)"):
+        assert statement in source
+    assert "__eq__" not in vars(Message)  # the patch removes a message by identity
+
+
+def test_the_transaction_patch_copies_what_moto_copies():
+    """Patch 14: moto copies each table of the transaction before it writes, and rolls back by
+    putting the copies back; the module's ``copy`` is what the patch stands in for."""
+    import inspect as _inspect
+
+    import moto.dynamodb.models as dynamodb_models
+
+    source = _inspect.getsource(_original(patches._DYNAMODB_TRANSACT))
+    assert "original_table_state[table_name] = copy.deepcopy(" in source
+    assert source.count("self.tables[table_name] = original_table_state[table_name]") == 2
+    assert dynamodb_models.copy.deepcopy is not None
+
+
+def test_the_request_routing_patches_skip_only_a_reload_and_a_lock():
+    """Patch 15: moto's ``_url_module`` reloads ``moto.s3.urls`` (the engine keeps the loaded one);
+    ``_create_account_specific_backend`` registers a missing account under a lock (the engine skips
+    it only when the account is there and the BackendDict registered)."""
+    import inspect as _inspect
+
+    assert "reload(backend_urls_module)" in _inspect.getsource(_original(patches._S3_URL_MODULE))
+    source = _inspect.getsource(_original(patches._BACKEND_LOOKUP))
+    assert "if account_id not in list(self.keys()):" in source and "BackendDict._instances.append(self)" in source
+
+
+def test_the_patched_queue_and_transactions_behave_as_moto_does():
+    """With an engine active: receive, delete (twice, and an unknown handle), a delayed message, and a
+    cancelled transaction that leaves its table as it was."""
+    import boto3
+    import pytest
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    host = object()
+    with mock_aws():
+        patches.activate(host)  # type: ignore[arg-type]
+        try:
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            url = sqs.create_queue(QueueName="q")["QueueUrl"]
+            for i in range(25):
+                sqs.send_message(QueueUrl=url, MessageBody=str(i))
+            sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+            seen = []
+            while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages"):
+                seen += batch
+            assert sorted(int(m["Body"]) for m in seen) == list(range(25))  # delayed and in-flight ones hidden
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(seen[:10])]
+            assert len(sqs.delete_message_batch(QueueUrl=url, Entries=entries)["Successful"]) == 10
+            assert len(sqs.delete_message_batch(QueueUrl=url, Entries=entries)["Successful"]) == 10  # again: accepted
+            with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            assert (attributes["ApproximateNumberOfMessagesNotVisible"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("15", "1")
+
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+            ddb.put_item(TableName="t", Item={"pk": {"S": "taken"}, "n": {"N": "1"}})
+            actions = [{"Update": {"TableName": "t", "Key": {"pk": {"S": f"k{i}"}}, "UpdateExpression": "SET n = :n",
+                                   "ExpressionAttributeValues": {":n": {"N": "2"}}}} for i in range(5)]
+            actions.append({"Put": {"TableName": "t", "Item": {"pk": {"S": "taken"}}, "ConditionExpression": "attribute_not_exists(pk)"}})
+            with pytest.raises(ClientError, match="TransactionCanceledException"):
+                ddb.transact_write_items(TransactItems=actions)
+            items = ddb.scan(TableName="t")["Items"]
+            assert items == [{"pk": {"S": "taken"}, "n": {"N": "1"}}]  # rolled back
+            ddb.transact_write_items(TransactItems=actions[:5])
+            assert len(ddb.scan(TableName="t")["Items"]) == 6
+        finally:
+            patches.deactivate(host)  # type: ignore[arg-type]
