@@ -64,9 +64,11 @@ class Inspector:
             messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages") or []
             if not messages:
                 return bodies
-            for message in messages:
-                bodies.append(message["Body"])
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            bodies += [message["Body"] for message in messages]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            failed = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
+            if failed:
+                raise RuntimeError(f"could not delete {len(failed)} message(s) from {queue_url}: {failed[0]}")
 
     @property
     def events(self) -> list[dict]:

@@ -29,6 +29,10 @@ from .template import ACCOUNT, REGION
 DECISIONS = ("approve", "deny", "none", "manual")
 #: What a reviewer may choose for one object of a review page (anything else: left undecided).
 OBJECT_DECISIONS = ("approve", "deny")
+
+#: How often Runner.wait looks at the executions, the notifications and the result events: every
+#: POLL_MIN_SECONDS while something happens, slowing down to POLL_MAX_SECONDS while nothing does.
+POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.25
 #: A run's reviewer: one of :data:`DECISIONS` for every review, or object key -> "approve" | "deny"
 #: (keys not in the mapping are left undecided: denied when the review is finished).
 Decision = Union[str, Mapping[str, str]]
@@ -231,22 +235,28 @@ class Runner:
         check_decision(decision)
         deadline = time.monotonic() + timeout
         progress = _Progress(objects if objects is not None else list(self.uploaded))
+        running = list(dict.fromkeys(executions))
+        pause = POLL_MIN_SECONDS
         while True:
-            for message in self._inspector.drain_notifications():
+            notifications = self._inspector.drain_notifications()
+            for message in notifications:
                 if message.get("event") == "REVIEW_REQUESTED":
                     self._review_requested(message, decision, watch)
-            statuses = [self._history.status(arn) for arn in executions]
-            done = all(s != "RUNNING" for s in statuses)
+            # An execution that ended stays ended: only the running ones are asked again.
+            running = [arn for arn in running if self._history.status(arn) == "RUNNING"]
+            events = self._inspector.drain_events() if watch is not None else []
             if watch is not None:
-                progress.add(self._inspector.drain_events())
-                watch.progress(progress.total if done else progress.finished, progress.total)
-            if done:
+                progress.add(events)
+                watch.progress(progress.finished if running else progress.total, progress.total)
+            if not running:
                 break
             if time.monotonic() > deadline:
-                running = [a for a, s in zip(executions, statuses, strict=True) if s == "RUNNING"]
                 details = "; ".join(f"{a.rsplit(':', 1)[-1]} last in {self._history.states(a)[-1:]}" for a in running)
                 raise EngineError(f"{len(running)} execution(s) still running after {timeout:.0f} s: {details}")
-            time.sleep(0.05)
+            # The engine's own polling competes with the executions for the one interpreter: it slows
+            # down while nothing happens and speeds up again when something does.
+            pause = POLL_MIN_SECONDS if notifications or events else min(pause * 2, POLL_MAX_SECONDS)
+            time.sleep(pause)
         macie = getattr(self._deployment, "macie", None)
         if macie is not None:
             macie.flush_events()
