@@ -123,7 +123,7 @@ class FindingsIndex:
             versions = self.by_key.setdefault(finding_location(finding), {})
             version = object_version(finding)
             if version not in versions:
-                versions[version] = FindingTally(custom_names=self.custom_names)
+                versions[version] = FindingTally(custom_names=self.custom_names, keep_locations=True)
             versions[version].add(finding)
             self.total += 1
 
@@ -137,7 +137,7 @@ class FindingsIndex:
 
     def tally_for(self, where: tuple[str, str], evidence: Evidence) -> FindingTally:
         """The staged version's tally; findings about other versions are noted in ``evidence``."""
-        bound = FindingTally(custom_names=self.custom_names)
+        bound = FindingTally(custom_names=self.custom_names, keep_locations=True)
         for version, tally in self.by_key.get(where, {}).items():
             if evidence.bound_to(version):
                 bound = tally

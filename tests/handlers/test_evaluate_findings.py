@@ -161,7 +161,8 @@ def finding(
                 "sensitiveData": [
                     {
                         "category": "FINANCIAL_INFORMATION",
-                        "detections": [{"type": "CREDIT_CARD_NUMBER", "count": 3}],
+                        "detections": [{"type": "CREDIT_CARD_NUMBER", "count": 3, "occurrences": {"cells": [
+                            {"row": r, "column": 3, "columnName": "card_no"} for r in (2, 5, 9)]}}],
                         "totalCount": 3,
                     }
                 ],
@@ -785,6 +786,7 @@ def test_evaluate_binds_findings_to_staged_versions_chunk_by_chunk(batch) -> Non
     chunk0, chunk1 = batch_lines(batch["s3"], "verdicts/000000.jsonl"), batch_lines(batch["s3"], "verdicts/000001.jsonl")
     a, b = chunk0
     assert (a["i"], a["verdict"], a["findings"]["tagValue"]) == (0, "REVIEW", "CREDIT_CARD_NUMBER:3 EmployeeId:2")
+    assert a["findings"]["locations"] == {"CREDIT_CARD_NUMBER": [{"row": r, "column": 3, "columnName": "card_no"} for r in (2, 5, 9)]}
     assert a["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy requires review"]
     assert a["source"] == source("a.csv") and a["staged"]["versionId"] == "v-stg"
     assert (b["verdict"], b["reasons"], b["analysis"]) == ("CLEAN", [], "COMPLETE")
