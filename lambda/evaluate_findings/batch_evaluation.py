@@ -322,7 +322,7 @@ class Reviews:
     """Who decided the batch's reviewed objects, bounded for thousands of objects: decisions per
     reviewer and decision, timeouts, and the first decisions with the deciding reviewer and time."""
 
-    by_reviewer: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_reviewer: dict[str, dict[str, Any]] = field(default_factory=dict)
     decided: int = 0
     timed_out: int = 0
     decisions: list[dict] = field(default_factory=list)
@@ -335,10 +335,14 @@ class Reviews:
         self.decided += 1
         email = _text(review.get("reviewerEmail") or review.get("reviewer") or "unknown")
         name = email if email in self.by_reviewer or len(self.by_reviewer) < MAX_COUNTED_REVIEWERS else OTHER_REVIEWERS
+        at = _text(review.get("decidedAt"))
         counts = self.by_reviewer.setdefault(name, {})
         counts[decision] = counts.get(decision, 0) + 1
+        if at:  # when this reviewer decided: the first and the last decision (ISO UTC sorts as time)
+            counts["firstAt"] = min(counts.get("firstAt") or at, at)
+            counts["lastAt"] = max(counts.get("lastAt") or at, at)
         if len(self.decisions) < SUMMARY_DECISIONS:
-            entry = {"key": _text(key), "decision": decision, "reviewer": email, "decidedAt": _text(review.get("decidedAt"))}
+            entry = {"key": _text(key), "decision": decision, "reviewer": email, "decidedAt": at}
             approvers = _approvers(review.get("approvals"))
             if approvers:
                 entry["approvedBy"] = approvers

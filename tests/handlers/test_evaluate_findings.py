@@ -910,8 +910,10 @@ def test_summarize_says_who_decided_bounded_for_thousands_of_objects(batch, monk
 
     reviews = summary["reviews"]
     assert (reviews["decided"], reviews["timedOut"]) == (count - 1, 1)
-    assert reviews["byReviewer"] == {"al@x": {"APPROVE": 21, "DENY": 21}, "anonymous@192.0.2.9": {"DENY": 1},
-                                     "bo@x": {"APPROVE": 1}}
+    assert reviews["byReviewer"] == {
+        "al@x": {"APPROVE": 21, "DENY": 21, "firstAt": "2024-05-01T11:01:00Z", "lastAt": "2024-05-01T11:42:00Z"},
+        "anonymous@192.0.2.9": {"DENY": 1, "firstAt": "2024-05-01T12:00:00Z", "lastAt": "2024-05-01T12:00:00Z"},
+        "bo@x": {"APPROVE": 1, "firstAt": "2024-05-01T11:00:00Z", "lastAt": "2024-05-01T11:00:00Z"}}
     assert reviews["decisions"][0] == {"key": "k0.csv", "decision": "APPROVE", "reviewer": "bo@x",
                                        "decidedAt": "2024-05-01T11:00:00Z", "approvedBy": ["al@x", "bo@x"]}
     assert reviews["decisions"][1] == {"key": "k1.csv", "decision": "DENY", "reviewer": "al@x", "decidedAt": "2024-05-01T11:01:00Z"}
