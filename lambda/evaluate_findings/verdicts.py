@@ -190,6 +190,9 @@ def reported_detections(record: Mapping[str, Any]) -> dict[str, int]:
 # ------------------------------------------------------------------ where the findings are (issue 12)
 #: Locations kept per object and detection type; Macie itself reports at most 15 per finding.
 MAX_LOCATIONS = 10
+#: And at most this many per object, whatever the number of types: the line reaches a result event,
+#: which EventBridge limits to 256 KB.
+MAX_OBJECT_LOCATIONS = 100
 MAX_LOCATION_TEXT = 250  # Macie truncates a JSON path to 250 characters
 
 
@@ -296,13 +299,15 @@ class FindingTally:
             self._add_locations(finding)
 
     def _add_locations(self, finding: Mapping[str, Any]) -> None:
+        total = sum(len(kept) for kept in self.locations.values())
         for name, found in detection_locations(finding, self.custom_names).items():
             kept = self.locations.setdefault(name, [])
             for location in found:
-                if len(kept) >= MAX_LOCATIONS:
+                if len(kept) >= MAX_LOCATIONS or total >= MAX_OBJECT_LOCATIONS:
                     break
                 if location not in kept:
                     kept.append(location)
+                    total += 1
 
     @property
     def max_severity(self) -> str | None:

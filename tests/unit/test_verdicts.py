@@ -371,3 +371,8 @@ def test_at_most_ten_locations_per_type_across_findings() -> None:
         tally.add(located("FINANCIAL_INFORMATION", {"cells": [{"row": r, "column": 1} for r in range(first, first + 15)]}))
     assert tally.summary()["locations"]["CREDIT_CARD_NUMBER"] == [{"row": r, "column": 1} for r in range(1, 11)]
     assert "locations" not in FindingTally().summary()  # the per-object (0.1) payload is unchanged
+    many = FindingTally(keep_locations=True)  # and at most 100 per object, whatever the number of types
+    for n in range(15):
+        many.add(located("FINANCIAL_INFORMATION", {"lineRanges": [{"start": r, "end": r} for r in range(1, 16)]}, name=f"T{n:02}"))
+    kept = many.summary()["locations"]
+    assert sum(map(len, kept.values())) == 100 and list(kept) == [f"T{n:02}" for n in range(10)]
