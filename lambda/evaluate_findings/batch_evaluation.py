@@ -61,6 +61,13 @@ REVIEW_PENDING = "REVIEW_PENDING"
 HELD_IN_INGRESS, HELD_IN_QUARANTINE, HELD_IN_REVIEW = "INGRESS", "QUARANTINE", "REVIEW"
 SUMMARY_FAILURES = 100
 RETURNED_FAILURES = 20
+# Who decided (issue 12): decisions listed in summary.json and in the notification; reviewers counted.
+SUMMARY_DECISIONS = 100
+RETURNED_DECISIONS = 20
+MAX_COUNTED_REVIEWERS = 50
+OTHER_REVIEWERS = "(other reviewers)"
+MAX_LISTED_KEY = 300
+TIMEOUT_DECISION = "TIMEOUT"
 
 
 # ---------------------------------------------------------------------------------------- requests
@@ -116,7 +123,7 @@ class FindingsIndex:
             versions = self.by_key.setdefault(finding_location(finding), {})
             version = object_version(finding)
             if version not in versions:
-                versions[version] = FindingTally(custom_names=self.custom_names)
+                versions[version] = FindingTally(custom_names=self.custom_names, keep_locations=True)
             versions[version].add(finding)
             self.total += 1
 
@@ -130,7 +137,7 @@ class FindingsIndex:
 
     def tally_for(self, where: tuple[str, str], evidence: Evidence) -> FindingTally:
         """The staged version's tally; findings about other versions are noted in ``evidence``."""
-        bound = FindingTally(custom_names=self.custom_names)
+        bound = FindingTally(custom_names=self.custom_names, keep_locations=True)
         for version, tally in self.by_key.get(where, {}).items():
             if evidence.bound_to(version):
                 bound = tally
@@ -297,6 +304,59 @@ def _no_outcome_error(latest: Mapping[str, Any], routed: Mapping[str, Any] | Non
     return {"Error": "NoOutcome", "Cause": cause}
 
 
+def _text(value: Any, limit: int = MAX_LISTED_KEY) -> str:
+    text = str(value or "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _approvers(approvals: Any) -> list[str]:
+    """The emails (else subjects) of the approvals of a four-eyes decision, in the order recorded."""
+    if not isinstance(approvals, Mapping):
+        return []
+    return [_text((entry.get("email") if isinstance(entry, Mapping) else None) or sub)
+            for sub, entry in list(approvals.items())[:MAX_COUNTED_REVIEWERS]]
+
+
+@dataclass
+class Reviews:
+    """Who decided the batch's reviewed objects, bounded for thousands of objects: decisions per
+    reviewer and decision, timeouts, and the first decisions with the deciding reviewer and time."""
+
+    by_reviewer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decided: int = 0
+    timed_out: int = 0
+    decisions: list[dict] = field(default_factory=list)
+
+    def add(self, key: str, review: Mapping[str, Any]) -> None:
+        decision = str(review.get("decision") or "")
+        if decision == TIMEOUT_DECISION:
+            self.timed_out += 1
+            return
+        self.decided += 1
+        email = _text(review.get("reviewerEmail") or review.get("reviewer") or "unknown")
+        name = email if email in self.by_reviewer or len(self.by_reviewer) < MAX_COUNTED_REVIEWERS else OTHER_REVIEWERS
+        at = _text(review.get("decidedAt"))
+        counts = self.by_reviewer.setdefault(name, {})
+        counts[decision] = counts.get(decision, 0) + 1
+        if at:  # when this reviewer decided: the first and the last decision (ISO UTC sorts as time)
+            counts["firstAt"] = min(counts.get("firstAt") or at, at)
+            counts["lastAt"] = max(counts.get("lastAt") or at, at)
+        if len(self.decisions) < SUMMARY_DECISIONS:
+            entry = {"key": _text(key), "decision": decision, "reviewer": email, "decidedAt": at}
+            approvers = _approvers(review.get("approvals"))
+            if approvers:
+                entry["approvedBy"] = approvers
+            self.decisions.append(entry)
+
+    def document(self, listed: int | None = None) -> dict | None:
+        """The ``reviews`` section (None: nothing was reviewed), listing at most ``listed`` decisions."""
+        if not (self.decided or self.timed_out):
+            return None
+        shown = self.decisions[:listed] if listed is not None else list(self.decisions)
+        return {"decided": self.decided, "timedOut": self.timed_out, "byReviewer": dict(sorted(self.by_reviewer.items())),
+                "decisions": shown, "decisionsNotListed": self.decided - len(shown)}
+
+
 @dataclass
 class Summary:
     batch: str
@@ -307,6 +367,7 @@ class Summary:
     failures: list[dict] = field(default_factory=list)
     failure_count: int = 0
     reported: int = 0
+    reviews: Reviews = field(default_factory=Reviews)
 
     def count(self, outcome: str, verdict: str, key: str, reason: str | None) -> None:
         self.objects += 1
@@ -318,9 +379,13 @@ class Summary:
                 self.failures.append({"key": key, "reason": (reason or "")[:500]})
 
     def document(self) -> dict:
-        return {"batchId": self.batch, "executionArn": self.execution_arn, "objectCount": self.objects,
-                "outcomes": self.outcomes, "verdicts": self.verdicts, "failureCount": self.failure_count,
-                "reportedFailed": self.reported, "failures": self.failures}
+        document = {"batchId": self.batch, "executionArn": self.execution_arn, "objectCount": self.objects,
+                    "outcomes": self.outcomes, "verdicts": self.verdicts, "failureCount": self.failure_count,
+                    "reportedFailed": self.reported, "failures": self.failures}
+        reviews = self.reviews.document()
+        if reviews is not None:
+            document["reviews"] = reviews
+        return document
 
 
 def _reason_of(line: Mapping[str, Any]) -> str | None:
@@ -346,6 +411,8 @@ class _Summarizer:
             verdict_line, routed, decided = (stages[s].get(i) for s in (VERDICTS, ROUTED, DECIDED))
             final = _final(routed, decided)
             verdict = next((x["verdict"] for x in (decided, routed, verdict_line) if x and x.get("verdict")), FAILED)
+            if decided is not None and isinstance(decided.get("review"), Mapping):
+                self.summary.reviews.add(line["source"]["key"], decided["review"])
             if final is not None:
                 self.summary.count(final["outcome"], verdict, line["source"]["key"], _reason_of(final))
                 continue
@@ -386,8 +453,11 @@ def summarize(event: Mapping[str, Any], *, clients: Any, env: EvaluateFindingsEn
              Key=batch_key(batch, SUMMARY), Body=body, ContentType="application/json")
     if summarizer.unsent:
         raise TransientError(f"{summarizer.unsent} FAILED result event(s) could not be sent; retry")
-    logger.info("summarized the batch", extra={k: v for k, v in document.items() if k != "failures"})
+    logger.info("summarized the batch", extra={k: v for k, v in document.items() if k not in ("failures", "reviews")})
     summary = {**document, "failures": document["failures"][:RETURNED_FAILURES]}
+    reviews = summarizer.summary.reviews.document(RETURNED_DECISIONS)
+    if reviews is not None:  # the notification lists fewer decisions than summary.json
+        summary["reviews"] = reviews
     evaluation = event.get("evaluation")
     if isinstance(evaluation, Mapping) and isinstance(evaluation.get("discoveryResults"), Mapping):
         # Macie's discovery results could not be read: every object went to review; say where and why.

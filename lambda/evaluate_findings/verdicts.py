@@ -187,9 +187,94 @@ def reported_detections(record: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
+# ------------------------------------------------------------------ where the findings are (issue 12)
+#: Locations kept per object and detection type; Macie itself reports at most 15 per finding.
+MAX_LOCATIONS = 10
+#: And at most this many per object, whatever the number of types: the line reaches a result event,
+#: which EventBridge limits to 256 KB.
+MAX_OBJECT_LOCATIONS = 100
+MAX_LOCATION_TEXT = 250  # Macie truncates a JSON path to 250 characters
+
+
+def _position(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _name(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return value if len(value) <= MAX_LOCATION_TEXT else value[: MAX_LOCATION_TEXT - 3] + "..."
+
+
+def _compact(location: Mapping[str, Any]) -> dict[str, Any] | None:
+    kept = {name: value for name, value in location.items() if value is not None}
+    return kept or None
+
+
+def _cell(cell: Mapping[str, Any]) -> dict[str, Any] | None:
+    return _compact({"row": _position(cell.get("row")), "column": _position(cell.get("column")),
+                     "columnName": _name(cell.get("columnName")), "cellReference": _name(cell.get("cellReference"))})
+
+
+def _record(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    path = _name(record.get("jsonPath"))
+    return _compact({"recordIndex": _position(record.get("recordIndex")), "jsonPath": path})
+
+
+def _lines(span: Mapping[str, Any]) -> dict[str, Any] | None:
+    start = _position(span.get("start"))
+    if start is None:
+        return None
+    end = _position(span.get("end"))
+    return {"lines": [start, end if end is not None and end >= start else start]}
+
+
+def _page(page: Mapping[str, Any]) -> dict[str, Any] | None:
+    number = _position(page.get("pageNumber"))
+    return {"page": number} if number is not None else None
+
+
+# Macie's Occurrences members -> how one entry becomes a location. Offset ranges count lines too
+# (Macie's Range: "the number of lines from the beginning of the file"), so they become line ranges.
+_OCCURRENCE_KINDS = (("cells", _cell), ("records", _record), ("lineRanges", _lines), ("offsetRanges", _lines), ("pages", _page))
+
+
+def occurrence_locations(occurrences: Any) -> list[dict[str, Any]]:
+    """Where one detection's occurrences are, as Macie reports them in ``occurrences``, without any
+    value: cells ``{row, column, columnName?, cellReference?}``, records ``{recordIndex, jsonPath}``,
+    line and offset ranges ``{"lines": [start, end]}``, pages ``{"page": n}``."""
+    if not isinstance(occurrences, Mapping):
+        return []
+    locations = []
+    for member, convert in _OCCURRENCE_KINDS:
+        entries = occurrences.get(member)
+        for entry in entries if isinstance(entries, list) else []:
+            location = convert(entry) if isinstance(entry, Mapping) else None
+            if location is not None:
+                locations.append(location)
+    return locations
+
+
+def detection_locations(finding: Mapping[str, Any], custom_names: Mapping[str, str] | None = None) -> dict[str, list[dict]]:
+    """Detection type (named as :func:`detection_counts` names it) -> the locations of its occurrences."""
+    result = ((finding.get("classificationDetails") or {}).get("result")) or {}
+    found: dict[str, list[dict]] = {}
+    detections = [(d, d.get("type")) for item in result.get("sensitiveData") or [] if isinstance(item, Mapping)
+                  for d in item.get("detections") or [] if isinstance(d, Mapping)]
+    custom = result.get("customDataIdentifiers")
+    if isinstance(custom, Mapping):
+        detections += [(d, (custom_names or {}).get(d.get("name"), d.get("name")))
+                       for d in custom.get("detections") or [] if isinstance(d, Mapping)]
+    for detection, name in detections:
+        if isinstance(name, str) and name:
+            found.setdefault(name, []).extend(occurrence_locations(detection.get("occurrences")))
+    return found
+
+
 @dataclass
 class FindingTally:
-    """The findings attributed to one object: counts per severity and per detection type."""
+    """The findings attributed to one object: counts per severity and per detection type, and (when
+    ``keep_locations``) at most MAX_LOCATIONS locations per detection type."""
 
     count: int = 0
     by_severity: dict[str, int] = field(default_factory=dict)
@@ -197,6 +282,8 @@ class FindingTally:
     types: dict[str, int] = field(default_factory=dict)
     custom_names: Mapping[str, str] = field(default_factory=dict)
     categories: set[str] = field(default_factory=set)
+    keep_locations: bool = False
+    locations: dict[str, list[dict]] = field(default_factory=dict)
 
     def add(self, finding: Mapping[str, Any]) -> None:
         severity = normalise_severity(finding.get("severity"))
@@ -208,6 +295,19 @@ class FindingTally:
         for name, occurrences in detection_counts(finding, self.custom_names).items():
             self.types[name] = self.types.get(name, 0) + occurrences
         self.categories.update(reported_detections(finding))
+        if self.keep_locations:
+            self._add_locations(finding)
+
+    def _add_locations(self, finding: Mapping[str, Any]) -> None:
+        total = sum(len(kept) for kept in self.locations.values())
+        for name, found in detection_locations(finding, self.custom_names).items():
+            kept = self.locations.setdefault(name, [])
+            for location in found:
+                if len(kept) >= MAX_LOCATIONS or total >= MAX_OBJECT_LOCATIONS:
+                    break
+                if location not in kept:
+                    kept.append(location)
+                    total += 1
 
     @property
     def max_severity(self) -> str | None:
@@ -216,7 +316,10 @@ class FindingTally:
 
     def summary(self) -> dict[str, Any]:
         types = dict(sorted(self.types.items()))
-        return {"count": self.count, "types": types, "maxSeverity": self.max_severity, "tagValue": findings_tag_value(types)}
+        summary = {"count": self.count, "types": types, "maxSeverity": self.max_severity, "tagValue": findings_tag_value(types)}
+        if self.keep_locations:
+            summary["locations"] = {name: list(found) for name, found in sorted(self.locations.items()) if found}
+        return summary
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ MAX_LISTED_OBJECTS = 50
 MAX_KEY_CHARS = 300
 MAX_REASONS = 10
 MAX_TYPES = 50
+MAX_LOCATIONS = 10  # per detection type, as the evaluator keeps them
 # A batch's message lists the first objects only; the review page lists them all.
 MAX_BATCH_LISTED = 20
 MAX_BATCH_REASONS = 3
@@ -34,12 +35,13 @@ def _mapping(value: Any) -> Mapping:
 
 
 def object_summary(item: Mapping[str, Any]) -> dict:
-    """What a reviewer sees of one object: key, size, reasons, detection types and counts, highest severity."""
+    """What a reviewer sees of one object: key, size, reasons, detection types and counts, highest
+    severity and, when the evaluator kept them, where Macie located each type (never a value)."""
     source, staged, findings = _mapping(item.get("source")), _mapping(item.get("staged")), _mapping(item.get("findings"))
     types = _mapping(findings.get("types"))
     reasons = [r for r in (item.get("reasons") or []) if isinstance(r, str)]
     severity = findings.get("maxSeverity")
-    return {
+    summary = {
         "key": str(source.get("key") or staged.get("key") or ""),
         "size": _int(source.get("size", staged.get("size"))),
         "reasons": reasons[:MAX_REASONS],
@@ -47,6 +49,11 @@ def object_summary(item: Mapping[str, Any]) -> dict:
         "findingTypes": {str(name): number for name, number in list(types.items())[:MAX_TYPES] if _int(number) is not None},
         "maxSeverity": severity if isinstance(severity, str) else None,
     }
+    locations = {str(name): found[:MAX_LOCATIONS] for name, found in _mapping(findings.get("locations")).items()
+                 if str(name) in summary["findingTypes"] and isinstance(found, list) and found}
+    if locations:
+        summary["findingLocations"] = locations
+    return summary
 
 
 def review_objects(objects: Iterable[Any]) -> list[dict]:

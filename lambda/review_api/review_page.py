@@ -21,6 +21,7 @@ from html import escape
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
+from finding_locations import type_text
 from pipeline_common.constants import APPROVE, DENY, TABLE_TTL_ATTRIBUTE
 
 REVIEW_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -36,6 +37,8 @@ MAX_BATCH_FORM_BYTES = 32 * 1024
 MAX_SHOWN_KEY = 120
 MAX_SHOWN_REASONS = 3
 MAX_SHOWN_TYPES = 20
+#: Locations shown per detection type (the evaluator keeps at most 10).
+MAX_SHOWN_LOCATIONS = 10
 #: Pages linked on each side of the current one (plus the first and the last).
 PAGER_SPAN = 3
 #: What the buttons of a batch form do.
@@ -143,8 +146,9 @@ def _object_rows(objects: Any) -> str:
         if not isinstance(item, Mapping):
             continue
         types = item.get("findingTypes") if isinstance(item.get("findingTypes"), Mapping) else {}
+        where = _mapping(item.get("findingLocations"))
         type_list = "".join(
-            f"<li>{escape(str(name))}: {escape(str(_number(count)))}</li>" for name, count in sorted(types.items())
+            f"<li>{escape(type_text(name, _number(count), where.get(name)))}</li>" for name, count in sorted(types.items())
         )
         reasons = "".join(f"<li>{escape(str(reason))}</li>" for reason in item.get("reasons") or [])
         size = _number(item.get("size"))
@@ -337,9 +341,10 @@ def shown_text(text: str, limit: int) -> str:
 
 def display_object(line: Mapping[str, Any]) -> dict:
     """What a reviewer sees of one held object (a review.jsonl line): index, key, size, highest
-    severity, finding count, detection types and counts, reasons. Never a finding's value."""
+    severity, finding count, detection types and counts, where Macie located them, reasons. Never a
+    finding's value."""
     source, findings = _mapping(line.get("source")), _mapping(line.get("findings"))
-    types = _mapping(findings.get("types"))
+    types, locations = _mapping(findings.get("types")), _mapping(findings.get("locations"))
     return {
         "i": line.get("i"),
         "key": str(source.get("key") or ""),
@@ -347,6 +352,8 @@ def display_object(line: Mapping[str, Any]) -> dict:
         "maxSeverity": findings.get("maxSeverity") if isinstance(findings.get("maxSeverity"), str) else None,
         "findingCount": _number(findings.get("count")) or 0,
         "findingTypes": {str(name): _number(count) for name, count in types.items()},
+        "findingLocations": {str(name): found[:MAX_SHOWN_LOCATIONS] for name, found in locations.items()
+                             if name in types and isinstance(found, list)},
         "reasons": [str(r) for r in (line.get("reasons") or []) if isinstance(r, str)],
     }
 
@@ -383,7 +390,8 @@ def _decision_cell(index: int, decision: Mapping[str, Any] | None) -> str:
 
 def _batch_row(obj: Mapping[str, Any], decision: Mapping[str, Any] | None) -> str:
     key = str(obj.get("key") or "")
-    types = [f"{name}: {count}" for name, count in sorted(_mapping(obj.get("findingTypes")).items())]
+    where = _mapping(obj.get("findingLocations"))
+    types = [type_text(name, count, where.get(name)) for name, count in sorted(_mapping(obj.get("findingTypes")).items())]
     return (
         "<tr>"
         f'<td><code title="{escape(shown_text(key, 2048))}">{escape(shown_text(key, MAX_SHOWN_KEY))}</code></td>'

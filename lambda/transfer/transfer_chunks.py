@@ -292,6 +292,10 @@ def _route_without_verdicts(chunk: Chunk) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- decide_chunk
+#: What decide_chunk reads of a decision item: its key, the decision and who made it (the audit fields).
+_PROJECTED_NAMES = {f"#a{n}": name for n, name in enumerate((TABLE_PARTITION_KEY, *core.DECISION_ATTRIBUTES))}
+
+
 def _decisions(chunk: Chunk, indexes: Sequence[int]) -> dict[int, dict]:
     """The stored decisions ``review#<batch id>#<i>`` of these objects (BatchGetItem, consistent).
     A read that fails raises: an unread decision must never count as no decision."""
@@ -302,11 +306,11 @@ def _decisions(chunk: Chunk, indexes: Sequence[int]) -> dict[int, dict]:
         request = {chunk.env.state_table: {
             "Keys": [{TABLE_PARTITION_KEY: {"S": key}} for key in keys[start:start + DECISION_KEYS_PER_CALL]],
             "ConsistentRead": True,
-            "ProjectionExpression": "#k, #d, #r, #t",
-            "ExpressionAttributeNames": {"#k": TABLE_PARTITION_KEY, "#d": "decision", "#r": "reviewer", "#t": "decidedAt"},
+            "ProjectionExpression": ", ".join(_PROJECTED_NAMES),
+            "ExpressionAttributeNames": _PROJECTED_NAMES,
         }}
         for item in _batch_get(chunk, request):
-            plain = {name: value.get("S") for name, value in item.items()}
+            plain = core.plain_item(item)
             found[by_key[plain[TABLE_PARTITION_KEY]]] = plain
     return found
 

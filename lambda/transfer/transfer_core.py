@@ -567,16 +567,112 @@ def decision_key(batch_id: str, index: int) -> str:
     return f"{REVIEW_PREFIX}{batch_id}{REVIEW_DECISION_SEPARATOR}{index}"
 
 
-def parse_decision(item: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """``{decision, reviewer, decidedAt}`` of a stored decision, or None when there is none usable
-    (no item, or a decision that is neither APPROVE nor DENY: only an explicit APPROVE promotes)."""
+#: The audit fields of a stored decision (docs/reviewer-sign-in.md) that are plain strings.
+AUDIT_TEXT_FIELDS = ("reviewerSub", "reviewerEmail", "reviewerSourceIp")
+#: Bounds on what a decision item may carry into a decided/ line and a result event.
+MAX_APPROVALS = 10
+MAX_GROUPS = 50
+MAX_AUDIT_TEXT = 512
+#: The attributes decide_chunk reads of a decision item (ProjectionExpression names).
+DECISION_ATTRIBUTES = ("decision", "reviewer", "decidedAt", *AUDIT_TEXT_FIELDS, "reviewerGroups", "approvals")
+
+
+def plain_attribute(value: Any) -> Any:
+    """A DynamoDB attribute value (``{"S": ...}``, ``{"L": [...]}``, ``{"M": {...}}``, ``{"SS": [...]}``,
+    ``{"N": ...}``, ``{"BOOL": ...}``, ``{"NULL": true}``) as plain JSON data; anything else is None."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return None
+    (kind, data), = value.items()
+    if kind in ("S", "BOOL"):
+        return data
+    if kind == "N":
+        return int(data) if isinstance(data, str) and data.lstrip("-").isdigit() else data
+    if kind in ("SS", "NS"):
+        return sorted(data) if isinstance(data, list) else None
+    if kind == "L":
+        return [plain_attribute(item) for item in data] if isinstance(data, list) else None
+    if kind == "M":
+        return {str(name): plain_attribute(item) for name, item in data.items()} if isinstance(data, Mapping) else None
+    return None
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (low-level client form) as plain data."""
+    return {str(name): plain_attribute(value) for name, value in item.items()}
+
+
+def _text(value: Any) -> str | None:
+    return value[:MAX_AUDIT_TEXT] if isinstance(value, str) and value else None
+
+
+def _groups(value: Any) -> list[str] | None:
+    """A list of group names (strings only), or None when the value is not a list of strings."""
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        return None
+    groups = [name[:MAX_AUDIT_TEXT] for name in value if isinstance(name, str) and name]
+    if len(groups) != len(value):
+        return None
+    return groups[:MAX_GROUPS]
+
+
+def _approval(value: Any) -> dict[str, Any] | None:
+    """One entry of ``approvals``: ``{email, groups, at, sourceIp}`` with only what is recorded."""
+    if not isinstance(value, Mapping):
+        return None
+    out: dict[str, Any] = {}
+    for name in ("email", "at", "sourceIp"):
+        text = _text(value.get(name))
+        if text is not None:
+            out[name] = text
+    groups = _groups(value.get("groups"))
+    if groups is not None:
+        out["groups"] = groups
+    return out
+
+
+def approvals_of(value: Any) -> dict[str, dict[str, Any]] | None:
+    """The ``approvals`` map (reviewer subject -> approval), bounded, in order of approval time;
+    None when there is none or it is not a map."""
+    if not isinstance(value, Mapping):
+        return None
+    entries: dict[str, dict[str, Any]] = {}
+    for sub, entry in value.items():
+        approval = _approval(entry)
+        if sub and approval is not None:
+            entries[str(sub)[:MAX_AUDIT_TEXT]] = approval
+    ordered = sorted(entries.items(), key=lambda pair: (str(pair[1].get("at") or ""), pair[0]))
+    return dict(ordered[:MAX_APPROVALS]) or None
+
+
+def audit_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Who decided, as the decision item records it (docs/reviewer-sign-in.md, "Four eyes and the audit
+    record"): reviewerSub, reviewerEmail, reviewerGroups, reviewerSourceIp, approvals. A field the item
+    does not have (written before reviewers signed in) or that is malformed is left out, never invented."""
+    out: dict[str, Any] = {}
+    for name in AUDIT_TEXT_FIELDS:
+        text = _text(item.get(name))
+        if text is not None:
+            out[name] = text
+    groups = _groups(item.get("reviewerGroups"))
+    if groups is not None:
+        out["reviewerGroups"] = groups
+    approvals = approvals_of(item.get("approvals"))
+    if approvals is not None:
+        out["approvals"] = approvals
+    return out
+
+
+def parse_decision(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``{decision, reviewer, decidedAt}`` and the audit fields (:func:`audit_fields`) of a stored
+    decision (plain data, :func:`plain_item`), or None when there is none usable (no item, or a decision
+    that is neither APPROVE nor DENY: only an explicit APPROVE promotes)."""
     if not item:
         return None
     decision = item.get("decision")
     if decision not in (APPROVE_DECISION, DENY_DECISION):
         return None
     return {"decision": decision, "reviewer": str(item.get("reviewer") or "unknown"),
-            "decidedAt": str(item.get("decidedAt") or "")}
+            "decidedAt": str(item.get("decidedAt") or ""), **audit_fields(item)}
 
 
 def timeout_review(now: datetime) -> dict[str, str]:

@@ -161,7 +161,8 @@ def finding(
                 "sensitiveData": [
                     {
                         "category": "FINANCIAL_INFORMATION",
-                        "detections": [{"type": "CREDIT_CARD_NUMBER", "count": 3}],
+                        "detections": [{"type": "CREDIT_CARD_NUMBER", "count": 3, "occurrences": {"cells": [
+                            {"row": r, "column": 3, "columnName": "card_no"} for r in (2, 5, 9)]}}],
                         "totalCount": 3,
                     }
                 ],
@@ -785,6 +786,7 @@ def test_evaluate_binds_findings_to_staged_versions_chunk_by_chunk(batch) -> Non
     chunk0, chunk1 = batch_lines(batch["s3"], "verdicts/000000.jsonl"), batch_lines(batch["s3"], "verdicts/000001.jsonl")
     a, b = chunk0
     assert (a["i"], a["verdict"], a["findings"]["tagValue"]) == (0, "REVIEW", "CREDIT_CARD_NUMBER:3 EmployeeId:2")
+    assert a["findings"]["locations"] == {"CREDIT_CARD_NUMBER": [{"row": r, "column": 3, "columnName": "card_no"} for r in (2, 5, 9)]}
     assert a["reasons"] == ["1 HIGH-severity Macie finding(s); the finding policy requires review"]
     assert a["source"] == source("a.csv") and a["staged"]["versionId"] == "v-stg"
     assert (b["verdict"], b["reasons"], b["analysis"]) == ("CLEAN", [], "COMPLETE")
@@ -871,6 +873,60 @@ def test_summarize_reports_objects_with_no_outcome_once(batch) -> None:
     # A retry of the step sends no event twice.
     batch["call"](event)
     assert len(batch["events"].entries) == 2
+
+
+def test_summarize_says_who_decided_bounded_for_thousands_of_objects(batch, monkeypatch) -> None:
+    """Issue 12: the summary (summary.json and the notification) counts decisions per reviewer and
+    lists the first decisions with the deciding reviewer's email and time (four eyes: both approvers);
+    timeouts are counted, not listed; without a review nothing is added."""
+    s3 = batch["s3"]
+    count = 45
+    monkeypatch.setattr(batch_evaluation, "SUMMARY_DECISIONS", 30)
+    put_batch_file(s3, "chunks.json", [{"chunk": 0, "count": count}])
+    put_batch_file(s3, "manifest/000000.jsonl", [{"i": i, "source": source(f"k{i}.csv")} for i in range(count)])
+    held = {"verdict": "REVIEW", "reasons": [], "findings": {"count": 1}}
+    put_batch_file(s3, "routed/000000.jsonl", [{**staged_line(i, f"k{i}.csv"), **held, "outcome": "REVIEW_PENDING",
+                                                "location": {"bucket": "review", "key": f"k{i}.csv"}} for i in range(count)])
+
+    def review(i: int) -> dict:
+        if i == 0:  # four eyes
+            return {"decision": "APPROVE", "reviewer": "bo@x", "reviewerEmail": "bo@x", "decidedAt": "2024-05-01T11:00:00Z",
+                    "reviewerSub": "s-bo", "reviewerGroups": ["reviewers"], "reviewerSourceIp": "192.0.2.2",
+                    "approvals": {"s-al": {"email": "al@x", "at": "2024-05-01T10:59:00Z"},
+                                  "s-bo": {"email": "bo@x", "at": "2024-05-01T11:00:00Z"}}}
+        if i == count - 1:
+            return {"decision": "TIMEOUT", "reviewer": "timeout", "decidedAt": "2024-05-02T10:00:00Z"}
+        if i == count - 2:  # written before reviewers signed in
+            return {"decision": "DENY", "reviewer": "anonymous@192.0.2.9", "decidedAt": "2024-05-01T12:00:00Z"}
+        return {"decision": ("APPROVE", "DENY")[i % 2], "reviewer": "al@x", "reviewerEmail": "al@x",
+                "decidedAt": f"2024-05-01T11:{i:02d}:00Z"}
+
+    outcome = {"APPROVE": "APPROVED", "DENY": "DENIED", "TIMEOUT": "DENIED"}
+    put_batch_file(s3, "decided/000000.jsonl", [
+        {**staged_line(i, f"k{i}.csv"), **held, "review": review(i), "outcome": outcome[review(i)["decision"]],
+         "location": {"bucket": "vault", "key": f"k{i}.csv"}} for i in range(count)])
+
+    summary = batch["call"]({"operation": "summarize", "batchId": BATCH, "chunkCount": 1})["summary"]
+
+    reviews = summary["reviews"]
+    assert (reviews["decided"], reviews["timedOut"]) == (count - 1, 1)
+    assert reviews["byReviewer"] == {
+        "al@x": {"APPROVE": 21, "DENY": 21, "firstAt": "2024-05-01T11:01:00Z", "lastAt": "2024-05-01T11:42:00Z"},
+        "anonymous@192.0.2.9": {"DENY": 1, "firstAt": "2024-05-01T12:00:00Z", "lastAt": "2024-05-01T12:00:00Z"},
+        "bo@x": {"APPROVE": 1, "firstAt": "2024-05-01T11:00:00Z", "lastAt": "2024-05-01T11:00:00Z"}}
+    assert reviews["decisions"][0] == {"key": "k0.csv", "decision": "APPROVE", "reviewer": "bo@x",
+                                       "decidedAt": "2024-05-01T11:00:00Z", "approvedBy": ["al@x", "bo@x"]}
+    assert reviews["decisions"][1] == {"key": "k1.csv", "decision": "DENY", "reviewer": "al@x", "decidedAt": "2024-05-01T11:01:00Z"}
+    assert len(reviews["decisions"]) == batch_evaluation.RETURNED_DECISIONS
+    assert reviews["decisionsNotListed"] == count - 1 - batch_evaluation.RETURNED_DECISIONS
+    stored = json.loads(s3.get_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/summary.json")["Body"].read())
+    assert len(stored["reviews"]["decisions"]) == 30 and stored["reviews"]["decisionsNotListed"] == count - 1 - 30
+    assert stored["reviews"]["byReviewer"] == reviews["byReviewer"]
+    assert "192.0.2.2" not in json.dumps(summary)  # the source address stays in the state table and the result event
+
+    two_chunks(s3)  # a batch without a review: no reviews section
+    s3.delete_object(Bucket=BATCH_BUCKET, Key=f"batches/{BATCH}/decided/000000.jsonl")
+    assert "reviews" not in batch["call"]({"operation": "summarize", "batchId": BATCH, "chunkCount": 2})["summary"]
 
 
 def test_batch_operations_reject_bad_requests(batch) -> None:

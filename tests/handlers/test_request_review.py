@@ -292,3 +292,17 @@ def test_the_deadline_counts_from_when_the_workflow_started_waiting(aws) -> None
     assert int(item["expiresAt"]) == int(entered) + 3600 - 60
     with pytest.raises(InvalidInputError, match="stateEnteredTime must be an ISO 8601 time"):
         request_review.handler(batch_event(stateEnteredTime="yesterday"), FakeContext())
+
+
+def test_object_summary_keeps_the_locations_of_its_types_only_when_there_are_some() -> None:
+    """Issue 12: what a reviewer is shown of an object includes where each listed type was found,
+    bounded; a summary without locations (the per-object workflow) is as before."""
+    from review_message import object_summary
+
+    line = {"source": {"key": "a.csv", "size": 9}, "reasons": [],
+            "findings": {"count": 1, "types": {"EMAIL_ADDRESS": 12}, "maxSeverity": "LOW",
+                         "locations": {"EMAIL_ADDRESS": [{"lines": [n, n]} for n in range(1, 13)], "OTHER": [{"page": 1}]}}}
+    summary = object_summary(line)
+    assert summary["findingLocations"] == {"EMAIL_ADDRESS": [{"lines": [n, n]} for n in range(1, 11)]}
+    del line["findings"]["locations"]
+    assert "findingLocations" not in object_summary(line)

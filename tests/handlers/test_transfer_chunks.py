@@ -397,6 +397,65 @@ def test_deny_policy_delete_deletes_denied_objects_but_never_undecided_ones(aws)
     assert snapshot(s3) == before
 
 
+# ------------------------------------------------------------------------------------------ decisions: audit
+def _approval(email: str, at: str, ip: str) -> dict:
+    return {"M": {"email": {"S": email}, "groups": {"L": [{"S": "reviewers"}]}, "at": {"S": at}, "sourceIp": {"S": ip}}}
+
+
+def test_who_decided_reaches_the_decided_line_and_the_result_event(aws):
+    """Issue 12: the verified reviewer (subject, email, groups, source address) and, under four eyes,
+    every approval reach decided/ and detail.review; an item written before sign-in (no audit fields)
+    gives exactly the old review, nothing invented; a timeout stays as it was."""
+    s3, events, table = aws["s3"], aws["events"], aws["dynamodb"]
+    manifest(aws, count=4)
+    run(aws, "stage_chunk")
+    check(aws)
+    lines = [{**line, "verdict": "REVIEW", "findings": findings_of("REVIEW"), "reasons": ["r"]} for line in read(aws, "staged")]
+    batches.write_chunk(s3, BATCH, BATCH_ID, "verdicts", 0, lines)
+    run(aws, "route_chunk")
+    four_eyes = {  # two approvals; the second reached review_approvals_required and decided
+        "pk": {"S": f"review#{BATCH_ID}#0"}, "decision": {"S": "APPROVE"}, "reviewer": {"S": "bo@example.com"},
+        "decidedAt": {"S": "2025-01-02T00:05:00Z"}, "reviewerSourceIp": {"S": "198.51.100.2"},
+        "reviewerSub": {"S": "sub-bo"}, "reviewerEmail": {"S": "bo@example.com"},
+        "reviewerGroups": {"L": [{"S": "reviewers"}, {"S": "auditors"}]},
+        "approvals": {"M": {"sub-bo": _approval("bo@example.com", "2025-01-02T00:05:00Z", "198.51.100.2"),
+                            "sub-al": _approval("al@example.com", "2025-01-02T00:01:00Z", "198.51.100.1")}},
+        "userAgent": {"S": "not copied"},
+    }
+    denied = {  # one deny decides; groups written as a string set
+        "pk": {"S": f"review#{BATCH_ID}#1"}, "decision": {"S": "DENY"}, "reviewer": {"S": "al@example.com"},
+        "decidedAt": {"S": "2025-01-02T00:02:00Z"}, "reviewerSourceIp": {"S": "198.51.100.1"},
+        "reviewerSub": {"S": "sub-al"}, "reviewerEmail": {"S": "al@example.com"}, "reviewerGroups": {"SS": ["reviewers"]},
+    }
+    old = {"pk": {"S": f"review#{BATCH_ID}#2"}, "decision": {"S": "APPROVE"}, "reviewer": {"S": "anonymous@203.0.113.9"},
+           "decidedAt": {"S": "2025-01-02T00:03:00Z"}}
+    for item in (four_eyes, denied, old):
+        table.put_item(TableName=TABLE, Item=item)
+    events.sent.clear()
+    run(aws, "decide_chunk")
+    decided = read(aws, "decided")
+    assert decided[0]["review"] == {
+        "decision": "APPROVE", "reviewer": "bo@example.com", "decidedAt": "2025-01-02T00:05:00Z",
+        "reviewerSub": "sub-bo", "reviewerEmail": "bo@example.com", "reviewerSourceIp": "198.51.100.2",
+        "reviewerGroups": ["reviewers", "auditors"],
+        "approvals": {
+            "sub-al": {"email": "al@example.com", "at": "2025-01-02T00:01:00Z", "sourceIp": "198.51.100.1", "groups": ["reviewers"]},
+            "sub-bo": {"email": "bo@example.com", "at": "2025-01-02T00:05:00Z", "sourceIp": "198.51.100.2", "groups": ["reviewers"]},
+        },
+    }
+    assert list(decided[0]["review"]["approvals"]) == ["sub-al", "sub-bo"]  # in the order they approved
+    assert decided[1]["review"] == {
+        "decision": "DENY", "reviewer": "al@example.com", "decidedAt": "2025-01-02T00:02:00Z", "reviewerSub": "sub-al",
+        "reviewerEmail": "al@example.com", "reviewerSourceIp": "198.51.100.1", "reviewerGroups": ["reviewers"]}
+    assert decided[2]["review"] == {"decision": "APPROVE", "reviewer": "anonymous@203.0.113.9", "decidedAt": "2025-01-02T00:03:00Z"}
+    assert set(decided[3]["review"]) == {"decision", "reviewer", "decidedAt"} and decided[3]["review"]["decision"] == "TIMEOUT"
+    assert [line["outcome"] for line in decided] == ["APPROVED", "DENIED", "APPROVED", "DENIED"]
+    by_key = events.by_key()
+    for line in decided:
+        [detail] = by_key[(line["source"]["key"], line["source"]["versionId"])]
+        assert detail["review"] == line["review"]
+
+
 def test_a_decision_that_cannot_be_read_fails_the_chunk_and_moves_nothing(aws, monkeypatch):
     manifest(aws, count=2)
     run(aws, "stage_chunk")

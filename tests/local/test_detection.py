@@ -207,3 +207,38 @@ def test_results_do_not_depend_on_where_the_stream_is_cut(monkeypatch):
     single = summary(analyse_object(io.BytesIO(rows.encode()), "t.csv", managed=MANAGED, custom=[EMPLOYEE]).detections)
     monkeypatch.setattr(detection, "BATCH_CHARS", 500)
     assert summary(analyse_object(io.BytesIO(rows.encode()), "t.csv", managed=MANAGED, custom=[EMPLOYEE]).detections) == single
+
+
+# ------------------------------------------------------------------------------- occurrences (issue 12)
+def luhn_card(n: int) -> str:
+    """A 16-digit number starting 4539 with a valid check digit."""
+    body = f"4539{n:011d}"
+    total = 0
+    for position, digit in enumerate(int(d) for d in reversed(body)):
+        doubled = digit * 2 if position % 2 == 0 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return body + str((10 - total % 10) % 10)
+
+
+def test_findings_locate_occurrences_as_macie_does_cells_records_and_lines_at_most_15(env):  # noqa: F811
+    """Issue 12: the local Macie's findings say where each occurrence is (CSV: cells with the column
+    name; JSON: record index and path; text: line ranges), at most 15 per detection type, as Amazon
+    Macie's findings do (the discovery result keeps up to 1,000)."""
+    s3, key_arn = env
+    cards = [luhn_card(n) for n in range(20)]
+    csv = "id,card_number\n" + "".join(f"{n},{card}\n" for n, card in enumerate(cards))
+    doc = '{"customers": [{"name": "a", "card": "%s"}, {"card": "%s"}]}' % (cards[0], cards[1])
+    notes = f"minutes\n\nthe visa card {cards[2]} was charged\n"
+    findings, results = run_job(s3, key_arn, {"people.csv": csv.encode(), "people.json": doc.encode(),
+                                              "notes.txt": notes.encode()})
+    count, where = detections_of(findings["people.csv"])["CREDIT_CARD_NUMBER"]
+    assert count == 20 and list(where) == ["cells"]
+    assert where["cells"] == [{"row": r, "column": 2, "columnName": "card_number"} for r in range(2, 17)]  # 15
+    assert detections_of(findings["people.json"])["CREDIT_CARD_NUMBER"] == (2, {"records": [
+        {"recordIndex": 0, "jsonPath": "$.customers[0].card"}, {"recordIndex": 0, "jsonPath": "$.customers[1].card"}]})
+    assert detections_of(findings["notes.txt"])["CREDIT_CARD_NUMBER"] == (
+        1, {"lineRanges": [{"start": 3, "end": 3, "startColumn": 15}]})
+    result_cells = results["people.csv"]["sensitiveData"][0]["detections"][0]["occurrences"]["cells"]
+    assert len(result_cells) == 20  # the discovery result is not cut to 15
+    for finding in findings.values():  # never a matched value in a finding
+        assert not any(card in repr(finding) for card in cards)

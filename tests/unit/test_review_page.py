@@ -287,3 +287,44 @@ def test_a_full_page_of_choices_fits_the_form() -> None:
 )
 def test_page_number(query, page) -> None:
     assert page_number({"queryStringParameters": query}) == page
+
+
+# ------------------------------------------------------------------------------ where the findings are
+def located_line(i: int) -> dict:
+    """A held object with 10 located occurrences of each of two types (the evaluator's cap)."""
+    line = held(i)
+    line["findings"] = {
+        "count": 2, "maxSeverity": "HIGH", "tagValue": "x",
+        "types": {"CREDIT_CARD_NUMBER": 40, "EMAIL_ADDRESS": 3, "US_SOCIAL_SECURITY_NUMBER": 2},
+        "locations": {
+            "CREDIT_CARD_NUMBER": [{"row": r, "column": 2, "columnName": "card<no>"} for r in range(2, 12)],
+            "EMAIL_ADDRESS": [{"recordIndex": 0, "jsonPath": "$.people[0].mail"}, {"lines": [7, 8]}, {"page": 3}],
+            "US_SOCIAL_SECURITY_NUMBER": [{"cellReference": "Staff!B2", "row": 2, "column": 2}, {"row": 4, "column": 5}],
+            "NOT_A_TYPE_OF_THIS_OBJECT": [{"page": 1}],
+        },
+    }
+    return line
+
+
+def test_the_page_shows_where_each_type_was_found_compactly_and_escaped() -> None:
+    """Issue 12: per object and type, the columns (and rows), JSON paths, line ranges and pages, in a
+    few words; a column name from the file is escaped; more occurrences than located ends with …."""
+    html = batch_page([located_line(0)], 1)
+    assert "<li>CREDIT_CARD_NUMBER: 40 at column card&lt;no&gt; (rows 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), \u2026</li>" in html
+    assert "<li>EMAIL_ADDRESS: 3 at JSON path $.people[0].mail; lines 7\u20138; page 3</li>" in html
+    assert "<li>US_SOCIAL_SECURITY_NUMBER: 2 at cell Staff!B2; column 5 (row 4)</li>" in html
+    assert "card<no>" not in html and "NOT_A_TYPE_OF_THIS_OBJECT" not in html
+
+
+def test_a_page_of_100_located_objects_stays_small() -> None:
+    lines = [located_line(i) for i in range(300)]
+    html = batch_page(lines, 2)
+    assert len(re.findall(r"<tr><td>", html)) == 100 and html.count("at column card&lt;no&gt;") == 100
+    assert len(html) < 150_000  # about 1.2 KB per object
+
+
+def test_the_per_object_page_shows_locations_when_the_summary_has_them() -> None:
+    objects = [{"key": "a.csv", "size": 3, "findingCount": 1, "findingTypes": {"EMAIL_ADDRESS": 1},
+                "findingLocations": {"EMAIL_ADDRESS": [{"lines": [4, 4]}]}, "reasons": []}]
+    html = render_review({"objects": objects, "expiresAt": 0})
+    assert "<li>EMAIL_ADDRESS: 1 at line 4</li>" in html

@@ -269,3 +269,23 @@ def test_decisions_and_final_outcomes():
     assert not transfer_core.has_final_outcome({"outcome": "REVIEW_PENDING"}, None)
     assert transfer_core.has_final_outcome({"outcome": "REVIEW_PENDING"}, {"outcome": "DENIED"})
     assert not transfer_core.has_final_outcome(None, None)
+
+
+def test_audit_fields_are_copied_when_recorded_and_never_invented():
+    """Issue 12: what a decision item records of who decided is kept, bounded; a malformed or absent
+    field is left out."""
+    item = {"decision": "DENY", "reviewer": "a@x", "decidedAt": "t", "reviewerSub": "s", "reviewerEmail": "a@x",
+            "reviewerGroups": ["reviewers", 7], "reviewerSourceIp": "", "approvals": "yes", "userAgent": "ua"}
+    assert transfer_core.parse_decision(item) == {"decision": "DENY", "reviewer": "a@x", "decidedAt": "t",
+                                                  "reviewerSub": "s", "reviewerEmail": "a@x"}
+    many = {f"s{n:02}": {"email": f"r{n}@x", "at": f"2025-01-01T00:{n:02}:00Z", "groups": ["g"], "extra": "no"} for n in range(12)}
+    approvals = transfer_core.parse_decision({"decision": "APPROVE", "approvals": many})["approvals"]
+    assert list(approvals) == [f"s{n:02}" for n in range(transfer_core.MAX_APPROVALS)]
+    assert approvals["s00"] == {"email": "r0@x", "at": "2025-01-01T00:00:00Z", "groups": ["g"]}
+
+
+def test_plain_item_reads_every_attribute_type_a_decision_item_may_have():
+    item = {"pk": {"S": "k"}, "n": {"N": "3"}, "f": {"N": "1.5"}, "ss": {"SS": ["b", "a"]}, "b": {"BOOL": True},
+            "l": {"L": [{"S": "x"}, {"NULL": True}]}, "m": {"M": {"e": {"S": "y"}}}, "odd": {"X": 1}}
+    assert transfer_core.plain_item(item) == {"pk": "k", "n": 3, "f": "1.5", "ss": ["a", "b"], "b": True,
+                                              "l": ["x", None], "m": {"e": "y"}, "odd": None}

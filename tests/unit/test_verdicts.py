@@ -333,3 +333,46 @@ def test_job_error_events_and_the_findings_cap_keep_every_object_from_clean() ->
     capped = decide(integrity_status=VALID, findings=tally_of("Low"), analysis=COMPLETE, policy=policy, job=JobState(findings_capped=True))
     assert capped.verdict == REVIEW
     assert capped.reasons[-1] == "the Macie job reached its limit of 100,000 findings, so findings for this object may be missing"
+
+
+# ------------------------------------------------------------------------------ where the findings are
+def located(kind: str, occurrences: dict, name: str = "CREDIT_CARD_NUMBER", count: int = 3) -> dict:
+    detection = {"type": name, "count": count, "occurrences": occurrences}
+    result = {"sensitiveData": [{"category": kind, "totalCount": count, "detections": [detection]}]}
+    return {"severity": {"description": "High"}, "classificationDetails": {"result": result}}
+
+
+def test_locations_are_kept_per_type_as_macie_reports_them_without_any_value() -> None:
+    """Issue 12: cells, records, line and offset ranges and pages become locations; nothing else of
+    the occurrence is kept (a stray value in it never reaches the summary)."""
+    tally = FindingTally(keep_locations=True, custom_names={"EmployeeId-x1": "EmployeeId"})
+    tally.add(located("FINANCIAL_INFORMATION", {
+        "cells": [{"row": 2, "column": 3, "columnName": "card_no", "cellReference": None, "value": "4111111111111111"}],
+        "records": [{"recordIndex": 0, "jsonPath": "$.customers[1].card"}],
+        "lineRanges": [{"start": 7, "end": 8, "startColumn": 12}],
+        "offsetRanges": [{"start": 9, "end": 9}],
+        "pages": [{"pageNumber": 4, "lineRange": {"start": 1, "end": 1}}, {"pageNumber": True}],
+    }))
+    custom = {"detections": [{"name": "EmployeeId-x1", "count": 1, "occurrences": {"lineRanges": [{"start": 3, "end": 3}]}}]}
+    tally.add({"severity": {"description": "Low"}, "classificationDetails": {"result": {"customDataIdentifiers": custom}}})
+    summary = tally.summary()
+    assert summary["locations"] == {
+        "CREDIT_CARD_NUMBER": [{"row": 2, "column": 3, "columnName": "card_no"},
+                               {"recordIndex": 0, "jsonPath": "$.customers[1].card"},
+                               {"lines": [7, 8]}, {"lines": [9, 9]}, {"page": 4}],
+        "EmployeeId": [{"lines": [3, 3]}],
+    }
+    assert "4111111111111111" not in repr(summary)
+
+
+def test_at_most_ten_locations_per_type_across_findings() -> None:
+    tally = FindingTally(keep_locations=True)
+    for first in (1, 8):  # two findings of 15 locations each (Macie's maximum per finding), overlapping
+        tally.add(located("FINANCIAL_INFORMATION", {"cells": [{"row": r, "column": 1} for r in range(first, first + 15)]}))
+    assert tally.summary()["locations"]["CREDIT_CARD_NUMBER"] == [{"row": r, "column": 1} for r in range(1, 11)]
+    assert "locations" not in FindingTally().summary()  # the per-object (0.1) payload is unchanged
+    many = FindingTally(keep_locations=True)  # and at most 100 per object, whatever the number of types
+    for n in range(15):
+        many.add(located("FINANCIAL_INFORMATION", {"lineRanges": [{"start": r, "end": r} for r in range(1, 16)]}, name=f"T{n:02}"))
+    kept = many.summary()["locations"]
+    assert sum(map(len, kept.values())) == 100 and list(kept) == [f"T{n:02}" for n in range(10)]
