@@ -152,6 +152,7 @@ class ClassificationJob:
     resumed: bool = False
     paused_at: datetime | None = None
     bucket_error: bool = False  # a bucket of the job could not be read, or its results not written
+    analysing: bool = False  # its results are being written (it is still RUNNING meanwhile)
 
 
 def _iso(moment: datetime) -> str:
@@ -412,11 +413,19 @@ class LocalMacie:
         """Move the job to ``status`` and log the event Macie logs for it."""
         if status == job.status:
             return
+        if status == "COMPLETE":
+            # As Macie: a job says COMPLETE once its results and findings are written, never while it
+            # is still analysing (a DescribeClassificationJob in the meantime still sees RUNNING).
+            if job.analysing:
+                return
+            job.analysing = True
+            try:
+                self._classify(job)
+            finally:
+                job.analysing = False
         job.status = status
         if status == "USER_PAUSED":
             job.paused_at = datetime.now(timezone.utc)
-        if status == "COMPLETE":
-            self._classify(job)
         if status in STATUS_EVENTS:
             self._emit(job, STATUS_EVENTS[status])
 

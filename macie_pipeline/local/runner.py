@@ -33,6 +33,10 @@ OBJECT_DECISIONS = ("approve", "deny")
 #: How often Runner.wait looks at the executions, the notifications and the result events: every
 #: POLL_MIN_SECONDS while something happens, slowing down to POLL_MAX_SECONDS while nothing does.
 POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.25
+#: How long the engine's reviewer waits for the review page. The page is served by the review function
+#: in this process, which shares the interpreter with every running chunk: with thousands of objects
+#: in flight a page can take tens of seconds (30 s was too short at 10,000 objects).
+REVIEW_PAGE_TIMEOUT_SECONDS = 600
 #: A run's reviewer: one of :data:`DECISIONS` for every review, or object key -> "approve" | "deny"
 #: (keys not in the mapping are left undecided: denied when the review is finished).
 Decision = Union[str, Mapping[str, str]]
@@ -363,7 +367,7 @@ def _page_url(link: str, number: int) -> str:
 
 
 def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=30) as page:
+    with urllib.request.urlopen(url, timeout=REVIEW_PAGE_TIMEOUT_SECONDS) as page:
         if page.status != 200:
             raise EngineError(f"The review page answered {page.status}")
         return page.status, page.read().decode()
@@ -373,7 +377,7 @@ def _post(url: str, form: Mapping[str, str]) -> tuple[int, str]:
     data = urllib.parse.urlencode(form).encode()
     request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=REVIEW_PAGE_TIMEOUT_SECONDS) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()

@@ -535,3 +535,23 @@ def test_the_pipeline_reads_every_finding_and_discovery_record(env):
 
     # Without an export configuration Macie answers with an empty body, and the reader finds no location.
     assert macie_results.results_location(routed_macie_client(make_macie(s3), calls)) is None
+
+
+def test_a_job_says_complete_only_once_its_results_are_written(env, monkeypatch):
+    """Macie reports COMPLETE after the analysis: a DescribeClassificationJob while the job's objects
+    are being analysed sees RUNNING (else a workflow would evaluate results that are not there yet)."""
+    s3, key_arn = env
+    put(s3, "a.csv", CARD)
+    put(s3, "b.csv", CARD)
+    macie = make_macie(s3, key_arn, running_polls=0)
+    job_id = macie.call("CreateClassificationJob", job_request())["jobId"]
+    seen = []
+    analyse = macie._classify_object
+
+    def observed(*args, **kwargs):
+        seen.append(finish(macie, job_id)["jobStatus"])  # a concurrent poll, from inside the analysis
+        return analyse(*args, **kwargs)
+
+    monkeypatch.setattr(macie, "_classify_object", observed)
+    assert finish(macie, job_id)["jobStatus"] == "COMPLETE"
+    assert seen == ["RUNNING", "RUNNING"] and len(result_records(s3)) == 2
