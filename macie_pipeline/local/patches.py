@@ -1,4 +1,4 @@
-"""The fifteen places where the local engine changes moto's (and one of boto3's) behaviour, and nothing else.
+"""The sixteen places where the local engine changes moto's (and one of boto3's) behaviour, and nothing else.
 
 moto 5.2.5 executes Step Functions definitions (``execute_state_machine``) but cannot do what this
 pipeline needs offline. Each patch below replaces one moto internal; :func:`check_patch_points`
@@ -68,6 +68,12 @@ running the real moto code path.
     already registered: together about a tenth of the engine's time. While the engine is active the
     loaded module is reused (the engine changes no environment variable that module reads) and an
     account that already has its backend, in a registered BackendDict, is served without the lock.
+16. ``_VersionedKeyStore.items`` and ``.values`` (moto's S3 key store): moto lists a bucket from a
+    copy of its key names and then reads each key again, so a key deleted by another thread in
+    between raises ``KeyError`` out of ``ListObjectsV2`` (S3 itself never fails a listing because an
+    object went away). This happens when batches overlap: one job's analysis lists the staging zone
+    while another batch moves its objects out. While the engine is active a key that is gone by the
+    time it is read is left out of the listing; every other key is listed as moto lists it.
 
 Every patch is installed once per process and delegates to the *active* engine (a module-level
 registry); with no engine active, moto's original code runs unchanged.
@@ -115,6 +121,8 @@ _SQS_DELETE = "moto.sqs.models:Queue.delete_message"
 _DYNAMODB_TRANSACT = "moto.dynamodb.models:DynamoDBBackend.transact_write_items"
 _S3_URL_MODULE = "moto.s3.models:S3Backend._url_module"
 _BACKEND_LOOKUP = "moto.core.base_backend:BackendDict._create_account_specific_backend"
+_S3_KEY_ITEMS = "moto.s3.utils:_VersionedKeyStore.items"
+_S3_KEY_VALUES = "moto.s3.utils:_VersionedKeyStore.values"
 
 # The parameters each patched function must have (after self); a change means moto moved.
 EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
@@ -135,6 +143,8 @@ EXPECTED_SIGNATURES: dict[str, tuple[str, ...]] = {
     _DYNAMODB_TRANSACT: ("transact_items",),
     _S3_URL_MODULE: (),  # a property
     _BACKEND_LOOKUP: ("account_id",),
+    _S3_KEY_ITEMS: (),
+    _S3_KEY_VALUES: (),
 }
 
 
@@ -244,6 +254,7 @@ def install() -> None:
         _install_sqs_receive_and_delete()
         _install_dynamodb_transactions()
         _install_request_routing()
+        _install_s3_listing()
         _REGISTRY.installed = True
 
 
@@ -559,3 +570,20 @@ def _install_request_routing() -> None:
         ):
             return None
         return original_lookup(backends, account_id)
+
+
+def _install_s3_listing() -> None:
+    original_items = _swap(_S3_KEY_ITEMS, lambda self: _items(self))
+    original_values = _swap(_S3_KEY_VALUES, lambda self: _values(self))
+
+    def _present(store: Any) -> Any:
+        for key in dict(store):  # the names, as moto's _self_iterable copies them
+            versions = dict.get(store, key)  # moto reads self[key]: the key's latest version
+            if versions:
+                yield key, versions[-1]
+
+    def _items(store: Any) -> Any:
+        return original_items(store) if _REGISTRY.host is None else _present(store)
+
+    def _values(store: Any) -> Any:
+        return original_values(store) if _REGISTRY.host is None else (version for _, version in _present(store))
