@@ -22,7 +22,9 @@ from botocore.stub import ANY, Stubber
 
 import request_review
 import review_api
+import reviewer_identity
 from pipeline_common.clients import ClientCache
+from support.cognito import Pool, moto_jwks
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
@@ -48,8 +50,15 @@ def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
     sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
     monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
     monkeypatch.setattr(review_api, "_CLIENTS", ClientCache(review_api._CLIENTS.config, stepfunctions=sfn))
+    # Reviewers: a pool in moto's Cognito; the verifier gets moto's key set instead of the HTTPS fetch.
+    pool = Pool(boto3.client("cognito-idp", region_name=REGION))
+    for name, value in pool.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setattr(review_api, "FETCH_JWKS", lambda url: moto_jwks())
+    SESSIONS.clear()
     with Stubber(sfn) as stubber:
-        yield {**review_backend, "s3": s3, "stubber": stubber, "sent": sent}
+        yield {**review_backend, "s3": s3, "stubber": stubber, "sent": sent, "pool": pool}
         stubber.assert_no_pending_responses()
 
 
@@ -94,32 +103,80 @@ def create_review(aws: dict) -> str:
     return link
 
 
+#: The ID token of each reviewer signed in during a test (by email), issued by moto's Cognito.
+SESSIONS: dict[str, str] = {}
+#: The reviewer of api() when a test does not name one.
+REVIEWER = "reviewer@example.com"
+POOL: list[Pool] = []
+
+
+@pytest.fixture(autouse=True)
+def _current_pool(request: pytest.FixtureRequest) -> Iterator[None]:
+    POOL.clear()
+    if "aws" in request.fixturenames:
+        POOL.append(request.getfixturevalue("aws")["pool"])
+    yield
+    POOL.clear()
+
+
+def session_of(email: str) -> str:
+    if email not in SESSIONS:
+        SESSIONS[email] = POOL[0].id_token(email)
+    return SESSIONS[email]
+
+
 def api(method: str, review_id: str, body: str | None = None, *, b64: bool = False, claims: dict | None = None,
-        user_arn: str | None = None, content_type: str = "application/x-www-form-urlencoded", query: dict | None = None) -> dict:
-    """A REST API proxy integration event, sent to the real handler."""
+        content_type: str = "application/x-www-form-urlencoded", query: dict | None = None, as_: str | None = REVIEWER,
+        token: str | None = None, csrf: str | None = "auto", headers: dict | None = None) -> dict:
+    """A REST API proxy integration event, sent to the real handler: signed in as ``as_`` (a reviewer,
+    with a moto-issued ID token in the session cookie; ``claims={"email": ...}`` names the reviewer too)
+    or with ``token``, or not at all (``as_=None``); a POST carries the session's CSRF field unless
+    ``csrf`` says otherwise."""
+    if claims and claims.get("email"):
+        as_ = claims["email"]
+    session = token if token is not None else (session_of(as_) if as_ else None)
+    if method == "POST" and body is not None and csrf is not None:
+        field = reviewer_identity.csrf_token(session or "") if csrf == "auto" else csrf
+        body += f"&csrf={field}"
+    event_headers = {"content-type": content_type, "User-Agent": "Mozilla/5.0 (test)", "Host": "reviews.example.com"}
+    if session is not None:
+        event_headers["Cookie"] = f"theme=dark; review_session={session}"
+    event_headers.update(headers or {})
     event = {
         "resource": "/reviews/{reviewId}",
         "path": f"/reviews/{review_id}",
         "httpMethod": method,
-        "headers": {"content-type": content_type, "User-Agent": "Mozilla/5.0 (test)", "Host": "reviews.example.com"},
+        "headers": event_headers,
         "pathParameters": {"reviewId": review_id},
         "queryStringParameters": query,
         "body": base64.b64encode(body.encode()).decode() if (b64 and body is not None) else body,
         "isBase64Encoded": b64,
         "requestContext": {
             "stage": "prod",
+            "path": f"/prod/reviews/{review_id}",
             "requestId": "api-req",
             "identity": {
                 "sourceIp": "203.0.113.9",
-                "userArn": user_arn,
                 "caller": None,
                 "cognitoIdentityId": None,
                 "userAgent": "Mozilla/5.0 (test)",
             },
-            "authorizer": {"claims": claims} if claims else None,
         },
     }
     return review_api.handler(event, FakeContext(aws_request_id=f"req-{time.monotonic_ns()}"))
+
+
+def signed(event: dict, email: str = REVIEWER) -> dict:
+    """``event`` with the session cookie of reviewer ``email`` and, in its form, the CSRF field."""
+    token = session_of(email)
+    event["headers"]["Cookie"] = f"review_session={token}"
+    event["body"] += f"&csrf={reviewer_identity.csrf_token(token)}"
+    return event
+
+
+def verifier(pool: Pool) -> reviewer_identity.TokenVerifier:
+    env = review_api.ReviewApiEnvironment.from_environment(__import__("os").environ)
+    return review_api.verifier_for(review_api.settings_of(env, pool.region), lambda url: moto_jwks())
 
 
 def items(aws: dict) -> list[dict]:
@@ -165,10 +222,14 @@ def test_review_flow_end_to_end(aws, logs) -> None:
 
     assert decided["statusCode"] == 200, decided["body"]
     item = only_item(aws)
-    assert json.loads(aws["sent"][0]["output"]) == {"decision": "APPROVE", "reviewer": "alice@example.com", "decidedAt": item["decidedAt"]}
+    alice = aws["pool"].subs["alice@example.com"]
+    assert json.loads(aws["sent"][0]["output"]) == {
+        "decision": "APPROVE", "reviewer": "alice@example.com", "reviewerSub": alice, "decidedAt": item["decidedAt"]
+    }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", item["decidedAt"])
     assert (item["status"], item["decision"], item["reviewer"]) == ("DECIDED", "APPROVE", "alice@example.com")
     assert (item["reviewerSourceIp"], item["userAgent"]) == ("203.0.113.9", "Mozilla/5.0 (test)")
+    assert (item["reviewerSub"], item["reviewerEmail"], item["reviewerGroups"]) == (alice, "alice@example.com", ["reviewers"])
     assert "alice@example.com" in decided["body"] and TOKEN not in decided["body"]
 
     again = api("POST", review_id, "decision=deny", claims={"email": "mallory@example.com"})
@@ -238,7 +299,8 @@ def test_a_lost_race_is_caught_by_the_condition(aws, race, status) -> None:
         "requestContext": {"identity": {"sourceIp": "198.51.100.1"}},
     }
 
-    response = review_api.ReviewApi(StaleFirstRead(aws["table"], stale), aws["stubber"].client).handle(event, "req-race")
+    api_ = review_api.ReviewApi(StaleFirstRead(aws["table"], stale), aws["stubber"].client, verifier=verifier(aws["pool"]))
+    response = api_.handle(signed(event), "req-race")
 
     assert response["statusCode"] == status
     if status == 409:
@@ -252,11 +314,11 @@ def test_workflow_no_longer_waiting_marks_the_review_expired(aws) -> None:
         "send_task_success", "TaskTimedOut", "Task Timed Out", 400, expected_params={"taskToken": TOKEN, "output": ANY}
     )
 
-    response = api("POST", review_id, "decision=deny", user_arn="arn:aws:iam::123456789012:user/bob")
+    response = api("POST", review_id, "decision=deny", as_="bob@example.com")
 
     assert response["statusCode"] == 410
     item = only_item(aws)
-    assert item["status"] == "EXPIRED" and item["reviewer"] == "arn:aws:iam::123456789012:user/bob"
+    assert item["status"] == "EXPIRED" and item["reviewer"] == "bob@example.com"
     assert api("GET", review_id)["statusCode"] == 410
 
 
@@ -275,7 +337,7 @@ def test_transient_failure_rolls_back_so_the_reviewer_can_retry(aws) -> None:
 
     assert retried["statusCode"] == 200
     assert [json.loads(s["output"])["decision"] for s in aws["sent"]] == ["DENY", "DENY"]
-    assert json.loads(aws["sent"][1]["output"])["reviewer"] == "anonymous@203.0.113.9"
+    assert json.loads(aws["sent"][1]["output"])["reviewer"] == REVIEWER
     assert only_item(aws)["status"] == "DECIDED"
 
 
@@ -286,10 +348,11 @@ def test_bad_requests_change_nothing(aws) -> None:
     for response in (
         api("POST", review_id, "decision=maybe"),
         api("POST", review_id, "decision=approve&decision=deny"),
-        api("POST", review_id, None),
         api("POST", review_id, '{"decision": "approve"}', content_type="application/json"),
     ):
         assert response["statusCode"] == 400
+    no_form = api("POST", review_id, None)  # no form, so no CSRF field either
+    assert no_form["statusCode"] == 403 and "did not come from the review page" in no_form["body"]
     not_allowed = api("DELETE", review_id)
     assert not_allowed["statusCode"] == 405 and not_allowed["headers"]["Allow"] == "GET, POST"
     assert items(aws) == before and aws["sent"] == []
@@ -413,7 +476,7 @@ def test_per_object_decisions_are_final_and_finish_resumes_the_workflow_exactly_
     (sent,) = aws["sent"]
     assert json.loads(sent["output"]) == {
         "batchId": BATCH, "decided": 5, "approved": 3, "denied": 2, "undecided": 245,
-        "reviewer": "alice@example.com", "decidedAt": item["decidedAt"],
+        "reviewer": "alice@example.com", "reviewerSub": aws["pool"].subs["alice@example.com"], "decidedAt": item["decidedAt"],
     }
     assert (item["status"], item["reviewer"], item["decidedCount"], item["approvedCount"]) == ("DECIDED", "alice@example.com", 5, 3)
     assert "You approved 3 and denied 2 object(s) of this review; 245 undecided object(s) are denied" in finished["body"]
@@ -434,13 +497,13 @@ def test_approve_all_decides_every_undecided_object_then_finishes(aws) -> None:
     assert api("POST", review_id, "o10=deny&action=save")["statusCode"] == 200
     aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
 
-    response = api("POST", review_id, "o20=deny&decision=approve", user_arn="arn:aws:iam::123456789012:user/bob", query={"page": "1"})
+    response = api("POST", review_id, "o20=deny&decision=approve", as_="bob@example.com", query={"page": "1"})
 
     assert response["statusCode"] == 200 and "You approved 248 and denied 2 object(s)" in response["body"]
     recorded = decisions(aws)
     assert len(recorded) == 250
     assert sorted(i for i, d in recorded.items() if d["decision"] == "DENY") == [10, 20]
-    assert {d["reviewer"] for i, d in recorded.items() if i != 10} == {"arn:aws:iam::123456789012:user/bob"}
+    assert {d["reviewer"] for i, d in recorded.items() if i != 10} == {"bob@example.com"}
     (sent,) = aws["sent"]
     output = json.loads(sent["output"])
     assert (output["decided"], output["approved"], output["denied"], output["undecided"]) == (250, 248, 2, 0)
@@ -510,9 +573,9 @@ def test_a_review_finished_meanwhile_refuses_the_decisions_of_a_stale_request(aw
     }
     table = StaleFirstRead(aws["table"], stale)
     table.meta, table.name = aws["table"].meta, aws["table"].name
-    api_ = review_api.ReviewApi(table, aws["stubber"].client, s3=aws["s3"], bucket=BATCH_BUCKET)
+    api_ = review_api.ReviewApi(table, aws["stubber"].client, s3=aws["s3"], bucket=BATCH_BUCKET, verifier=verifier(aws["pool"]))
 
-    response = api_.handle(event, "req-race")
+    response = api_.handle(signed(event), "req-race")
 
     assert response["statusCode"] == 409 and "already finished by bob@example.com" in response["body"]
     assert decisions(aws) == {} and aws["sent"] == []
@@ -578,20 +641,25 @@ def test_the_local_review_server_serves_batch_pages_and_decisions_through_the_ha
 
     server = ReviewServer(FakeStack(), invoke)
     server.start()
+    token = session_of(REVIEWER)
+    signed_in = {"Cookie": f"review_session={token}"}
+    csrf = "&csrf=" + reviewer_identity.csrf_token(token)
     try:
         link = server.base_url + "reviews/" + review_id
-        with urllib.request.urlopen(link + "?page=2&x=%3Cy%3E", timeout=10) as page:
+        with urllib.request.urlopen(urllib.request.Request(link + "?page=2&x=%3Cy%3E", headers=signed_in), timeout=10) as page:
             html = page.read().decode()
         assert seen[-1]["queryStringParameters"] == {"page": "2", "x": "<y>"}
         assert len(rows(html)) == 50 and "Page 2 of 2: objects 101 to 150." in html
 
-        form = urllib.parse.urlencode({"o120": "deny", "action": "save"}).encode()
-        request = urllib.request.Request(link + "?page=2", data=form, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = (urllib.parse.urlencode({"o120": "deny", "action": "save"}) + csrf).encode()
+        request = urllib.request.Request(link + "?page=2", data=form, method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded", **signed_in})
         with urllib.request.urlopen(request, timeout=10) as saved:
             assert "Saved 1 decision(s)" in saved.read().decode()
 
         aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
-        request = urllib.request.Request(link, data=b"decision=approve", method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        request = urllib.request.Request(link, data=("decision=approve" + csrf).encode(), method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded", **signed_in})
         with urllib.request.urlopen(request, timeout=10) as done:
             assert done.status == 200 and "You approved 149 and denied 1 object(s)" in done.read().decode()
     finally:
