@@ -170,7 +170,7 @@ class ReviewApi:
     def __init__(
         self, table: Any, sfn: Any, clock: Callable[[], float] = time.time, *, s3: Any = None, bucket: str | None = None,
         verifier: signin.TokenVerifier, approvals_required: int = 1,
-        exchange: Callable[[signin.SignInSettings, str, str], str] = signin.exchange_code,
+        exchange: Callable[[signin.SignInSettings, str, str], str] | None = None,
     ) -> None:
         self.table = table
         self.sfn = sfn
@@ -240,7 +240,7 @@ class ReviewApi:
         if not hmac.compare_digest(expected_state.encode(), state.encode()) or not _is_review_path(back, prefix):
             return _refused(400, "Sign-in failed", "The sign-in did not match this browser's request. Open the review link again.")
         try:
-            token = self.exchange(self.verifier.settings, code, verifier)
+            token = (self.exchange or signin.exchange_code)(self.verifier.settings, code, verifier)
             claims = self.verifier.claims(token)
         except signin.SignInRefused as refusal:
             logger.warning("Sign-in refused", extra={"reason": refusal.reason})

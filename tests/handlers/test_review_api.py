@@ -666,3 +666,199 @@ def test_the_local_review_server_serves_batch_pages_and_decisions_through_the_ha
         server.stop()
     assert [(m, s) for m, _, s in server.requests] == [("GET", 200), ("POST", 200), ("POST", 200)]
     assert len(aws["sent"]) == 1 and json.loads(aws["sent"][0]["output"])["decided"] == 150
+
+
+# ---------------------------------------------------------------------------------------- sign-in
+def cookies(response: dict) -> dict[str, str]:
+    """name -> the whole Set-Cookie value, from a response's multiValueHeaders."""
+    return {value.split("=", 1)[0]: value for value in (response.get("multiValueHeaders") or {}).get("Set-Cookie", [])}
+
+
+def callback(query: dict | None, cookie: str | None) -> dict:
+    event = {
+        "resource": "/signed-in", "path": "/signed-in", "httpMethod": "GET", "queryStringParameters": query,
+        "headers": {"Cookie": cookie} if cookie else {},
+        "requestContext": {"stage": "prod", "path": "/prod/signed-in", "identity": {"sourceIp": "203.0.113.9"}},
+    }
+    return review_api.handler(event, FakeContext())
+
+
+def test_opening_the_link_leads_through_sign_in_with_pkce_and_back_to_the_review(aws, monkeypatch) -> None:
+    review_id = create_batch_review(aws, 3)
+    before = items(aws)
+
+    first = api("GET", review_id, as_=None, query={"page": "1"})
+
+    assert first["statusCode"] == 302 and items(aws) == before
+    assert "data/00001.csv" not in first["body"] and "CREDIT_CARD" not in first["body"]  # nothing before sign-in
+    location = urllib.parse.urlsplit(first["headers"]["Location"])
+    assert (location.scheme, location.netloc, location.path) == ("https", "login.example.com", "/oauth2/authorize")
+    query = dict(urllib.parse.parse_qsl(location.query))
+    assert query["response_type"] == "code" and query["client_id"] == aws["pool"].client_id
+    assert query["redirect_uri"] == "https://reviews.example.com/prod/signed-in" and query["scope"] == "openid email"
+    assert query["code_challenge_method"] == "S256" and len(query["state"]) >= 40
+    sign_in = cookies(first)["review_sign_in"]
+    assert sign_in.endswith("; Path=/prod/; Max-Age=600; Secure; HttpOnly; SameSite=Lax")
+    state, verifier_, back = reviewer_identity.parse_sign_in_cookie(sign_in.split(";")[0].split("=", 1)[1])
+    assert state == query["state"] and back == f"/prod/reviews/{review_id}"
+    assert reviewer_identity.pkce_challenge(verifier_) == query["code_challenge"]
+
+    exchanged: list[tuple] = []
+
+    def token_endpoint(settings, code, verifier_sent):  # the pool's /oauth2/token, as Cognito answers it
+        exchanged.append((settings.token_url, code, verifier_sent))
+        return session_of("alice@example.com")
+
+    monkeypatch.setattr(reviewer_identity, "exchange_code", token_endpoint)
+    cookie = "review_sign_in=" + sign_in.split(";")[0].split("=", 1)[1]
+    assert callback({"code": "c0de", "state": "forged"}, cookie)["statusCode"] == 400
+    assert callback({"code": "c0de", "state": state}, None)["statusCode"] == 400
+    evil_back = reviewer_identity.sign_in_cookie_value(state, verifier_, "https://evil.example/")
+    assert callback({"code": "c0de", "state": state}, "review_sign_in=" + evil_back)["statusCode"] == 400
+    assert exchanged == []
+
+    done = callback({"code": "c0de", "state": state}, cookie)
+
+    assert done["statusCode"] == 302 and done["headers"]["Location"] == f"/prod/reviews/{review_id}"
+    assert exchanged == [("https://login.example.com/oauth2/token", "c0de", verifier_)]
+    session = cookies(done)["review_session"]
+    assert session.startswith(f"review_session={session_of('alice@example.com')}; Path=/prod/; Max-Age=")
+    assert session.endswith("; Secure; HttpOnly; SameSite=Lax") and 3500 < int(session.split("Max-Age=")[1].split(";")[0]) <= 3600
+    assert cookies(done)["review_sign_in"].startswith("review_sign_in=; Path=/prod/; Max-Age=0")
+    page = api("GET", review_id, as_="alice@example.com")
+    assert page["statusCode"] == 200 and "Signed in as <strong>alice@example.com</strong>" in page["body"]
+    assert f'name="csrf" value="{reviewer_identity.csrf_token(session_of("alice@example.com"))}"' in page["body"]
+    assert items(aws) == before
+
+
+def other_client_token(pool: Pool, email: str) -> str:
+    other = pool.idp.create_user_pool_client(UserPoolId=pool.id, ClientName="other",
+                                             ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])["UserPoolClient"]["ClientId"]
+    pool.user(email)
+    return pool.idp.admin_initiate_auth(UserPoolId=pool.id, ClientId=other, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                                        AuthParameters={"USERNAME": email, "PASSWORD": "Correct-Horse-Battery-9"})["AuthenticationResult"]["IdToken"]
+
+
+def tampered(token: str) -> str:
+    """The token with its payload changed (another email, more groups) and the signature kept."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(email="ceo@example.com", **{"cognito:groups": ["reviewers", "admins"]})
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def refusal_cases(pool: Pool) -> dict[str, tuple[dict, int, str]]:
+    other_pool = Pool(pool.idp, name="elsewhere")
+    access = pool.idp.admin_initiate_auth(
+        UserPoolId=pool.id, ClientId=pool.client_id, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": REVIEWER, "PASSWORD": "Correct-Horse-Battery-9"})["AuthenticationResult"]["AccessToken"]
+    from support.cognito import mint
+    return {
+        "not signed in": ({"as_": None}, 401, "needs a signed-in reviewer"),
+        "another pool": ({"token": other_pool.id_token("alice@example.com")}, 401, "another user pool"),
+        "another client": ({"token": other_client_token(pool, "alice@example.com")}, 401, "another app client"),
+        "expired": ({"token": mint(pool.claims(REVIEWER, exp=int(time.time()) - 120, iat=int(time.time()) - 3800))}, 401,
+                    "expired"),
+        "tampered": ({"token": tampered(session_of(REVIEWER))}, 401, "signature is not valid"),
+        "unknown key": ({"token": mint(pool.claims(REVIEWER), kid="other")}, 401, "not signed by a key"),
+        "access token": ({"token": access}, 401, "not valid"),
+        "outside the group": ({"token": pool.id_token("eve@example.com", reviewer=False)}, 403, "not in the reviewers group"),
+        "cross-site origin": ({"headers": {"Origin": "https://evil.example"}}, 403, "from another site"),
+        "cross-site fetch": ({"headers": {"Sec-Fetch-Site": "cross-site"}}, 403, "from another site"),
+        "no csrf field": ({"csrf": None}, 403, "did not come from the review page"),
+        "wrong csrf field": ({"csrf": "0" * 64}, 403, "did not come from the review page"),
+    }
+
+
+def test_every_refused_decision_answers_a_clear_page_and_changes_nothing(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    session_of(REVIEWER)
+    before = items(aws)
+    for case, (kwargs, status, message) in refusal_cases(aws["pool"]).items():
+        for body in ("o0=approve&action=save", "decision=approve"):
+            response = api("POST", review_id, body, **kwargs)
+            assert (response["statusCode"], message in response["body"]) == (status, True), (case, response["body"])
+            assert "Nothing was changed." in response["body"] and "<!DOCTYPE html>" in response["body"]
+        assert items(aws) == before and aws["sent"] == [], case
+    # The same origin, as a browser sends it with the form, is accepted.
+    same = api("POST", review_id, "o0=approve&action=save", headers={"Origin": "https://reviews.example.com",
+                                                                     "Sec-Fetch-Site": "same-origin"})
+    assert same["statusCode"] == 200 and decisions(aws)[0]["decision"] == "APPROVE"
+
+
+def test_a_signed_in_user_outside_the_group_sees_at_most_that_the_review_exists(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    outsider = aws["pool"].id_token("eve@example.com", reviewer=False)
+    page = api("GET", review_id, token=outsider)
+    assert page["statusCode"] == 403 and "This review exists" in page["body"]
+    assert "data/00001.csv" not in page["body"] and BATCH not in page["body"] and 'name="csrf"' not in page["body"]
+    expired = api("GET", review_id, token=tampered(session_of(REVIEWER)))
+    assert expired["statusCode"] == 302  # an invalid session leads to sign-in again
+
+
+def test_the_audit_fields_come_from_the_verified_token_only(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    response = api("POST", review_id, "o1=deny&action=save", as_="alice@example.com",
+                   headers={"X-Reviewer": "ceo@example.com", "X-Forwarded-For": "10.0.0.1"})
+    assert response["statusCode"] == 200
+    item = decisions(aws)[1]
+    assert {k: item[k] for k in ("decision", "reviewer", "reviewerSub", "reviewerEmail", "reviewerGroups", "reviewerSourceIp")} == {
+        "decision": "DENY", "reviewer": "alice@example.com", "reviewerSub": aws["pool"].subs["alice@example.com"],
+        "reviewerEmail": "alice@example.com", "reviewerGroups": ["reviewers"], "reviewerSourceIp": "203.0.113.9",
+    }
+    assert "approvals" not in item  # a deny is no approval
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", item["decidedAt"])
+
+
+# ---------------------------------------------------------------------------------------- four eyes
+def test_four_eyes_needs_two_different_reviewers_to_approve_and_one_deny_denies(aws, monkeypatch) -> None:
+    monkeypatch.setenv("REVIEW_APPROVALS_REQUIRED", "2")
+    review_id = create_batch_review(aws, 4)
+    alice, bob = (aws["pool"].subs.get(e) or aws["pool"].user(e) for e in ("alice@example.com", "bob@example.com"))
+
+    first = api("POST", review_id, "o0=approve&o1=approve&o2=deny&action=save", as_="alice@example.com")
+
+    assert first["statusCode"] == 200, first["body"]
+    assert "Saved 1 decision(s) (0 approved, 1 denied). 2 approval(s) recorded that await a second reviewer." in first["body"]
+    assert "Four eyes:" in first["body"]
+    recorded = decisions(aws)
+    assert "decision" not in recorded[0] and set(recorded[0]["approvals"]) == {alice}
+    assert recorded[0]["approvals"][alice] == {"email": "alice@example.com", "groups": ["reviewers"], "at": ANY,
+                                               "sourceIp": "203.0.113.9"}
+    assert recorded[2]["decision"] == "DENY"
+    assert (review_item(aws)["decidedCount"], review_item(aws)["approvedCount"]) == (1, 0)
+
+    # The same reviewer cannot count twice: refused, nothing written.
+    before = items(aws)
+    again = api("POST", review_id, "o0=approve&o3=approve&action=save", as_="alice@example.com")
+    assert again["statusCode"] == 409 and "already approved 1 of the objects" in again["body"] and "Nothing was changed." in again["body"]
+    assert items(aws) == before
+    # Approve all by the same reviewer skips what they approved and does not finish while objects await a second approval.
+    bulk = api("POST", review_id, "decision=approve", as_="alice@example.com")
+    assert bulk["statusCode"] == 200 and "1 approval(s) recorded that await a second reviewer" in bulk["body"]
+    assert "2 object(s) you had already approved await a second reviewer" in bulk["body"] and aws["sent"] == []
+
+    second = api("POST", review_id, "o0=approve&o1=deny&action=save", as_="bob@example.com")
+
+    assert second["statusCode"] == 200, second["body"]
+    recorded = decisions(aws)
+    assert recorded[0]["decision"] == "APPROVE" and set(recorded[0]["approvals"]) == {alice, bob}
+    assert (recorded[0]["reviewer"], recorded[0]["reviewerSub"]) == ("bob@example.com", bob)
+    assert recorded[1]["decision"] == "DENY" and set(recorded[1]["approvals"]) == {alice}  # one deny denies
+    assert (review_item(aws)["decidedCount"], review_item(aws)["approvedCount"]) == (3, 1)
+
+    aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+    last = api("POST", review_id, "o3=approve&action=save", as_="bob@example.com")  # the last undecided object: finishes
+
+    assert last["statusCode"] == 200 and "You approved 2 and denied 2 object(s)" in last["body"]
+    (sent,) = aws["sent"]
+    assert json.loads(sent["output"])["reviewerSub"] == bob and json.loads(sent["output"])["undecided"] == 0
+
+
+def test_four_eyes_refuses_a_single_approval_of_an_earlier_review(aws, monkeypatch) -> None:
+    monkeypatch.setenv("REVIEW_APPROVALS_REQUIRED", "2")
+    review_id = create_review(aws)
+    before = items(aws)
+    refused = api("POST", review_id, "decision=approve")
+    assert refused["statusCode"] == 409 and "two reviewers" in refused["body"] and items(aws) == before
