@@ -312,8 +312,11 @@ def exchange_code(settings: SignInSettings, code: str, verifier: str, timeout: f
     request = urllib.request.Request(
         settings.token_url, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
-    if urlsplit(settings.token_url).scheme not in ("https", "http"):
-        raise SignInRefused("the token endpoint is not an HTTP(S) URL")
+    parts = urlsplit(settings.token_url)
+    # HTTPS, or plain HTTP to this machine's loopback only (nothing a deployed function can reach): the
+    # local engine's stand-in for the managed login.
+    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))):
+        raise SignInRefused("the token endpoint must be an HTTPS URL")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the pool's own endpoint
             document = json.loads(response.read(MAX_JWKS_BYTES))
