@@ -256,6 +256,9 @@ class Runner:
     # ------------------------------------------------------------------ reviews
     def _review_requested(self, message: dict, decision: Decision, watch: Optional[Watcher]) -> None:
         if watch is not None:
+            if decision == "manual":  # a person decides: they sign in as the run's generated reviewer
+                browser = self.reviewer()
+                message = {**message, "signIn": {"email": browser.email, "password": browser.password}}
             watch.review_requested(message["link"], message)
         if not isinstance(decision, str) or decision in OBJECT_DECISIONS:
             self.answer_review(message["link"], decision)
