@@ -285,17 +285,17 @@ def parse_sign_in_cookie(value: Optional[str]) -> Optional[tuple[str, str, str]]
 
 
 def cross_site(headers: Any, own_origin: str) -> bool:
-    """True when the browser says the request comes from another site: ``Sec-Fetch-Site: cross-site``, or
-    an ``Origin`` that is neither ``own_origin`` nor ``null``-less same origin. Browsers that send neither
-    header are judged by the CSRF field alone."""
+    """True when the browser says the request does not come from the review page's own origin:
+    ``Sec-Fetch-Site`` ``cross-site`` or ``same-site`` (another API of the same parent domain), or an
+    ``Origin`` other than ``own_origin``. ``Origin: null`` says nothing (browsers send it for a form of a
+    page with ``Referrer-Policy: no-referrer``, as the review page is); browsers that send neither header
+    are judged by the CSRF field alone."""
     lowered = {k.lower(): v for k, v in headers.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(
         headers, Mapping) else {}
-    if lowered.get("sec-fetch-site", "").strip().lower() == "cross-site":
+    if lowered.get("sec-fetch-site", "").strip().lower() in ("cross-site", "same-site"):
         return True
-    origin = lowered.get("origin")
-    if origin is None:
-        return False
-    return origin.strip().rstrip("/").lower() != own_origin.rstrip("/").lower()
+    origin = (lowered.get("origin") or "null").strip().rstrip("/").lower()
+    return origin != "null" and origin != own_origin.rstrip("/").lower()
 
 
 def origin_of(url: str) -> str:

@@ -766,6 +766,7 @@ def refusal_cases(pool: Pool) -> dict[str, tuple[dict, int, str]]:
         "outside the group": ({"token": pool.id_token("eve@example.com", reviewer=False)}, 403, "not in the reviewers group"),
         "cross-site origin": ({"headers": {"Origin": "https://evil.example"}}, 403, "from another site"),
         "cross-site fetch": ({"headers": {"Sec-Fetch-Site": "cross-site"}}, 403, "from another site"),
+        "same-site fetch": ({"headers": {"Sec-Fetch-Site": "same-site", "Origin": "null"}}, 403, "from another site"),
         "no csrf field": ({"csrf": None}, 403, "did not come from the review page"),
         "wrong csrf field": ({"csrf": "0" * 64}, 403, "did not come from the review page"),
     }
@@ -781,10 +782,12 @@ def test_every_refused_decision_answers_a_clear_page_and_changes_nothing(aws) ->
             assert (response["statusCode"], message in response["body"]) == (status, True), (case, response["body"])
             assert "Nothing was changed." in response["body"] and "<!DOCTYPE html>" in response["body"]
         assert items(aws) == before and aws["sent"] == [], case
-    # The same origin, as a browser sends it with the form, is accepted.
+    # The same origin, as browsers send it with the form, is accepted (Origin: null from a no-referrer page).
     same = api("POST", review_id, "o0=approve&action=save", headers={"Origin": "https://reviews.example.com",
                                                                      "Sec-Fetch-Site": "same-origin"})
     assert same["statusCode"] == 200 and decisions(aws)[0]["decision"] == "APPROVE"
+    null = api("POST", review_id, "o1=deny&action=save", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert null["statusCode"] == 200 and decisions(aws)[1]["decision"] == "DENY"
 
 
 def test_a_signed_in_user_outside_the_group_sees_at_most_that_the_review_exists(aws) -> None:
