@@ -162,6 +162,7 @@ class KeySet:
 
 _DECODE_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (jwt.ExpiredSignatureError, "the sign-in has expired"),
+    (jwt.ImmatureSignatureError, "the token was issued in the future"),
     (jwt.InvalidAudienceError, "the token was issued to another app client"),
     (jwt.InvalidIssuerError, "the token was issued by another user pool"),
     (jwt.InvalidSignatureError, "the token's signature is not valid"),
