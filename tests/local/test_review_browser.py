@@ -142,6 +142,11 @@ def test_reviewer_signs_in_decides_each_object_in_headless_chromium_and_the_link
         assert vault == [(approved.key, approved.sha256)]
         assert [s["key"].split("/")[0] for s in stored if s["sha256"] == denied.sha256] == ["denied"]
         assert engine.invariant_violations() == []
+        # Each object's result event names the reviewer who decided it.
+        decided = {e["detail"]["object"]["key"]: e["detail"].get("review") or {} for e in engine.events
+                   if e["detail"].get("outcome") in ("APPROVED", "DENIED")}
+        assert {key: (r.get("decision"), r.get("reviewer")) for key, r in decided.items()} == {
+            approved.key: ("APPROVE", email), denied.key: ("DENY", email)}
 
         # The same link again: the page says it was decided; the link alone (no sign-in) cannot post.
         browser.get(link)
