@@ -213,7 +213,10 @@ class ReviewApi:
         return signin.cookies_of(event.get("headers")).get(signin.SESSION_COOKIE, "")
 
     def _reviewer(self, event: Mapping[str, Any], token: str) -> signin.Reviewer:
-        return self.verifier.reviewer(token, source_ip=_source_ip(event), user_agent=_user_agent(event))
+        try:
+            return self.verifier.reviewer(token, source_ip=_source_ip(event), user_agent=_user_agent(event))
+        except signin.KeysUnavailable as error:
+            raise _Unavailable("KeysUnavailable") from error
 
     def _to_sign_in(self, event: Mapping[str, Any], review_id: str) -> dict:
         """302 to the pool's managed login (code flow with PKCE); state and verifier in a short-lived cookie."""
@@ -242,6 +245,9 @@ class ReviewApi:
         try:
             token = (self.exchange or signin.exchange_code)(self.verifier.settings, code, verifier)
             claims = self.verifier.claims(token)
+        except signin.KeysUnavailable:
+            logger.warning("The user pool's keys are unavailable")
+            return _unavailable()
         except signin.SignInRefused as refusal:
             logger.warning("Sign-in refused", extra={"reason": refusal.reason})
             return _refused(403, "Sign-in refused", f"The sign-in was refused: {refusal.reason}.")

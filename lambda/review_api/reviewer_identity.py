@@ -64,6 +64,10 @@ class SignInRefused(Exception):
         self.reason = reason
 
 
+class KeysUnavailable(Exception):
+    """The pool's key set could not be fetched or read: a transient failure, not a refusal."""
+
+
 class NotAReviewer(SignInRefused):
     """A valid token of a user who is not in the reviewers group."""
 
@@ -151,12 +155,16 @@ class KeySet:
         return self._fetched_at is None or self._clock() - self._fetched_at >= JWKS_REFETCH_SECONDS
 
     def _load(self) -> None:
+        """Fetch the key set; a failure leaves the cached keys as they were and may be tried again at once."""
+        try:
+            document = self._fetch(self.url)
+            keys = {}
+            for jwk in document.get("keys") or [] if isinstance(document, Mapping) else []:
+                if isinstance(jwk, Mapping) and jwk.get("kty") == "RSA" and isinstance(jwk.get("kid"), str):
+                    keys[jwk["kid"]] = RSAAlgorithm.from_jwk(dict(jwk))
+        except (OSError, ValueError, TypeError, jwt.PyJWTError) as error:
+            raise KeysUnavailable(f"the user pool's keys could not be read ({type(error).__name__})") from None
         self._fetched_at = self._clock()
-        document = self._fetch(self.url)
-        keys = {}
-        for jwk in document.get("keys") or [] if isinstance(document, Mapping) else []:
-            if isinstance(jwk, Mapping) and jwk.get("kty") == "RSA" and isinstance(jwk.get("kid"), str):
-                keys[jwk["kid"]] = RSAAlgorithm.from_jwk(dict(jwk))
         self._keys = keys
 
 

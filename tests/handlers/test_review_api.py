@@ -865,3 +865,17 @@ def test_four_eyes_refuses_a_single_approval_of_an_earlier_review(aws, monkeypat
     before = items(aws)
     refused = api("POST", review_id, "decision=approve")
     assert refused["statusCode"] == 409 and "two reviewers" in refused["body"] and items(aws) == before
+
+
+def test_unreadable_pool_keys_answer_try_again_and_change_nothing(aws, monkeypatch) -> None:
+    review_id = create_batch_review(aws, 3)
+    session_of(REVIEWER)
+    before = items(aws)
+
+    def unreachable(url: str) -> dict:
+        raise OSError("connection timed out")
+
+    monkeypatch.setattr(review_api, "FETCH_JWKS", unreachable)
+    for response in (api("GET", review_id), api("POST", review_id, "o0=approve&action=save")):
+        assert response["statusCode"] == 503 and response["headers"]["Retry-After"] == "5"
+    assert items(aws) == before and aws["sent"] == []

@@ -45,6 +45,23 @@ def test_the_key_set_is_cached_and_fetched_again_at_most_once_a_minute_for_an_un
     assert SETTINGS.jwks_url == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool/.well-known/jwks.json"
 
 
+def test_a_failed_key_fetch_is_unavailable_not_a_refusal_and_is_tried_again() -> None:
+    answers = [OSError("timed out"), {"keys": [{"kty": "RSA", "kid": "bad", "n": "!", "e": "AQAB"}]}, moto_jwks()]
+
+    def fetch(url: str) -> dict:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    keys = signin.KeySet(SETTINGS.jwks_url, fetch, Clock())
+    with pytest.raises(signin.KeysUnavailable, match="OSError"):
+        keys.key("dummy")
+    with pytest.raises(signin.KeysUnavailable):
+        keys.key("dummy")  # a malformed key set
+    assert keys.key("dummy") is not None and answers == []
+
+
 def test_a_token_must_be_an_id_token_of_the_pool_and_client_and_not_issued_in_the_future() -> None:
     verifier = signin.TokenVerifier(SETTINGS, signin.KeySet(SETTINGS.jwks_url, lambda url: moto_jwks()))
     now = int(time.time())
