@@ -434,6 +434,15 @@ class ReviewOptions:
                 f"got {url!r}"
             )
 
+    def check_region(self, problems: Problems, stack: Stack) -> None:
+        """The review function checks tokens against a pool of its own Region (the issuer names it)."""
+        env = getattr(self.reviewer_user_pool, "env", None)
+        region = getattr(env, "region", None)
+        if isinstance(region, str) and not Token.is_unresolved(region) and not Token.is_unresolved(stack.region) \
+                and region != stack.region:
+            problems.append(f"reviewer_user_pool is in {region}, the stack in {stack.region}: the reviewers' pool must be "
+                            "in the pipeline's Region")
+
     @property
     def creates_user_pool(self) -> bool:
         return self.reviewer_user_pool is None
@@ -692,6 +701,7 @@ class PipelineOptions:
         self.batching.check(problems)
         self.zones.check(problems)
         self.review.check(problems)
+        self.review.check_region(problems, stack)
         self.discovery_results.check(problems)
         self.layers.check(problems)
         self._check_key_aliases(problems)

@@ -248,6 +248,15 @@ def test_reviewer_settings_are_checked_together(settings, problems):
     assert raised.value.problems == problems
 
 
+def test_a_reviewers_pool_of_another_region_is_refused():
+    stack = cdk.Stack(cdk.App(), "Here", env=cdk.Environment(account="111122223333", region="eu-west-1"))
+    pool = cognito.UserPool.from_user_pool_arn(stack, "P", "arn:aws:cognito-idp:us-east-1:111122223333:userpool/us-east-1_x")
+    client = cognito.UserPoolClient.from_user_pool_client_id(stack, "C", "c")
+    with pytest.raises(ValueError, match="reviewer_user_pool is in us-east-1, the stack in eu-west-1"):
+        SensitiveDataScanPipeline(stack, "Gate", reviewer_user_pool=pool, reviewer_user_pool_client=client,
+                                  reviewer_sign_in_url="https://login.example.com")
+
+
 def test_review_api_iam_auth_is_removed_and_names_its_replacement():
     with pytest.raises(TypeError, match="review_api_iam_auth was removed .*reviewer_user_pool.*review_approvals_required=2"):
         SensitiveDataScanPipeline(cdk.Stack(cdk.App(), "Old"), "Gate", review_api_iam_auth=True)
