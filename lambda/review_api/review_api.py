@@ -447,7 +447,8 @@ class ReviewApi:
         rows = [display_object(line) for line in objects[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
         decisions = read_decisions(self.table.meta.client, self.table.name, str(item["batchId"]), [row["i"] for row in rows])
         return render_batch_review(item, rows, decisions, page=page, tally=tally_of(item), notice=notice, csrf=csrf,
-                                   signed_in_as=reviewer.reviewer, approvals_required=self.approvals_required)
+                                   signed_in_as=reviewer.reviewer, approvals_required=self.approvals_required,
+                                   reviewer_sub=reviewer.sub)
 
     def _decide_batch(self, event: Mapping[str, Any], item: Mapping[str, Any], pk: str, ref: str, request_id: str,
                       identity: signin.Reviewer, csrf: str) -> dict:

@@ -416,6 +416,7 @@ def render_batch_review(
     csrf: str = "",
     signed_in_as: str = "",
     approvals_required: int = 1,
+    reviewer_sub: str = "",
 ) -> str:
     """One page of a batch review: ``objects`` are that page's display objects, ``decisions`` the
     recorded decisions by object index; the form decides objects of this page, or all, or finishes."""
@@ -423,11 +424,7 @@ def render_batch_review(
     first = (page - 1) * PAGE_SIZE + 1
     shown = f"objects {first} to {first + len(objects) - 1}" if objects else "no objects"
     who, csrf_field = _signed_in(csrf, signed_in_as)
-    four_eyes = (
-        "<p>Four eyes: an object is approved when two different reviewers have approved it; one deny denies it. "
-        "Approve all records your approval of every undecided object and finishes the review only when nothing "
-        "is left undecided.</p>\n" if approvals_required > 1 else ""
-    )
+    four_eyes = _four_eyes(decisions, reviewer_sub) if approvals_required > 1 else ""
     content = (
         who
         + (f'<p class="note">{escape(notice)}</p>\n' if notice else "")
@@ -456,6 +453,21 @@ def render_batch_review(
         f"{pager(page, pages)}"
     )
     return _page("Macie pipeline: review needed", content)
+
+
+def _four_eyes(decisions: Mapping[int, Mapping[str, Any]], reviewer_sub: str) -> str:
+    """What four eyes means, and which objects of the page wait for a second approval."""
+    waiting = [d for d in decisions.values() if not d.get("decision") and isinstance(d.get("approvals"), Mapping)]
+    mine = sum(1 for d in waiting if reviewer_sub and reviewer_sub in d["approvals"])
+    status = (
+        f" On this page {len(waiting)} object(s) have one approval and wait for a second reviewer; you approved {mine} "
+        "of them (approving those again is refused)." if waiting else ""
+    )
+    return (
+        "<p>Four eyes: an object is approved when two different reviewers have approved it; one deny denies it. "
+        "Approve all records your approval of every undecided object and finishes the review only when nothing "
+        f"is left undecided.{escape(status)}</p>\n"
+    )
 
 
 def tally_of(item: Mapping[str, Any]) -> Tally:

@@ -824,7 +824,8 @@ def test_four_eyes_needs_two_different_reviewers_to_approve_and_one_deny_denies(
 
     assert first["statusCode"] == 200, first["body"]
     assert "Saved 1 decision(s) (0 approved, 1 denied). 2 approval(s) recorded that await a second reviewer." in first["body"]
-    assert "Four eyes:" in first["body"]
+    assert "On this page 2 object(s) have one approval and wait for a second reviewer; you approved 2 of them" in first["body"]
+    assert "you approved 0 of them" in api("GET", review_id, as_="bob@example.com")["body"]
     recorded = decisions(aws)
     assert "decision" not in recorded[0] and set(recorded[0]["approvals"]) == {alice}
     assert recorded[0]["approvals"][alice] == {"email": "alice@example.com", "groups": ["reviewers"], "at": ANY,
