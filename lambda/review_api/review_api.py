@@ -1,16 +1,23 @@
-"""The reviewer's web page (API Gateway REST proxy integration, see docs/CONTRACTS.md and
-docs/batching.md, "Reviews (per object)").
+"""The reviewer's web page (API Gateway REST proxy integration, see docs/CONTRACTS.md,
+docs/batching.md, "Reviews (per object)", and docs/reviewer-sign-in.md).
+
+Every request needs a signed-in reviewer (reviewer_identity): ``GET`` without a valid session is a
+302 to the user pool's managed login (code flow with PKCE), ``GET /signed-in`` is its callback; a
+member of the reviewers group sees the page, anybody else at most that the review exists. A ``POST``
+also needs the page's CSRF field and a same-site request; refusals write nothing.
 
 ``GET /reviews/{reviewId}[?page=N]`` shows the objects awaiting a decision and changes nothing.
 
 A batch review (the item has a ``batchId``): ``POST /reviews/{reviewId}[?page=N]`` with
 ``o<index>=approve|deny`` for objects of the page and one of ``action=save`` (record them),
 ``action=finish`` (record them, then finish), ``decision=approve|deny`` (record them, decide every
-object still undecided the same way, then finish). Each decision is its own item, written once
-(batch_review). The review finishes when asked, or when its last undecided object is decided: one
-conditional UpdateItem (PENDING -> DECIDED) and one SendTaskSuccess with
-``{"batchId", "decided", "approved", "denied", "undecided", "reviewer", "decidedAt"}``. Objects still
-undecided then (or at the deadline) are denied by Apply decisions.
+object still undecided the same way, then finish; under four eyes "approve all" finishes only when
+nothing is left undecided). Each decision is its own item, decided once (batch_review; with
+``REVIEW_APPROVALS_REQUIRED`` 2 an approval needs a second, different reviewer). The review
+finishes when asked, or when its last undecided object is decided: one conditional UpdateItem
+(PENDING -> DECIDED) and one SendTaskSuccess with ``{"batchId", "decided", "approved", "denied",
+"undecided", "reviewer", "reviewerSub", "decidedAt"}``. Objects still undecided then (or at the
+deadline) are denied by Apply decisions.
 
 An earlier review (no ``batchId``): ``POST`` with ``decision=approve|deny`` records the one decision
 once (a conditional UpdateItem) and resumes the workflow with SendTaskSuccess.
