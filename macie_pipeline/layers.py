@@ -1,12 +1,14 @@
 """Lambda layers built without Docker, and where the functions' code lives.
 
-Two layers, both for the ``python3.13`` runtime on ``x86_64``:
+Three layers, all for the ``python3.13`` runtime on ``x86_64``:
 
 * :func:`build_runtime_layer`: the AWS SDK (boto3, botocore, s3transfer, pinned to the versions the
   tests run with, so no function depends on the SDK the Lambda runtime happens to bundle), Powertools
   for AWS Lambda, and the pipeline's shared package ``pipeline_common`` (every function uses them);
 * :func:`build_pandas_layer`: pandas and fastparquet (with numpy, cramjam, fsspec), for the integrity
-  check only; no pyarrow (too large for a layer), then trimmed of test suites, type stubs and caches.
+  check only; no pyarrow (too large for a layer), then trimmed of test suites, type stubs and caches;
+* :func:`build_sign_in_layer`: PyJWT and cryptography (with cffi), for the review function only: it
+  verifies the reviewers' Cognito ID tokens itself (RS256).
 
 Wheels are installed with ``pip install --target`` for the Lambda platform (manylinux_2_28 x86_64,
 CPython 3.13, binary wheels only), so no Docker and no compiler is needed, whatever the build machine.
@@ -48,6 +50,7 @@ __all__ = [
     "build_info",
     "build_pandas_layer",
     "build_runtime_layer",
+    "build_sign_in_layer",
     "directory_size",
     "lambda_code_dir",
     "layer_cache_dir",
@@ -61,6 +64,13 @@ __all__ = [
 SDK_REQUIREMENTS: tuple[str, ...] = ("boto3==1.44.5", "botocore==1.44.5", "s3transfer==0.19.3")
 RUNTIME_REQUIREMENTS: tuple[str, ...] = (*SDK_REQUIREMENTS, "aws-lambda-powertools==3.37.0")
 PANDAS_REQUIREMENTS: tuple[str, ...] = ("pandas==3.1.1", "fastparquet==2026.9.0", "numpy==2.4.6")
+# The review function's token verification (lambda/review_api/reviewer_identity.py), with cryptography's
+# own dependencies pinned too.
+SIGN_IN_REQUIREMENTS: tuple[str, ...] = ("PyJWT==2.15.1", "cryptography==51.0.1")
+SIGN_IN_CONSTRAINTS: tuple[str, ...] = ("cffi==2.1.1", "pycparser==3.12")
+# cffi publishes manylinux_2_17 (manylinux2014) wheels only; Lambda's python3.13 (Amazon Linux 2023,
+# glibc 2.34) runs both.
+SIGN_IN_PLATFORMS: tuple[str, ...] = ("--platform", "manylinux_2_17_x86_64")
 # Both layers are unpacked into the same /opt/python: the packages both need (botocore and pandas
 # both need python-dateutil, which needs six) are pinned to one version, so the files one layer
 # overwrites are the same files. The SDK's other dependencies are pinned too, so a layer's content
@@ -201,7 +211,9 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pip_install(target: Path, requirements: Sequence[str], constraints: Sequence[str], label: str) -> None:
+def _pip_install(
+    target: Path, requirements: Sequence[str], constraints: Sequence[str], label: str, extra_options: Sequence[str] = ()
+) -> None:
     command = [
         sys.executable,
         "-m",
@@ -210,6 +222,7 @@ def _pip_install(target: Path, requirements: Sequence[str], constraints: Sequenc
         "--target",
         str(target),
         *PIP_TARGET_OPTIONS,
+        *extra_options,
         "--no-compile",
         "--no-input",
         "--disable-pip-version-check",
@@ -364,3 +377,24 @@ def build_pandas_layer(cache_dir: Optional[Path] = None) -> Path:
         }
 
     return _build("pandas", cache_dir, fingerprint, populate)
+
+
+def build_sign_in_layer(cache_dir: Optional[Path] = None) -> Path:
+    """PyJWT and cryptography, laid out as a layer (``<dir>/python/...``), for the review function."""
+    fingerprint = _fingerprint(
+        ["sign-in", LAYER_FORMAT_VERSION, *PIP_TARGET_OPTIONS, *SIGN_IN_PLATFORMS, *SIGN_IN_REQUIREMENTS,
+         *SIGN_IN_CONSTRAINTS, *TRIM_SUFFIXES]
+    )
+
+    def populate(layer: Path) -> dict:
+        site = layer / "python"
+        _pip_install(site, SIGN_IN_REQUIREMENTS, SIGN_IN_CONSTRAINTS, "sign_in", SIGN_IN_PLATFORMS)
+        _trim(site)
+        return {
+            "requirements": list(SIGN_IN_REQUIREMENTS),
+            "constraints": list(SIGN_IN_CONSTRAINTS),
+            "installed": _installed(site),
+            "unzippedBytes": directory_size(layer),
+        }
+
+    return _build("sign-in", cache_dir, fingerprint, populate)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_kms as kms
 
 from .external import (
@@ -138,6 +138,9 @@ _INTERFACES = {
     "discovery_results_key": ("key_arn", "a kms.IKey"),
     "pandas_layer": ("layer_version_arn", "a lambda.ILayerVersion"),
     "runtime_layer": ("layer_version_arn", "a lambda.ILayerVersion"),
+    "sign_in_layer": ("layer_version_arn", "a lambda.ILayerVersion"),
+    "reviewer_user_pool": ("user_pool_id", "a cognito.IUserPool"),
+    "reviewer_user_pool_client": ("user_pool_client_id", "a cognito.IUserPoolClient"),
 }
 
 
@@ -369,19 +372,80 @@ class ZoneOptions:
                 problems.append("vault_object_lock.retention must be at least 1 day")
 
 
+_SIGN_IN_URL = re.compile(r"https://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+#: Bring your own reviewers' pool: all three, or none (the construct creates them).
+REVIEWER_POOL_SETTINGS = ("reviewer_user_pool", "reviewer_user_pool_client", "reviewer_sign_in_url")
+REMOVED_SETTINGS = {
+    "review_api_iam_auth": (
+        "review_api_iam_auth was removed (0.x): a browser cannot sign IAM requests. Reviewers now sign in through "
+        "Amazon Cognito: by default the construct creates the reviewers' user pool; pass reviewer_user_pool, "
+        "reviewer_user_pool_client and reviewer_sign_in_url to use your own, reviewers_group to name the group whose "
+        "members may decide, review_approvals_required=2 for four eyes (see the CHANGELOG)"
+    ),
+}
+
+
 @dataclass(frozen=True)
 class ReviewOptions:
-    """Who is told, and how the review API is protected."""
+    """Who is told, who may decide (the reviewers' Cognito user pool, app client, managed login and
+    group) and how many reviewers must approve an object."""
 
     notification_emails: Sequence[str] = ()
-    review_api_iam_auth: bool = False
+    reviewer_user_pool: Any = None
+    reviewer_user_pool_client: Any = None
+    reviewer_sign_in_url: Any = None
+    reviewers_group: Any = "reviewers"
+    review_approvals_required: Any = 1
+    review_api_iam_auth: Any = None  # removed: any value is a TypeError naming what replaces it
 
     def check(self, problems: Problems) -> None:
         if problems.expect_list("notification_emails", self.notification_emails, object, "email addresses"):
             for email in self.notification_emails:
                 if not isinstance(email, str) or not _EMAIL.fullmatch(email):
                     problems.append(f"notification_emails: {email!r} is not an email address")
-        problems.expect("review_api_iam_auth", self.review_api_iam_auth, bool, "a bool")
+        if self.review_api_iam_auth is not None:
+            problems.wrong_type("review_api_iam_auth", REMOVED_SETTINGS["review_api_iam_auth"])
+        self._check_pool(problems)
+        if problems.expect("reviewers_group", self.reviewers_group, str, "a str"):
+            name = self.reviewers_group
+            if not 1 <= len(name) <= 128 or any(c.isspace() or not c.isprintable() for c in name):
+                problems.append(f"reviewers_group must be a Cognito group name (1 to 128 characters, no spaces), got {name!r}")
+        if problems.expect("review_approvals_required", self.review_approvals_required, int, "an int"):
+            if self.review_approvals_required not in (1, 2):
+                problems.append(
+                    f"review_approvals_required must be 1 or 2 (four eyes), got {self.review_approvals_required!r}"
+                )
+
+    def _check_pool(self, problems: Problems) -> None:
+        pool, client, url = self.reviewer_user_pool, self.reviewer_user_pool_client, self.reviewer_sign_in_url
+        typed = problems.expect_interface("reviewer_user_pool", pool)
+        typed &= problems.expect_interface("reviewer_user_pool_client", client)
+        typed &= problems.expect("reviewer_sign_in_url", url, str, "a str", optional=True)
+        given = [name for name, value in zip(REVIEWER_POOL_SETTINGS, (pool, client, url), strict=True) if value is not None]
+        if given and len(given) < len(REVIEWER_POOL_SETTINGS):
+            missing = [name for name in REVIEWER_POOL_SETTINGS if name not in given]
+            problems.append(
+                f"{', '.join(given)} given without {', '.join(missing)}: to use your own user pool for reviewers pass all of "
+                f"{', '.join(REVIEWER_POOL_SETTINGS)} (or none, and the construct creates them)"
+            )
+        if typed and isinstance(url, str) and not Token.is_unresolved(url) and not _SIGN_IN_URL.fullmatch(url.rstrip("/")):
+            problems.append(
+                "reviewer_sign_in_url must be the https:// base URL of the pool's managed login (its domain, no path), "
+                f"got {url!r}"
+            )
+
+    def check_region(self, problems: Problems, stack: Stack) -> None:
+        """The review function checks tokens against a pool of its own Region (the issuer names it)."""
+        env = getattr(self.reviewer_user_pool, "env", None)
+        region = getattr(env, "region", None)
+        if isinstance(region, str) and not Token.is_unresolved(region) and not Token.is_unresolved(stack.region) \
+                and region != stack.region:
+            problems.append(f"reviewer_user_pool is in {region}, the stack in {stack.region}: the reviewers' pool must be "
+                            "in the pipeline's Region")
+
+    @property
+    def creates_user_pool(self) -> bool:
+        return self.reviewer_user_pool is None
 
 
 @dataclass(frozen=True)
@@ -414,10 +478,12 @@ class LayerOptions:
 
     pandas_layer: Any = None
     runtime_layer: Any = None
+    sign_in_layer: Any = None
 
     def check(self, problems: Problems) -> None:
         problems.expect_interface("pandas_layer", self.pandas_layer)
         problems.expect_interface("runtime_layer", self.runtime_layer)
+        problems.expect_interface("sign_in_layer", self.sign_in_layer)
 
 
 @dataclass(frozen=True)
@@ -635,6 +701,7 @@ class PipelineOptions:
         self.batching.check(problems)
         self.zones.check(problems)
         self.review.check(problems)
+        self.review.check_region(problems, stack)
         self.discovery_results.check(problems)
         self.layers.check(problems)
         self._check_key_aliases(problems)

@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -31,6 +32,7 @@ from .parts.messaging import Messaging
 from .parts.operations import Operations
 from .parts.policies import OneResourcePolicy
 from .parts.review_api import ReviewApi
+from .parts.reviewers import Reviewers
 from .parts.scan import Scan
 from .parts.zones import Zones
 from .props import (
@@ -102,12 +104,26 @@ class SensitiveDataScanPipeline(Construct):
         ``configure_discovery_results``, the location is read at run time and the evaluator must be
         granted access by you: until then every object goes to review).
     :param discovery_results_key: the KMS key of those results. Default: none.
-    :param review_api_iam_auth: require SigV4 (IAM) on the review API instead of relying on the
-        unguessable single-use link. Default: False.
+    :param reviewer_user_pool: with ``reviewer_user_pool_client`` and ``reviewer_sign_in_url``: your
+        own Cognito user pool for reviewers (for example one that federates your SAML or OIDC identity
+        provider). Its app client must be public (no secret), allow the authorization code grant with
+        the ``openid`` and ``email`` scopes and have :attr:`review_signed_in_url` as a callback URL; the
+        pool must be in this stack's Region. Default: a created pool (no self sign-up, 14-character
+        passwords of all classes, TOTP MFA required, threat protection, deletion protection), its
+        managed login and a public app client.
+    :param reviewer_user_pool_client: the app client of ``reviewer_user_pool``. Default: created.
+    :param reviewer_sign_in_url: the ``https://`` base URL of ``reviewer_user_pool``'s managed login
+        (its Cognito or custom domain). Default: the created pool's.
+    :param reviewers_group: the Cognito group whose members may decide reviews (created in the created
+        pool; must exist in yours). Default: ``"reviewers"``.
+    :param review_approvals_required: 1, or 2 for four eyes: an object is approved only when two
+        different reviewers have approved it; one deny denies it. Default: 1.
     :param pandas_layer: a prebuilt layer with pandas + fastparquet for Python 3.12 x86_64.
         Default: built at synth time with pip (no Docker), cached.
     :param runtime_layer: a prebuilt layer with Powertools and ``pipeline_common``.
         Default: built at synth time with pip, cached.
+    :param sign_in_layer: a prebuilt layer with PyJWT and cryptography (the review function's token
+        verification). Default: built at synth time with pip, cached.
     :param ingress_bucket: an existing, versioned bucket to watch instead of a created one (same
         account and Region). Default: created.
     :param vault_bucket: an existing, versioned bucket for clean and approved objects. Default: created.
@@ -121,6 +137,8 @@ class SensitiveDataScanPipeline(Construct):
     :param externally_managed: the names of the settings above whose resource is imported and whose
         missing policies or settings (see :attr:`external_setup`) you apply yourself. Construction
         fails while an imported resource that needs something is not named here. Default: none.
+    :param review_api_iam_auth: removed in 0.x (a browser cannot sign IAM requests); any value raises
+        a ``TypeError`` naming the reviewer settings that replace it.
 
     A resource you pass is *owned* when it is an L2 (``s3.Bucket``, ``kms.Key``, ``sns.Topic``,
     ``events.EventBus``) of the pipeline's stack: the construct changes it as it changes its own
@@ -178,15 +196,21 @@ class SensitiveDataScanPipeline(Construct):
         configure_discovery_results: bool = False,
         discovery_results_bucket: Optional[s3.IBucket] = None,
         discovery_results_key: Optional[kms.IKey] = None,
-        review_api_iam_auth: bool = False,
+        reviewer_user_pool: Optional[cognito.IUserPool] = None,
+        reviewer_user_pool_client: Optional[cognito.IUserPoolClient] = None,
+        reviewer_sign_in_url: Optional[str] = None,
+        reviewers_group: str = "reviewers",
+        review_approvals_required: int = 1,
         pandas_layer: Optional[lambda_.ILayerVersion] = None,
         runtime_layer: Optional[lambda_.ILayerVersion] = None,
+        sign_in_layer: Optional[lambda_.ILayerVersion] = None,
         ingress_bucket: Optional[s3.IBucket] = None,
         vault_bucket: Optional[s3.IBucket] = None,
         encryption_key: Optional[kms.IKey] = None,
         topic: Optional[sns.ITopic] = None,
         event_bus: Optional[events.IEventBus] = None,
         externally_managed: Sequence[str] = (),
+        review_api_iam_auth: Any = None,
     ) -> None:
         super().__init__(scope, id)
         # Access log delivery through a bucket policy, not the legacy LogDeliveryWrite ACL (which
@@ -213,9 +237,13 @@ class SensitiveDataScanPipeline(Construct):
                               notification_emails=notification_emails)
         macie = MacieSetup(ctx, options=options.macie, results=options.discovery_results, zones=zones, data_key=keys.data_key)
         functions = Functions(ctx, options=options, keys=keys, zones=zones, messaging=messaging, macie=macie)
-        review = ReviewApi(ctx, handler=functions.review_api, operations_key=keys.operations_key,
-                           iam_auth=review_api_iam_auth)
+        review = ReviewApi(ctx, handler=functions.review_api, operations_key=keys.operations_key)
+        reviewers = Reviewers(ctx, options=options.review, signed_in_url=review.signed_in_url)
         functions.set_review_api_url(review.url)
+        functions.set_sign_in(user_pool_id=reviewers.user_pool.user_pool_id,
+                              user_pool_client_id=reviewers.client.user_pool_client_id,
+                              sign_in_url=reviewers.sign_in_url, signed_in_url=review.signed_in_url)
+        self._reviewers = reviewers
         scan = Scan(ctx, options=options, keys=keys, zones=zones, messaging=messaging, macie=macie, functions=functions)
         functions.bind_state_machine(scan.state_machine)
         zones.guard_zones(functions.transfer.role)
@@ -244,6 +272,11 @@ class SensitiveDataScanPipeline(Construct):
         self.integrity_function, self.evaluate_function = functions.integrity_check, functions.evaluate_findings
         self.request_review_function, self.review_api_function = functions.request_review, functions.review_api
         self.review_api, self.review_api_url = review.api, review.url
+        #: The callback URL of the reviewers' sign-in (register it with your own app client).
+        self.review_signed_in_url = review.signed_in_url
+        reviewers = self._reviewers
+        self.reviewer_user_pool, self.reviewer_user_pool_client = reviewers.user_pool, reviewers.client
+        self.reviewer_sign_in_url, self.reviewers_group_name = reviewers.sign_in_url, reviewers.group_name
         self.state_machine, self.state_machine_log_group = scan.state_machine, scan.log_group
         self.trigger_rule, self.alarms = operations.trigger_rule, operations.alarms
 
@@ -303,12 +336,6 @@ class SensitiveDataScanPipeline(Construct):
     def grant_vault_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read clean or approved objects from the vault (and decrypt them, if the key is known)."""
         return self.vault_bucket.grant_read(grantee)
-
-    def grant_review_decision(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` call the review API (GET and POST ``/reviews/*``). Requires
-        ``review_api_iam_auth=True``: without IAM authorization the link alone decides, and a grant
-        would suggest a restriction that does not exist."""
-        return self._review.grant_decision(grantee)
 
     def metric_executions_failed(self, **kwargs) -> cloudwatch.Metric:
         """Failed scan executions (objects are held, people were told)."""

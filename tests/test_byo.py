@@ -11,6 +11,7 @@ import json
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -71,17 +72,13 @@ def _build(app: cdk.App) -> cdk.Stack:
         externally_managed=["ingress_bucket", "encryption_key", "topic"],
         custom_data_identifiers=[CustomDataIdentifier(name="EmployeeId", regex=r"EMP-[0-9]{6}")],
         configure_discovery_results=True,
-        review_api_iam_auth=True,
+        # The organisation's own pool (federating its identity provider), client and managed login.
+        reviewer_user_pool=cognito.UserPool.from_user_pool_id(stack, "CorpPool", f"{REGION}_CorpPool1"),
+        reviewer_user_pool_client=cognito.UserPoolClient.from_user_pool_client_id(stack, "CorpClient", "corpclient0123456789"),
+        reviewer_sign_in_url="https://login.example.com/",
+        reviewers_group="data-stewards",
     )
-    reviewer = iam.Role(stack, "Reviewer", assumed_by=iam.AccountRootPrincipal())
-    pipeline.grant_review_decision(reviewer)
-    for method in ("GET", "POST"):
-        cdk.Validations.of(reviewer).acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:{REGION}:{ACCOUNT}:<{_logical_id(pipeline.review_api)}>/review/{method}/reviews/*]",
-                reason="Test fixture: a reviewer may decide any review (review ids are not known in advance).",
-            )
-        )
+    assert pipeline.reviewer_sign_in_url == "https://login.example.com"
     return stack
 
 
@@ -337,15 +334,18 @@ def test_custom_identifier_has_a_unique_macie_name_and_events_use_the_given_one(
     assert json.loads(env["CUSTOM_DATA_IDENTIFIER_NAMES"]) == {name: "EmployeeId"}
 
 
-def test_grant_review_decision_allows_invoking_only_the_review_methods(byo, pipeline):
-    reviewer = byo.stack.node.find_child("Reviewer")
-    [statement] = _statements(byo, reviewer)
-    assert statement["Action"] == "execute-api:Invoke"
-    api = _logical_id(pipeline.review_api)
-    assert statement["Resource"] == [
-        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":execute-api:{REGION}:{ACCOUNT}:", {"Ref": api}, f"/review/{method}/reviews/*"]]}
-        for method in ("GET", "POST")
+def test_a_given_reviewers_pool_is_used_and_nothing_of_cognito_is_created(byo):
+    assert not any(t.startswith("AWS::Cognito::") for t in (r["Type"] for r in byo.template["Resources"].values()))
+    [env] = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in byo.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "review_api.handler"
     ]
+    assert {k: env[k] for k in ("REVIEWER_USER_POOL_ID", "REVIEWER_USER_POOL_CLIENT_ID", "REVIEWER_SIGN_IN_URL", "REVIEWERS_GROUP",
+                                "REVIEW_APPROVALS_REQUIRED")} == {
+        "REVIEWER_USER_POOL_ID": f"{REGION}_CorpPool1", "REVIEWER_USER_POOL_CLIENT_ID": "corpclient0123456789",
+        "REVIEWER_SIGN_IN_URL": "https://login.example.com", "REVIEWERS_GROUP": "data-stewards", "REVIEW_APPROVALS_REQUIRED": "1",
+    }
 
 
 def test_an_imported_vault_and_a_bus_of_another_account_are_listed_not_dropped():

@@ -47,7 +47,7 @@ EXPECTED_ACTIONS = {
     "request_review": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_READ | {"dynamodb:PutItem", "sns:Publish", "s3:PutObject"},
     # TransactWriteItems needs the permission of each operation in it: Update (the review) and Put (each decision).
     "review_api": LOGS_AND_XRAY | OPERATIONS_KEY | BATCH_FILES_READ | {
-        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchGetItem",
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem",
         "states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess",
     },
     # No events:PutEvents and no s3:DeleteObjectVersion any more: the handlers send the result events

@@ -288,3 +288,45 @@ def test_lambda_code_dir_prefers_the_in_package_folder(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "site" / "lambda")
     with pytest.raises(FileNotFoundError, match="installed from a wheel"):
         layers.lambda_code_dir()
+
+
+# ---------------------------------------------------------------------------------------------- the sign-in layer
+@pytest.mark.slow
+def test_sign_in_layer_pins_what_the_tests_run_with_and_verifies_a_token_on_the_lambda_runtime_python():
+    """PyJWT and cryptography as requirements-dev.txt pins them; the layer's compiled cryptography
+    verifies an RS256 token with the review function's own code on Python 3.13."""
+    layer = layers.build_sign_in_layer()
+    installed = dict(name.rsplit("-", 1) for name in layers.build_info(layer)["installed"])
+    dev = _dev_pins()
+    for requirement in layers.SIGN_IN_REQUIREMENTS:
+        name, version = requirement.split("==")
+        assert installed[name.lower()] == version == dev[name.lower()] == importlib.metadata.version(name), name
+    exe = _lambda_python()
+    if exe is None:
+        pytest.fail("no Python 3.13 interpreter found: install one (pyenv install 3.13) or set LAMBDA_PYTHON")
+    import json as json_
+
+    from support.cognito import mint, moto_jwks
+
+    now = int(time.time())
+    issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool"
+    token = mint({"iss": issuer, "aud": "c", "sub": "s", "token_use": "id", "iat": now, "exp": now + 600,
+                  "cognito:groups": ["reviewers"], "email": "a@example.com"})
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path[:0] = sys.argv[1:3]
+        import jwt, cryptography, reviewer_identity as signin
+        assert jwt.__file__.startswith(sys.argv[1]) and cryptography.__file__.startswith(sys.argv[1])
+        settings = signin.SignInSettings("eu-west-1", "eu-west-1_Pool", "c", "https://login.example.com", "reviewers",
+                                         "https://api.example.com/review/signed-in")
+        keys = signin.KeySet(settings.jwks_url, lambda url: json.loads(sys.argv[3]))
+        who = signin.TokenVerifier(settings, keys).reviewer(sys.argv[4], source_ip="192.0.2.1")
+        print("ok", who.email, sys.version_info[:2])
+        """
+    )
+    args = [str(layer / "python"), str(ROOT / "lambda" / "review_api"), json_.dumps(moto_jwks()), token]
+    env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.13")}
+    completed = subprocess.run([exe, "-I", "-S", "-B", "-c", script, *args], capture_output=True, text=True, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == "ok a@example.com (3, 13)"

@@ -168,10 +168,12 @@ def test_account_wide_settings_may_repeat_in_other_accounts():
         SensitiveDataScanPipeline(stack, "Gate", configure_discovery_results=True, create_macie_session=True)
 
 
-def test_grant_review_decision_refuses_without_iam_auth(synthesized):
-    stacks, _ = synthesized
-    with pytest.raises(ValueError, match="^grant_review_decision needs review_api_iam_auth=True"):
-        stacks["StackA"].node.find_child("GateOne").grant_review_decision(stacks["StackA"].node.find_child("GateTwo").state_machine)
+def test_each_pipeline_has_its_own_reviewers_pool_and_login_domain(synthesized):
+    """Cognito domain prefixes are global within a Region: two pipelines of one account must not share one."""
+    _, templates = synthesized
+    pools = _of_type(templates["StackA"], "AWS::Cognito::UserPool")
+    domains = [json.dumps(v["Properties"]["Domain"]) for v in _of_type(templates["StackA"], "AWS::Cognito::UserPoolDomain").values()]
+    assert len(pools) == 2 and len(domains) == len(set(domains)) == 2
 
 
 def test_a_created_ingress_bucket_keeps_eventbridge_on_next_to_cdk_notifications():

@@ -544,7 +544,8 @@ def test_review_api_is_throttled_logged_and_traced(template):
         },
     )
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["GET", "POST"]
+    # GET and POST /reviews/{reviewId}, GET /signed-in (the sign-in's callback)
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["GET", "GET", "POST"]
 
 
 def test_alarms_cover_failed_and_timed_out_executions_and_every_function(sample):

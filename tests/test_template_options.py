@@ -7,6 +7,7 @@ import json
 import aws_cdk as cdk
 import pytest
 from aws_cdk import Duration
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_events as events
 from aws_cdk.assertions import Annotations, Match
 
@@ -48,7 +49,8 @@ def _build(app: cdk.App) -> cdk.Stack:
         notification_emails=["security@example.com"],
         vault_object_lock=ObjectLock(mode=ObjectLockMode.COMPLIANCE, retention=Duration.days(30)),
         create_macie_session=True,
-        review_api_iam_auth=True,
+        reviewers_group="data-reviewers",
+        review_approvals_required=2,
     )
     return stack
 
@@ -177,13 +179,88 @@ def test_vault_object_lock_and_removal_policy(options):
     assert all(b["DeletionPolicy"] == "Delete" for b in options.resources("AWS::S3::Bucket").values())
 
 
-def test_iam_auth_on_review_api_and_email_subscription_and_macie_session(options):
+def test_reviewers_sign_in_through_the_created_pool_with_four_eyes_and_email_subscription_and_macie_session(options):
     methods = options.resources("AWS::ApiGateway::Method").values()
-    assert sorted(m["Properties"]["AuthorizationType"] for m in methods) == ["AWS_IAM", "AWS_IAM"]
+    # No API Gateway authorizer: the function signs reviewers in (a browser navigation carries no Authorization header).
+    assert sorted(m["Properties"]["AuthorizationType"] for m in methods) == ["NONE", "NONE", "NONE"]
+    [group] = options.resources("AWS::Cognito::UserPoolGroup").values()
+    assert group["Properties"]["GroupName"] == "data-reviewers"
+    [env] = [f["Properties"]["Environment"]["Variables"] for f in options.resources("AWS::Lambda::Function").values()
+             if f["Properties"].get("Handler") == "review_api.handler"]
+    assert (env["REVIEWERS_GROUP"], env["REVIEW_APPROVALS_REQUIRED"]) == ("data-reviewers", "2")
     [subscription] = options.resources("AWS::SNS::Subscription").values()
     assert subscription["Properties"]["Protocol"] == "email"
     [session] = options.resources("AWS::Macie::Session").values()
     assert session["Properties"]["Status"] == "ENABLED"
+
+
+def test_the_created_reviewers_pool_is_locked_down(options):
+    [(pool_id, pool)] = options.resources("AWS::Cognito::UserPool").items()
+    props = pool["Properties"]
+    assert props["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}  # no self sign-up
+    assert props["Policies"]["PasswordPolicy"] == {
+        "MinimumLength": 14, "RequireLowercase": True, "RequireUppercase": True, "RequireNumbers": True, "RequireSymbols": True,
+        "TemporaryPasswordValidityDays": 3,
+    }
+    assert (props["MfaConfiguration"], props["EnabledMfas"]) == ("ON", ["SOFTWARE_TOKEN_MFA"])
+    assert props["UserPoolTier"] == "PLUS" and props["UserPoolAddOns"] == {"AdvancedSecurityMode": "ENFORCED"}
+    assert props["DeletionProtection"] == "ACTIVE"
+    # The pipeline's removal policy (DESTROY in this stack); deletion protection still has to be lifted first.
+    assert (pool["DeletionPolicy"], pool["UpdateReplacePolicy"]) == ("Delete", "Delete")
+    [client] = options.resources("AWS::Cognito::UserPoolClient").values()
+    c = client["Properties"]
+    assert c["UserPoolId"] == {"Ref": pool_id} and c.get("GenerateSecret", False) is False  # a public client
+    assert (c["AllowedOAuthFlows"], c["AllowedOAuthScopes"], c["AllowedOAuthFlowsUserPoolClient"]) == (["code"], ["openid", "email"], True)
+    [callback] = c["CallbackURLs"]
+    assert json.dumps(callback).endswith('"/review/signed-in"]]}')
+    assert c["SupportedIdentityProviders"] == ["COGNITO"] and c["PreventUserExistenceErrors"] == "ENABLED"
+    [domain] = options.resources("AWS::Cognito::UserPoolDomain").values()
+    assert domain["Properties"]["ManagedLoginVersion"] == 2
+    assert len(options.resources("AWS::Cognito::ManagedLoginBranding")) == 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "problems"),
+    [
+        ({"reviewer_user_pool": "POOL"},
+         ["reviewer_user_pool given without reviewer_user_pool_client, reviewer_sign_in_url: to use your own user pool for "
+          "reviewers pass all of reviewer_user_pool, reviewer_user_pool_client, reviewer_sign_in_url (or none, and the "
+          "construct creates them)"]),
+        ({"reviewer_user_pool_client": "CLIENT", "reviewer_sign_in_url": "http://login.example.com/path", "reviewers_group": "",
+          "review_approvals_required": 3},
+         ["reviewer_user_pool_client, reviewer_sign_in_url given without reviewer_user_pool: to use your own user pool for "
+          "reviewers pass all of reviewer_user_pool, reviewer_user_pool_client, reviewer_sign_in_url (or none, and the "
+          "construct creates them)",
+          "reviewer_sign_in_url must be the https:// base URL of the pool's managed login (its domain, no path), got "
+          "'http://login.example.com/path'",
+          "reviewers_group must be a Cognito group name (1 to 128 characters, no spaces), got ''",
+          "review_approvals_required must be 1 or 2 (four eyes), got 3"]),
+    ],
+)
+def test_reviewer_settings_are_checked_together(settings, problems):
+    stack = cdk.Stack(cdk.App(), "Reviewers")
+    given = {name: (cognito.UserPool.from_user_pool_id(stack, "P", "eu-west-1_x") if value == "POOL" else
+                    cognito.UserPoolClient.from_user_pool_client_id(stack, "C", "c") if value == "CLIENT" else value)
+             for name, value in settings.items()}
+    with pytest.raises(ValueError) as raised:
+        SensitiveDataScanPipeline(stack, "Gate", **given)
+    assert not isinstance(raised.value, TypeError)
+    assert raised.value.problems == problems
+
+
+def test_a_reviewers_pool_of_another_region_is_refused():
+    stack = cdk.Stack(cdk.App(), "Here", env=cdk.Environment(account="111122223333", region="eu-west-1"))
+    pool = cognito.UserPool.from_user_pool_arn(stack, "P", "arn:aws:cognito-idp:us-east-1:111122223333:userpool/us-east-1_x")
+    client = cognito.UserPoolClient.from_user_pool_client_id(stack, "C", "c")
+    with pytest.raises(ValueError, match="reviewer_user_pool is in us-east-1, the stack in eu-west-1"):
+        SensitiveDataScanPipeline(stack, "Gate", reviewer_user_pool=pool, reviewer_user_pool_client=client,
+                                  reviewer_sign_in_url="https://login.example.com")
+
+
+def test_review_api_iam_auth_is_removed_and_names_its_replacement():
+    with pytest.raises(TypeError, match="review_api_iam_auth was removed .*reviewer_user_pool.*review_approvals_required=2"):
+        SensitiveDataScanPipeline(cdk.Stack(cdk.App(), "Old"), "Gate", review_api_iam_auth=True)
+    assert not hasattr(SensitiveDataScanPipeline, "grant_review_decision")
 
 
 def test_window_zero_scans_one_object_per_batch():

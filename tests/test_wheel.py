@@ -201,7 +201,7 @@ def test_installed_wheel_synthesizes_outside_the_repository(wheel, tmp_path):
     assert pipeline_functions == {
         "evaluate_findings", "integrity_check", "job_events", "prepare_scan", "request_review", "review_api", "transfer",
     }
-    assert layer_versions == 2
+    assert layer_versions == 3  # runtime, pandas, sign-in (PyJWT + cryptography, the review function's)
     # the runtime layer carries the shared package from the wheel
     runtime = [p for p in outdir.glob("asset.*/python/pipeline_common") if p.is_dir()]
     assert len(runtime) == 1 and _repo_files(runtime[0]) == _repo_files(LAMBDA_DIR / "shared" / "pipeline_common")

@@ -1,4 +1,5 @@
-"""Pure parts of review_api: HTML pages, form parsing, reviewer identity and HTTP responses.
+"""Pure parts of review_api: HTML pages, form parsing and HTTP responses (who the reviewer is comes
+from reviewer_identity: a verified token, never the request's headers).
 
 Every value from the item or the request is HTML-escaped. Pages never contain the task token or the
 review id (the form posts to its own URL through a relative, empty action).
@@ -96,13 +97,6 @@ class Tally:
         return max(self.count - self.decided, 0)
 
 
-@dataclass(frozen=True)
-class Identity:
-    reviewer: str
-    source_ip: str
-    user_agent: str
-
-
 def respond(status: int, html: str, extra_headers: Mapping[str, str] | None = None) -> dict:
     """An API Gateway proxy response carrying an HTML page and the security headers."""
     headers = dict(SECURITY_HEADERS)
@@ -165,8 +159,10 @@ def _object_rows(objects: Any) -> str:
     return "\n".join(rows)
 
 
-def render_review(item: Mapping[str, Any]) -> str:
-    """The review page: the objects, their findings, the deadline and the approve/deny form."""
+def render_review(item: Mapping[str, Any], *, csrf: str = "", signed_in_as: str = "") -> str:
+    """The review page: the objects, their findings, the deadline and the approve/deny form (with the
+    CSRF field of the signed-in reviewer's session)."""
+    who, csrf_field = _signed_in(csrf, signed_in_as)
     objects = item.get("objects") or []
     omitted = _number(item.get("omittedObjects")) or 0
     count = len(objects) + omitted
@@ -175,7 +171,7 @@ def render_review(item: Mapping[str, Any]) -> str:
         if omitted
         else ""
     )
-    content = (
+    content = who + (
         f"<p>Scan <code>{escape(str(item.get('scanId', '')))}</code>: {escape(str(count))} object(s) need a decision. "
         "Approving releases every object listed here to the vault; denying quarantines them.</p>\n"
         f"<p>Decide before <strong>{escape(iso_time(item.get(TABLE_TTL_ATTRIBUTE)))}</strong>. "
@@ -183,7 +179,7 @@ def render_review(item: Mapping[str, Any]) -> str:
         "<table>\n<thead><tr><th>Object key</th><th>Size</th><th>Highest severity</th><th>Findings</th>"
         "<th>Detection types (count)</th><th>Reasons</th></tr></thead>\n"
         f"<tbody>\n{_object_rows(objects)}\n</tbody>\n</table>\n{note}"
-        '<form method="post" action="">\n'
+        '<form method="post" action="">\n' + csrf_field +
         '<p><button type="submit" name="decision" value="approve">Approve</button>'
         '<button type="submit" name="decision" value="deny">Deny</button></p>\n'
         "</form>"
@@ -299,26 +295,17 @@ def page_number(event: Mapping[str, Any]) -> int:
     return 1
 
 
-def request_identity(event: Mapping[str, Any]) -> Identity:
-    """Who is deciding, from what API Gateway vouches for (never from headers the client controls).
+def form_value(event: Mapping[str, Any], name: str) -> str | None:
+    """The one value of field ``name`` of a POSTed form (None when absent or repeated)."""
+    values = _form_fields(event, max_bytes=MAX_BATCH_FORM_BYTES, max_fields=MAX_BATCH_FORM_FIELDS).get(name) or []
+    return values[0] if len(values) == 1 else None
 
-    Cognito authorizer claims (email, else sub), else the IAM caller's user ARN, else
-    ``anonymous@<source IP>``.
-    """
-    context = event.get("requestContext") if isinstance(event.get("requestContext"), Mapping) else {}
-    identity = context.get("identity") if isinstance(context.get("identity"), Mapping) else {}
-    authorizer = context.get("authorizer") if isinstance(context.get("authorizer"), Mapping) else {}
-    claims = authorizer.get("claims") if isinstance(authorizer.get("claims"), Mapping) else {}
-    source_ip = identity.get("sourceIp") if isinstance(identity.get("sourceIp"), str) else ""
-    reviewer = None
-    for value in (claims.get("email"), claims.get("sub"), identity.get("userArn")):
-        if isinstance(value, str) and value.strip():
-            reviewer = value.strip()
-            break
-    if reviewer is None:
-        reviewer = "anonymous@" + (source_ip or "unknown")
-    agent = _header(event.get("headers"), "user-agent") or identity.get("userAgent") or ""
-    return Identity(reviewer=reviewer, source_ip=source_ip, user_agent=str(agent)[:MAX_USER_AGENT])
+
+def _signed_in(csrf: str, signed_in_as: str) -> tuple[str, str]:
+    """(a line saying who is signed in, the form's hidden CSRF field)."""
+    who = f'<p class="who">Signed in as <strong>{escape(signed_in_as)}</strong>.</p>\n' if signed_in_as else ""
+    field = f'<input type="hidden" name="csrf" value="{escape(csrf)}">\n' if csrf else ""
+    return who, field
 
 
 def review_id_from(event: Mapping[str, Any]) -> str | None:
@@ -434,22 +421,31 @@ def render_batch_review(
     page: int,
     tally: Tally,
     notice: str = "",
+    csrf: str = "",
+    signed_in_as: str = "",
+    approvals_required: int = 1,
+    reviewer_sub: str = "",
 ) -> str:
     """One page of a batch review: ``objects`` are that page's display objects, ``decisions`` the
     recorded decisions by object index; the form decides objects of this page, or all, or finishes."""
     pages = page_count(tally.count)
     first = (page - 1) * PAGE_SIZE + 1
     shown = f"objects {first} to {first + len(objects) - 1}" if objects else "no objects"
+    who, csrf_field = _signed_in(csrf, signed_in_as)
+    four_eyes = _four_eyes(decisions, reviewer_sub) if approvals_required > 1 else ""
     content = (
-        (f'<p class="note">{escape(notice)}</p>\n' if notice else "")
+        who
+        + (f'<p class="note">{escape(notice)}</p>\n' if notice else "")
         + f"<p>Batch <code>{escape(str(item.get('batchId', '')))}</code>: {tally.count} object(s) need a decision. "
         f"Decided so far: {tally.decided} ({tally.approved} approved, {tally.denied} denied); undecided: {tally.undecided}.</p>\n"
         f"<p>Decide before <strong>{escape(iso_time(item.get(TABLE_TTL_ATTRIBUTE)))}</strong>. "
         "Approving releases an object to the vault; denying keeps it in quarantine. A decision, once saved, is final. "
         "Objects still undecided when the review is finished, or at the deadline, are denied and kept in quarantine.</p>\n"
-        f"{pager(page, pages)}\n"
+        + four_eyes
+        + f"{pager(page, pages)}\n"
         '<form method="post" action="">\n'
-        f"<p>Page {page} of {pages}: {shown}. Choices count once saved: save them before you change page.</p>\n"
+        + csrf_field
+        + f"<p>Page {page} of {pages}: {shown}. Choices count once saved: save them before you change page.</p>\n"
         "<table>\n<thead><tr><th>Object key</th><th>Size</th><th>Highest severity</th><th>Findings</th>"
         "<th>Detection types (count)</th><th>Reasons</th><th>Decision</th></tr></thead>\n<tbody>\n"
         + "\n".join(_batch_row(obj, decisions.get(obj.get("i"))) for obj in objects)  # type: ignore[arg-type]
@@ -465,6 +461,21 @@ def render_batch_review(
         f"{pager(page, pages)}"
     )
     return _page("Macie pipeline: review needed", content)
+
+
+def _four_eyes(decisions: Mapping[int, Mapping[str, Any]], reviewer_sub: str) -> str:
+    """What four eyes means, and which objects of the page wait for a second approval."""
+    waiting = [d for d in decisions.values() if not d.get("decision") and isinstance(d.get("approvals"), Mapping)]
+    mine = sum(1 for d in waiting if reviewer_sub and reviewer_sub in d["approvals"])
+    status = (
+        f" On this page {len(waiting)} object(s) have one approval and wait for a second reviewer; you approved {mine} "
+        "of them (approving those again is refused)." if waiting else ""
+    )
+    return (
+        "<p>Four eyes: an object is approved when two different reviewers have approved it; one deny denies it. "
+        "Approve all records your approval of every undecided object and finishes the review only when nothing "
+        f"is left undecided.{escape(status)}</p>\n"
+    )
 
 
 def tally_of(item: Mapping[str, Any]) -> Tally:

@@ -150,6 +150,9 @@ class ConsoleWatcher:
         if not self._manual:
             return
         self._stream.write(f"review requested: open {link} and decide (waiting up to --timeout)\n")
+        sign_in = message.get("signIn") or {}
+        if sign_in:
+            self._stream.write(f"sign in as {sign_in['email']} with password {sign_in['password']} (a generated local reviewer)\n")
         self._stream.flush()
         if self._open_browser:
             webbrowser.open(link)

@@ -23,6 +23,7 @@ from ..asl import walk_states
 from ..contract import (
     EVENT_SOURCE,
     RequestReviewEnvironment,
+    ReviewApiEnvironment,
     TransferEnvironment,
 )
 from . import awsmodel
@@ -35,6 +36,7 @@ from .functions import LOG_SINK, LocalFunction, layer_is_pure_python
 from .intake import IntakeResources
 from .macie import LocalMacie, MacieBehavior
 from .review_server import ReviewServer
+from .sign_in import LocalReviewers
 from .template import (
     ACCOUNT,
     ALLOW_LIST,
@@ -48,6 +50,9 @@ from .template import (
     RULE,
     TABLE,
     TOPIC,
+    USER_POOL,
+    USER_POOL_CLIENT,
+    USER_POOL_GROUP,
     Physical,
     Resolver,
     StackTemplate,
@@ -64,6 +69,8 @@ _PLACEHOLDER_CODE = "# runs in process: see macie_pipeline.local.functions\n"
 
 
 _REVIEW_API_URL = RequestReviewEnvironment.variable_name("review_api_url")
+_SIGN_IN = {name: ReviewApiEnvironment.variable_name(name)
+            for name in ("user_pool_id", "user_pool_client_id", "sign_in_url", "signed_in_url", "reviewers_group")}
 
 
 class Deployment:
@@ -86,6 +93,7 @@ class Deployment:
         self._echo_logs = echo_logs
         self.functions: dict[str, LocalFunction] = {}
         self.server: Optional[ReviewServer] = None
+        self.reviewers: Optional[LocalReviewers] = None
 
     # ------------------------------------------------------------------ the steps, in order
     def deploy(self) -> None:
@@ -95,6 +103,7 @@ class Deployment:
         self.server.start()
         self._create_storage()
         self._create_messaging()
+        self._create_reviewers()
         self.definition = self._definition()
         self._create_functions()
         self.intake = IntakeResources.create(self)
@@ -148,6 +157,68 @@ class Deployment:
             self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=self.queue_arn(self.notification_queue))
         for logical in self.stack.of_type(EVENT_BUS):
             self.events.create_event_bus(Name=self.physical[logical].ref)
+
+    def _create_reviewers(self) -> None:
+        """The reviewers' user pool, app client and group in moto's Cognito, as the template declares them
+        (callback: the local review server's signed-in URL), and the local stand-in for their managed login."""
+        assert self.server is not None
+        idp = self.session.client("cognito-idp")
+        callback = self.server.base_url + "signed-in"
+        pools = self.stack.of_type(USER_POOL)
+        if len(pools) > 1:
+            raise TemplateError("The local engine runs one pipeline's reviewers' user pool, the template has several")
+        for logical, resource in pools.items():
+            props = self._properties(resource)
+            pool = idp.create_user_pool(
+                PoolName=f"local-{logical}"[:128],
+                Policies=props.get("Policies") or {},
+                AdminCreateUserConfig=props.get("AdminCreateUserConfig") or {},
+                UsernameAttributes=props.get("UsernameAttributes") or [],
+                MfaConfiguration=props.get("MfaConfiguration", "OFF"),
+            )["UserPool"]
+            provider = f"cognito-idp.{REGION}.amazonaws.com/{pool['Id']}"
+            self.physical[logical] = Physical(pool["Id"], {"Arn": pool["Arn"], "ProviderName": provider, "UserPoolId": pool["Id"]})
+        for logical, resource in self.stack.of_type(USER_POOL_CLIENT).items():
+            props = self._properties(resource)
+            client = idp.create_user_pool_client(
+                UserPoolId=props["UserPoolId"], ClientName=f"local-{logical}"[:128], GenerateSecret=bool(props.get("GenerateSecret")),
+                AllowedOAuthFlows=props.get("AllowedOAuthFlows") or [], AllowedOAuthScopes=props.get("AllowedOAuthScopes") or [],
+                AllowedOAuthFlowsUserPoolClient=bool(props.get("AllowedOAuthFlowsUserPoolClient")), CallbackURLs=[callback],
+                ReadAttributes=props.get("ReadAttributes") or [], SupportedIdentityProviders=props.get("SupportedIdentityProviders") or [],
+            )["UserPoolClient"]
+            self.physical[logical] = Physical(client["ClientId"], {"ClientId": client["ClientId"]})
+        for logical, resource in self.stack.of_type(USER_POOL_GROUP).items():
+            props = self._properties(resource)
+            idp.create_group(UserPoolId=props["UserPoolId"], GroupName=props["GroupName"])
+            self.physical[logical] = Physical(props["GroupName"], {})
+
+    def _sign_in_environment(self, environment: dict[str, str]) -> dict:
+        """The review function's sign-in variables pointed at moto's pool and the local sign-in; the module
+        attributes the engine replaces (the key-set fetch). A pool the template does not create (your own)
+        gets a stand-in in moto with the same group."""
+        assert self.server is not None
+        idp = self.session.client("cognito-idp")
+        pool_id, group = environment[_SIGN_IN["user_pool_id"]], environment.get(_SIGN_IN["reviewers_group"], "reviewers")
+        client_id = environment[_SIGN_IN["user_pool_client_id"]]
+        callback = self.server.base_url + "signed-in"
+        known = {p["Id"] for p in idp.list_user_pools(MaxResults=60)["UserPools"]}
+        if pool_id not in known:  # bring-your-own pool: not in the template
+            pool_id = idp.create_user_pool(PoolName="local-reviewers", AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
+                                           UsernameAttributes=["email"])["UserPool"]["Id"]
+            client_id = idp.create_user_pool_client(
+                UserPoolId=pool_id, ClientName="local-reviewers", GenerateSecret=False, AllowedOAuthFlows=["code"],
+                AllowedOAuthScopes=["openid", "email"], AllowedOAuthFlowsUserPoolClient=True, CallbackURLs=[callback],
+                ReadAttributes=["email", "email_verified"], SupportedIdentityProviders=["COGNITO"],
+            )["UserPoolClient"]["ClientId"]
+            idp.create_group(UserPoolId=pool_id, GroupName=group)
+        environment.update({
+            _SIGN_IN["user_pool_id"]: pool_id, _SIGN_IN["user_pool_client_id"]: client_id,
+            _SIGN_IN["sign_in_url"]: self.server.origin, _SIGN_IN["signed_in_url"]: callback,
+        })
+        self.reviewers = LocalReviewers(idp, pool_id=pool_id, client_id=client_id, group=group, callback_url=callback)
+        self.reviewers.jwks_url = f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}/.well-known/jwks.json"
+        self.server.sign_in = self.reviewers.serve
+        return {"FETCH_JWKS": self.reviewers.fetch_jwks}
 
     def _definition(self) -> dict:
         props = self.stack.resources[self.state_machine_id].get("Properties") or {}
@@ -257,6 +328,7 @@ class Deployment:
         environment = {k: str(v) for k, v in self.resolver.resolve((props.get("Environment") or {}).get("Variables") or {}).items()}
         if _REVIEW_API_URL in environment:
             environment[_REVIEW_API_URL] = self.review_base_url()
+        overrides = self._sign_in_environment(environment) if _SIGN_IN["user_pool_id"] in environment else {}
         pure, substituted = [], []
         for layer_arn in self.resolver.resolve(props.get("Layers") or []):
             folder = layer_dirs.get(layer_arn)
@@ -276,6 +348,7 @@ class Deployment:
             substituted_layers=substituted,
             memory_mb=int(props.get("MemorySize", 128)),
             timeout_seconds=int(props.get("Timeout", 3)),
+            module_overrides=overrides,
         )
 
     def _invoke_by_logical_id(self, logical: str, event: dict) -> tuple[Any, Optional[dict], str]:

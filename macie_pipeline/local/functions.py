@@ -196,6 +196,8 @@ class LocalFunction:
     substituted_layers: list[str]
     memory_mb: int = 128
     timeout_seconds: int = 3
+    #: Attributes set on the handler module once loaded (the review function's key-set fetch).
+    module_overrides: Mapping[str, Any] = field(default_factory=dict)
     _modules: dict[str, Any] = field(default_factory=dict, repr=False)
     _entry: Optional[Callable[..., Any]] = field(default=None, repr=False)
 
@@ -263,6 +265,10 @@ class LocalFunction:
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
+            for name, value in self.module_overrides.items():
+                if not hasattr(module, name):
+                    raise AttributeError(f"{self.logical_id}: handler module {module_name} has no {name} to replace")
+                setattr(module, name, value)
             _route_loggers_to_sink()
             self._entry = getattr(module, attribute)
         return self._entry

@@ -42,6 +42,14 @@ class ReviewServer:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-review-api", daemon=True)
         self.requests: list[tuple[str, str, int]] = []
+        #: The local stand-in for the reviewers' managed login (``/oauth2/...``), set by the deployment.
+        self.sign_in: Optional[Callable[[str, str, str, bytes], Optional[Response]]] = None
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:<port>``: where the local sign-in pages are (``/oauth2/authorize``, ``/oauth2/token``)."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -101,6 +109,10 @@ class ReviewServer:
     def respond(self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes) -> Response:
         """Serve one request as API Gateway would: 403 off the declared routes, 502 when the function fails."""
         prefix = f"/{self.stage}"
+        if raw_path.startswith("/oauth2/") and self.sign_in is not None:
+            answer = self.sign_in(method, raw_path, query, body)
+            if answer is not None:
+                return self._record(method, raw_path, answer)
         path = raw_path[len(prefix):] if raw_path.startswith(prefix + "/") else None
         routed = self.route(method, path) if path is not None else None
         if path is None or routed is None:
@@ -121,9 +133,10 @@ class ReviewServer:
 def _proxy_response(result: dict) -> Response:
     """The HTTP response for a Lambda proxy integration's result."""
     status = int(result.get("statusCode", 200))
-    headers = dict(result.get("headers") or {})
+    headers: dict = dict(result.get("headers") or {})
     for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers[name] = ", ".join(values)
+        # Set-Cookie cannot be folded into one line: each value is its own header, as API Gateway sends them.
+        headers[name] = list(values) if name.lower() == "set-cookie" else ", ".join(values)
     payload = result.get("body") or ""
     data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
     return status, headers, data
@@ -181,7 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection"):
-                self.send_header(name, value)
+                for one in value if isinstance(value, list) else [value]:
+                    self.send_header(name, one)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

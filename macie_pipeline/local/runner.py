@@ -12,9 +12,6 @@ import html.parser
 import json
 import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Protocol, Sequence, Union
@@ -24,6 +21,7 @@ from .history import ExecutionHistory
 from .inspection import Inspector
 from .intake import IntakePump, PumpedBatch
 from .results import FINAL_OUTCOMES, Execution, RunResult, Uploaded
+from .sign_in import ReviewerBrowser
 from .template import ACCOUNT, REGION
 
 DECISIONS = ("approve", "deny", "none", "manual")
@@ -33,10 +31,6 @@ OBJECT_DECISIONS = ("approve", "deny")
 #: How often Runner.wait looks at the executions, the notifications and the result events: every
 #: POLL_MIN_SECONDS while something happens, slowing down to POLL_MAX_SECONDS while nothing does.
 POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.25
-#: How long the engine's reviewer waits for the review page. The page is served by the review function
-#: in this process, which shares the interpreter with every running chunk: with thousands of objects
-#: in flight a page can take tens of seconds (30 s was too short at 10,000 objects).
-REVIEW_PAGE_TIMEOUT_SECONDS = 600
 #: A run's reviewer: one of :data:`DECISIONS` for every review, or object key -> "approve" | "deny"
 #: (keys not in the mapping are left undecided: denied when the review is finished).
 Decision = Union[str, Mapping[str, str]]
@@ -76,6 +70,7 @@ class Runner:
 
     def __init__(self, deployment: Deployment, history: ExecutionHistory, inspector: Inspector, uploaded: list[Uploaded]) -> None:
         self._deployment = deployment
+        self._browser: Optional[ReviewerBrowser] = None
         self._history = history
         self._inspector = inspector
         self.uploaded = uploaded
@@ -271,29 +266,46 @@ class Runner:
     # ------------------------------------------------------------------ reviews
     def _review_requested(self, message: dict, decision: Decision, watch: Optional[Watcher]) -> None:
         if watch is not None:
+            if decision == "manual":  # a person decides: they sign in as the run's generated reviewer
+                browser = self.reviewer()
+                message = {**message, "signIn": {"email": browser.email, "password": browser.password}}
             watch.review_requested(message["link"], message)
         if not isinstance(decision, str) or decision in OBJECT_DECISIONS:
             self.answer_review(message["link"], decision)
 
+    def reviewer(self) -> ReviewerBrowser:
+        """The run's reviewer: generated once, in the reviewers group of the pool in moto, signed in
+        through the local sign-in pages on first use."""
+        if self._browser is None:
+            reviewers = self._deployment.reviewers
+            if reviewers is None:
+                raise EngineError("The stack has no reviewers' sign-in (no review function with a user pool)")
+            email = f"reviewer-{uuid.uuid4().hex[:8]}@example.com"
+            self._browser = ReviewerBrowser(email, reviewers.add_reviewer(email))
+        return self._browser
+
     def answer_review(self, link: str, decision: Decision) -> tuple[int, str]:
-        """Answer a review as a reviewer would: open the link (GET), then POST. ``decision``
-        ``approve`` or ``deny`` decides every object at once (``decision=<it>``); a mapping key ->
-        decision goes through every page, chooses each listed object's radio button, saves the page,
-        and finishes on the last one (objects not listed stay undecided: denied). Returns the last
-        POST's status and page."""
+        """Answer a review as a reviewer would: open the link (GET: sign in, then the page), then POST
+        with the page's CSRF field. ``decision`` ``approve`` or ``deny`` decides every object at once
+        (``decision=<it>``); a mapping key -> decision goes through every page, chooses each listed
+        object's radio button, saves the page, and finishes on the last one (objects not listed stay
+        undecided: denied). Returns the last POST's status and page."""
+        browser = self.reviewer()
         if isinstance(decision, str):
-            _get(link)
-            return _post(link, {"decision": decision})
-        first = ReviewPage.parse(_get(link)[1])
-        status, body = 0, ""
+            return browser.post_form(link, _get(browser, link), {"decision": decision})
+        body = _get(browser, link)
+        first = ReviewPage.parse(body)
+        status = 0
         for number in range(1, first.pages + 1):
             url = _page_url(link, number)
-            page = first if number == 1 else ReviewPage.parse(_get(url)[1])
+            if number > 1:
+                body = _get(browser, url)
+            page = first if number == 1 else ReviewPage.parse(body)
             choices = {name: decision[key] for key, name in page.radios.items() if decision.get(key) in OBJECT_DECISIONS}
             last = number == first.pages
             if not choices and not last:
                 continue
-            status, body = _post(url, {**choices, "action": "finish" if last else "save"})
+            status, body = browser.post_form(url, body, {**choices, "action": "finish" if last else "save"})
             if status != 200:
                 break
         return status, body
@@ -366,18 +378,8 @@ def _page_url(link: str, number: int) -> str:
     return f"{link}?page={number}" if number > 1 else link
 
 
-def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=REVIEW_PAGE_TIMEOUT_SECONDS) as page:
-        if page.status != 200:
-            raise EngineError(f"The review page answered {page.status}")
-        return page.status, page.read().decode()
-
-
-def _post(url: str, form: Mapping[str, str]) -> tuple[int, str]:
-    data = urllib.parse.urlencode(form).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
-    try:
-        with urllib.request.urlopen(request, timeout=REVIEW_PAGE_TIMEOUT_SECONDS) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+def _get(browser: ReviewerBrowser, url: str) -> str:
+    status, body = browser.open(url)
+    if status != 200:
+        raise EngineError(f"The review page answered {status}")
+    return body

@@ -40,6 +40,9 @@ EVENT_BUS = "AWS::Events::EventBus"
 CUSTOM_IDENTIFIER = "AWS::Macie::CustomDataIdentifier"
 ALLOW_LIST = "AWS::Macie::AllowList"
 REST_API = "AWS::ApiGateway::RestApi"
+USER_POOL = "AWS::Cognito::UserPool"
+USER_POOL_CLIENT = "AWS::Cognito::UserPoolClient"
+USER_POOL_GROUP = "AWS::Cognito::UserPoolGroup"
 
 # A state that only this construct's definition has: how a pipeline's state machine is recognised.
 PIPELINE_MARKER_STATE = States.BATCH_READY

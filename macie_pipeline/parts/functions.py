@@ -89,6 +89,7 @@ class Functions:
         self._folders: dict[str, str] = {}  # construct id -> folder under lambda/
         self._batch_writers: list[tuple[str, iam.IRole]] = []
         self._review_api_url = _Later()
+        self._sign_in = {name: _Later() for name in ("user_pool_id", "user_pool_client_id", "sign_in_url", "signed_in_url")}
         self._state_machine_arn = _Later()
         runtime_layer, pandas_layer = self._layers(options.layers)
         self.prepare_scan = self._prepare_scan(runtime_layer, options, zones, messaging)
@@ -97,7 +98,7 @@ class Functions:
         self.evaluate_findings = self._evaluate_findings(runtime_layer, options, macie, messaging)
         self.job_events = self._job_events(runtime_layer, options, messaging)
         self.request_review = self._request_review(runtime_layer, options, messaging)
-        self.review_api = self._review_api(runtime_layer, messaging)
+        self.review_api = self._review_api(runtime_layer, messaging, options)
 
     @property
     def all(self) -> tuple[lambda_.Function, ...]:
@@ -111,6 +112,12 @@ class Functions:
     def set_review_api_url(self, url: str) -> None:
         """The review API's base URL for review links (the API is built after the functions)."""
         self._review_api_url.value = url
+
+    def set_sign_in(self, *, user_pool_id: str, user_pool_client_id: str, sign_in_url: str, signed_in_url: str) -> None:
+        """Where the review function signs reviewers in (the pool, client and API are built after the functions)."""
+        for name, value in (("user_pool_id", user_pool_id), ("user_pool_client_id", user_pool_client_id),
+                            ("sign_in_url", sign_in_url), ("signed_in_url", signed_in_url)):
+            self._sign_in[name].value = value
 
     def bind_state_machine(self, state_machine: sfn.IStateMachine) -> None:
         """What needs the state machine, which is built after the functions: ``prepare_scan`` starts
@@ -334,17 +341,24 @@ class Functions:
             allow(fn, ["kms:GenerateDataKey", "kms:Decrypt"], [messaging.topic_key.key_arn])
         return fn
 
-    def _review_api(self, layer, messaging: Messaging) -> lambda_.Function:
-        """Serves the review page (GET, read-only) and records decisions, per object or all (POST)."""
+    def _review_api(self, layer, messaging: Messaging, options: PipelineOptions) -> lambda_.Function:
+        """Signs reviewers in (Cognito, code flow with PKCE), serves the review page (GET, read-only) and
+        records decisions, per object or all (POST). The only function with the sign-in layer."""
+        sign_in_layer = options.layers.sign_in_layer or self._layer(
+            "SignInLayer", layers.build_sign_in_layer(), "PyJWT and cryptography: the review function verifies reviewers' tokens"
+        )
+        later = {name: Lazy.string(value) for name, value in self._sign_in.items()}
         fn = self._function(
-            "ReviewApiHandler", [layer], timeout=Duration.seconds(29), memory_size=512,
+            "ReviewApiHandler", [layer, sign_in_layer], timeout=Duration.seconds(29), memory_size=512,
             environment=ReviewApiEnvironment(
                 state_table=messaging.state_table.table_name, batch_bucket=self._zones.batch_bucket.bucket_name,
+                reviewers_group=options.review.reviewers_group, approvals_required=options.review.review_approvals_required,
+                **later,
             ),
         )
-        # A batch decision is one TransactWriteItems: an Update of the review's counts and a Put per
-        # object's decision item; each needs the permission of its own operation (PutItem, UpdateItem).
-        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"],
+        # A batch decision is one TransactWriteItems: an Update of the review's counts and an Update per
+        # object's decision item (approvals, then the decision): UpdateItem only.
+        allow(fn, ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
               [messaging.state_table.table_arn], leading_keys=REVIEW_PREFIX + "*")
         allow(fn, OPERATIONS_KEY_USE, [self._keys.operations_key.key_arn])
         self._batch_files(fn, write=False)

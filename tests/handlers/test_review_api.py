@@ -22,7 +22,9 @@ from botocore.stub import ANY, Stubber
 
 import request_review
 import review_api
+import reviewer_identity
 from pipeline_common.clients import ClientCache
+from support.cognito import Pool, moto_jwks
 from support.lambda_helpers import FakeContext, captured_logs
 
 REGION = "us-east-1"
@@ -48,8 +50,15 @@ def aws(review_backend: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
     sfn.meta.events.register("before-parameter-build.sfn.SendTaskSuccess", lambda params, **_: sent.append(dict(params)))
     monkeypatch.setattr(request_review, "_CLIENTS", ClientCache(request_review._CLIENTS.config))
     monkeypatch.setattr(review_api, "_CLIENTS", ClientCache(review_api._CLIENTS.config, stepfunctions=sfn))
+    # Reviewers: a pool in moto's Cognito; the verifier gets moto's key set instead of the HTTPS fetch.
+    pool = Pool(boto3.client("cognito-idp", region_name=REGION))
+    for name, value in pool.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setattr(review_api, "FETCH_JWKS", lambda url: moto_jwks())
+    SESSIONS.clear()
     with Stubber(sfn) as stubber:
-        yield {**review_backend, "s3": s3, "stubber": stubber, "sent": sent}
+        yield {**review_backend, "s3": s3, "stubber": stubber, "sent": sent, "pool": pool}
         stubber.assert_no_pending_responses()
 
 
@@ -94,32 +103,80 @@ def create_review(aws: dict) -> str:
     return link
 
 
+#: The ID token of each reviewer signed in during a test (by email), issued by moto's Cognito.
+SESSIONS: dict[str, str] = {}
+#: The reviewer of api() when a test does not name one.
+REVIEWER = "reviewer@example.com"
+POOL: list[Pool] = []
+
+
+@pytest.fixture(autouse=True)
+def _current_pool(request: pytest.FixtureRequest) -> Iterator[None]:
+    POOL.clear()
+    if "aws" in request.fixturenames:
+        POOL.append(request.getfixturevalue("aws")["pool"])
+    yield
+    POOL.clear()
+
+
+def session_of(email: str) -> str:
+    if email not in SESSIONS:
+        SESSIONS[email] = POOL[0].id_token(email)
+    return SESSIONS[email]
+
+
 def api(method: str, review_id: str, body: str | None = None, *, b64: bool = False, claims: dict | None = None,
-        user_arn: str | None = None, content_type: str = "application/x-www-form-urlencoded", query: dict | None = None) -> dict:
-    """A REST API proxy integration event, sent to the real handler."""
+        content_type: str = "application/x-www-form-urlencoded", query: dict | None = None, as_: str | None = REVIEWER,
+        token: str | None = None, csrf: str | None = "auto", headers: dict | None = None) -> dict:
+    """A REST API proxy integration event, sent to the real handler: signed in as ``as_`` (a reviewer,
+    with a moto-issued ID token in the session cookie; ``claims={"email": ...}`` names the reviewer too)
+    or with ``token``, or not at all (``as_=None``); a POST carries the session's CSRF field unless
+    ``csrf`` says otherwise."""
+    if claims and claims.get("email"):
+        as_ = claims["email"]
+    session = token if token is not None else (session_of(as_) if as_ else None)
+    if method == "POST" and body is not None and csrf is not None:
+        field = reviewer_identity.csrf_token(session or "") if csrf == "auto" else csrf
+        body += f"&csrf={field}"
+    event_headers = {"content-type": content_type, "User-Agent": "Mozilla/5.0 (test)", "Host": "reviews.example.com"}
+    if session is not None:
+        event_headers["Cookie"] = f"theme=dark; review_session={session}"
+    event_headers.update(headers or {})
     event = {
         "resource": "/reviews/{reviewId}",
         "path": f"/reviews/{review_id}",
         "httpMethod": method,
-        "headers": {"content-type": content_type, "User-Agent": "Mozilla/5.0 (test)", "Host": "reviews.example.com"},
+        "headers": event_headers,
         "pathParameters": {"reviewId": review_id},
         "queryStringParameters": query,
         "body": base64.b64encode(body.encode()).decode() if (b64 and body is not None) else body,
         "isBase64Encoded": b64,
         "requestContext": {
             "stage": "prod",
+            "path": f"/prod/reviews/{review_id}",
             "requestId": "api-req",
             "identity": {
                 "sourceIp": "203.0.113.9",
-                "userArn": user_arn,
                 "caller": None,
                 "cognitoIdentityId": None,
                 "userAgent": "Mozilla/5.0 (test)",
             },
-            "authorizer": {"claims": claims} if claims else None,
         },
     }
     return review_api.handler(event, FakeContext(aws_request_id=f"req-{time.monotonic_ns()}"))
+
+
+def signed(event: dict, email: str = REVIEWER) -> dict:
+    """``event`` with the session cookie of reviewer ``email`` and, in its form, the CSRF field."""
+    token = session_of(email)
+    event["headers"]["Cookie"] = f"review_session={token}"
+    event["body"] += f"&csrf={reviewer_identity.csrf_token(token)}"
+    return event
+
+
+def verifier(pool: Pool) -> reviewer_identity.TokenVerifier:
+    env = review_api.ReviewApiEnvironment.from_environment(__import__("os").environ)
+    return review_api.verifier_for(review_api.settings_of(env, pool.region), lambda url: moto_jwks())
 
 
 def items(aws: dict) -> list[dict]:
@@ -165,10 +222,14 @@ def test_review_flow_end_to_end(aws, logs) -> None:
 
     assert decided["statusCode"] == 200, decided["body"]
     item = only_item(aws)
-    assert json.loads(aws["sent"][0]["output"]) == {"decision": "APPROVE", "reviewer": "alice@example.com", "decidedAt": item["decidedAt"]}
+    alice = aws["pool"].subs["alice@example.com"]
+    assert json.loads(aws["sent"][0]["output"]) == {
+        "decision": "APPROVE", "reviewer": "alice@example.com", "reviewerSub": alice, "decidedAt": item["decidedAt"]
+    }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", item["decidedAt"])
     assert (item["status"], item["decision"], item["reviewer"]) == ("DECIDED", "APPROVE", "alice@example.com")
     assert (item["reviewerSourceIp"], item["userAgent"]) == ("203.0.113.9", "Mozilla/5.0 (test)")
+    assert (item["reviewerSub"], item["reviewerEmail"], item["reviewerGroups"]) == (alice, "alice@example.com", ["reviewers"])
     assert "alice@example.com" in decided["body"] and TOKEN not in decided["body"]
 
     again = api("POST", review_id, "decision=deny", claims={"email": "mallory@example.com"})
@@ -238,7 +299,8 @@ def test_a_lost_race_is_caught_by_the_condition(aws, race, status) -> None:
         "requestContext": {"identity": {"sourceIp": "198.51.100.1"}},
     }
 
-    response = review_api.ReviewApi(StaleFirstRead(aws["table"], stale), aws["stubber"].client).handle(event, "req-race")
+    api_ = review_api.ReviewApi(StaleFirstRead(aws["table"], stale), aws["stubber"].client, verifier=verifier(aws["pool"]))
+    response = api_.handle(signed(event), "req-race")
 
     assert response["statusCode"] == status
     if status == 409:
@@ -252,11 +314,11 @@ def test_workflow_no_longer_waiting_marks_the_review_expired(aws) -> None:
         "send_task_success", "TaskTimedOut", "Task Timed Out", 400, expected_params={"taskToken": TOKEN, "output": ANY}
     )
 
-    response = api("POST", review_id, "decision=deny", user_arn="arn:aws:iam::123456789012:user/bob")
+    response = api("POST", review_id, "decision=deny", as_="bob@example.com")
 
     assert response["statusCode"] == 410
     item = only_item(aws)
-    assert item["status"] == "EXPIRED" and item["reviewer"] == "arn:aws:iam::123456789012:user/bob"
+    assert item["status"] == "EXPIRED" and item["reviewer"] == "bob@example.com"
     assert api("GET", review_id)["statusCode"] == 410
 
 
@@ -275,7 +337,7 @@ def test_transient_failure_rolls_back_so_the_reviewer_can_retry(aws) -> None:
 
     assert retried["statusCode"] == 200
     assert [json.loads(s["output"])["decision"] for s in aws["sent"]] == ["DENY", "DENY"]
-    assert json.loads(aws["sent"][1]["output"])["reviewer"] == "anonymous@203.0.113.9"
+    assert json.loads(aws["sent"][1]["output"])["reviewer"] == REVIEWER
     assert only_item(aws)["status"] == "DECIDED"
 
 
@@ -286,10 +348,11 @@ def test_bad_requests_change_nothing(aws) -> None:
     for response in (
         api("POST", review_id, "decision=maybe"),
         api("POST", review_id, "decision=approve&decision=deny"),
-        api("POST", review_id, None),
         api("POST", review_id, '{"decision": "approve"}', content_type="application/json"),
     ):
         assert response["statusCode"] == 400
+    no_form = api("POST", review_id, None)  # no form, so no CSRF field either
+    assert no_form["statusCode"] == 403 and "did not come from the review page" in no_form["body"]
     not_allowed = api("DELETE", review_id)
     assert not_allowed["statusCode"] == 405 and not_allowed["headers"]["Allow"] == "GET, POST"
     assert items(aws) == before and aws["sent"] == []
@@ -413,7 +476,7 @@ def test_per_object_decisions_are_final_and_finish_resumes_the_workflow_exactly_
     (sent,) = aws["sent"]
     assert json.loads(sent["output"]) == {
         "batchId": BATCH, "decided": 5, "approved": 3, "denied": 2, "undecided": 245,
-        "reviewer": "alice@example.com", "decidedAt": item["decidedAt"],
+        "reviewer": "alice@example.com", "reviewerSub": aws["pool"].subs["alice@example.com"], "decidedAt": item["decidedAt"],
     }
     assert (item["status"], item["reviewer"], item["decidedCount"], item["approvedCount"]) == ("DECIDED", "alice@example.com", 5, 3)
     assert "You approved 3 and denied 2 object(s) of this review; 245 undecided object(s) are denied" in finished["body"]
@@ -434,13 +497,13 @@ def test_approve_all_decides_every_undecided_object_then_finishes(aws) -> None:
     assert api("POST", review_id, "o10=deny&action=save")["statusCode"] == 200
     aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
 
-    response = api("POST", review_id, "o20=deny&decision=approve", user_arn="arn:aws:iam::123456789012:user/bob", query={"page": "1"})
+    response = api("POST", review_id, "o20=deny&decision=approve", as_="bob@example.com", query={"page": "1"})
 
     assert response["statusCode"] == 200 and "You approved 248 and denied 2 object(s)" in response["body"]
     recorded = decisions(aws)
     assert len(recorded) == 250
     assert sorted(i for i, d in recorded.items() if d["decision"] == "DENY") == [10, 20]
-    assert {d["reviewer"] for i, d in recorded.items() if i != 10} == {"arn:aws:iam::123456789012:user/bob"}
+    assert {d["reviewer"] for i, d in recorded.items() if i != 10} == {"bob@example.com"}
     (sent,) = aws["sent"]
     output = json.loads(sent["output"])
     assert (output["decided"], output["approved"], output["denied"], output["undecided"]) == (250, 248, 2, 0)
@@ -510,9 +573,9 @@ def test_a_review_finished_meanwhile_refuses_the_decisions_of_a_stale_request(aw
     }
     table = StaleFirstRead(aws["table"], stale)
     table.meta, table.name = aws["table"].meta, aws["table"].name
-    api_ = review_api.ReviewApi(table, aws["stubber"].client, s3=aws["s3"], bucket=BATCH_BUCKET)
+    api_ = review_api.ReviewApi(table, aws["stubber"].client, s3=aws["s3"], bucket=BATCH_BUCKET, verifier=verifier(aws["pool"]))
 
-    response = api_.handle(event, "req-race")
+    response = api_.handle(signed(event), "req-race")
 
     assert response["statusCode"] == 409 and "already finished by bob@example.com" in response["body"]
     assert decisions(aws) == {} and aws["sent"] == []
@@ -578,23 +641,242 @@ def test_the_local_review_server_serves_batch_pages_and_decisions_through_the_ha
 
     server = ReviewServer(FakeStack(), invoke)
     server.start()
+    token = session_of(REVIEWER)
+    signed_in = {"Cookie": f"review_session={token}"}
+    csrf = "&csrf=" + reviewer_identity.csrf_token(token)
     try:
         link = server.base_url + "reviews/" + review_id
-        with urllib.request.urlopen(link + "?page=2&x=%3Cy%3E", timeout=10) as page:
+        with urllib.request.urlopen(urllib.request.Request(link + "?page=2&x=%3Cy%3E", headers=signed_in), timeout=10) as page:
             html = page.read().decode()
         assert seen[-1]["queryStringParameters"] == {"page": "2", "x": "<y>"}
         assert len(rows(html)) == 50 and "Page 2 of 2: objects 101 to 150." in html
 
-        form = urllib.parse.urlencode({"o120": "deny", "action": "save"}).encode()
-        request = urllib.request.Request(link + "?page=2", data=form, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = (urllib.parse.urlencode({"o120": "deny", "action": "save"}) + csrf).encode()
+        request = urllib.request.Request(link + "?page=2", data=form, method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded", **signed_in})
         with urllib.request.urlopen(request, timeout=10) as saved:
             assert "Saved 1 decision(s)" in saved.read().decode()
 
         aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
-        request = urllib.request.Request(link, data=b"decision=approve", method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        request = urllib.request.Request(link, data=("decision=approve" + csrf).encode(), method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded", **signed_in})
         with urllib.request.urlopen(request, timeout=10) as done:
             assert done.status == 200 and "You approved 149 and denied 1 object(s)" in done.read().decode()
     finally:
         server.stop()
     assert [(m, s) for m, _, s in server.requests] == [("GET", 200), ("POST", 200), ("POST", 200)]
     assert len(aws["sent"]) == 1 and json.loads(aws["sent"][0]["output"])["decided"] == 150
+
+
+# ---------------------------------------------------------------------------------------- sign-in
+def cookies(response: dict) -> dict[str, str]:
+    """name -> the whole Set-Cookie value, from a response's multiValueHeaders."""
+    return {value.split("=", 1)[0]: value for value in (response.get("multiValueHeaders") or {}).get("Set-Cookie", [])}
+
+
+def callback(query: dict | None, cookie: str | None) -> dict:
+    event = {
+        "resource": "/signed-in", "path": "/signed-in", "httpMethod": "GET", "queryStringParameters": query,
+        "headers": {"Cookie": cookie} if cookie else {},
+        "requestContext": {"stage": "prod", "path": "/prod/signed-in", "identity": {"sourceIp": "203.0.113.9"}},
+    }
+    return review_api.handler(event, FakeContext())
+
+
+def test_opening_the_link_leads_through_sign_in_with_pkce_and_back_to_the_review(aws, monkeypatch) -> None:
+    review_id = create_batch_review(aws, 3)
+    before = items(aws)
+
+    first = api("GET", review_id, as_=None, query={"page": "1"})
+
+    assert first["statusCode"] == 302 and items(aws) == before
+    assert "data/00001.csv" not in first["body"] and "CREDIT_CARD" not in first["body"]  # nothing before sign-in
+    location = urllib.parse.urlsplit(first["headers"]["Location"])
+    assert (location.scheme, location.netloc, location.path) == ("https", "login.example.com", "/oauth2/authorize")
+    query = dict(urllib.parse.parse_qsl(location.query))
+    assert query["response_type"] == "code" and query["client_id"] == aws["pool"].client_id
+    assert query["redirect_uri"] == "https://reviews.example.com/prod/signed-in" and query["scope"] == "openid email"
+    assert query["code_challenge_method"] == "S256" and len(query["state"]) >= 40
+    sign_in = cookies(first)["review_sign_in"]
+    assert sign_in.endswith("; Path=/prod/; Max-Age=600; Secure; HttpOnly; SameSite=Lax")
+    state, verifier_, back = reviewer_identity.parse_sign_in_cookie(sign_in.split(";")[0].split("=", 1)[1])
+    assert state == query["state"] and back == f"/prod/reviews/{review_id}"
+    assert reviewer_identity.pkce_challenge(verifier_) == query["code_challenge"]
+
+    exchanged: list[tuple] = []
+
+    def token_endpoint(settings, code, verifier_sent):  # the pool's /oauth2/token, as Cognito answers it
+        exchanged.append((settings.token_url, code, verifier_sent))
+        return session_of("alice@example.com")
+
+    monkeypatch.setattr(reviewer_identity, "exchange_code", token_endpoint)
+    cookie = "review_sign_in=" + sign_in.split(";")[0].split("=", 1)[1]
+    assert callback({"code": "c0de", "state": "forged"}, cookie)["statusCode"] == 400
+    assert callback({"code": "c0de", "state": state}, None)["statusCode"] == 400
+    evil_back = reviewer_identity.sign_in_cookie_value(state, verifier_, "https://evil.example/")
+    assert callback({"code": "c0de", "state": state}, "review_sign_in=" + evil_back)["statusCode"] == 400
+    assert exchanged == []
+
+    done = callback({"code": "c0de", "state": state}, cookie)
+
+    assert done["statusCode"] == 302 and done["headers"]["Location"] == f"/prod/reviews/{review_id}"
+    assert exchanged == [("https://login.example.com/oauth2/token", "c0de", verifier_)]
+    session = cookies(done)["review_session"]
+    assert session.startswith(f"review_session={session_of('alice@example.com')}; Path=/prod/; Max-Age=")
+    assert session.endswith("; Secure; HttpOnly; SameSite=Lax") and 3500 < int(session.split("Max-Age=")[1].split(";")[0]) <= 3600
+    assert cookies(done)["review_sign_in"].startswith("review_sign_in=; Path=/prod/; Max-Age=0")
+    page = api("GET", review_id, as_="alice@example.com")
+    assert page["statusCode"] == 200 and "Signed in as <strong>alice@example.com</strong>" in page["body"]
+    assert f'name="csrf" value="{reviewer_identity.csrf_token(session_of("alice@example.com"))}"' in page["body"]
+    assert items(aws) == before
+
+
+def other_client_token(pool: Pool, email: str) -> str:
+    other = pool.idp.create_user_pool_client(UserPoolId=pool.id, ClientName="other",
+                                             ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])["UserPoolClient"]["ClientId"]
+    pool.user(email)
+    return pool.idp.admin_initiate_auth(UserPoolId=pool.id, ClientId=other, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                                        AuthParameters={"USERNAME": email, "PASSWORD": "Correct-Horse-Battery-9"})["AuthenticationResult"]["IdToken"]
+
+
+def tampered(token: str) -> str:
+    """The token with its payload changed (another email, more groups) and the signature kept."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(email="ceo@example.com", **{"cognito:groups": ["reviewers", "admins"]})
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def refusal_cases(pool: Pool) -> dict[str, tuple[dict, int, str]]:
+    other_pool = Pool(pool.idp, name="elsewhere")
+    access = pool.idp.admin_initiate_auth(
+        UserPoolId=pool.id, ClientId=pool.client_id, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": REVIEWER, "PASSWORD": "Correct-Horse-Battery-9"})["AuthenticationResult"]["AccessToken"]
+    from support.cognito import mint
+    return {
+        "not signed in": ({"as_": None}, 401, "needs a signed-in reviewer"),
+        "another pool": ({"token": other_pool.id_token("alice@example.com")}, 401, "another user pool"),
+        "another client": ({"token": other_client_token(pool, "alice@example.com")}, 401, "another app client"),
+        "expired": ({"token": mint(pool.claims(REVIEWER, exp=int(time.time()) - 120, iat=int(time.time()) - 3800))}, 401,
+                    "expired"),
+        "tampered": ({"token": tampered(session_of(REVIEWER))}, 401, "signature is not valid"),
+        "unknown key": ({"token": mint(pool.claims(REVIEWER), kid="other")}, 401, "not signed by a key"),
+        "access token": ({"token": access}, 401, "not valid"),
+        "outside the group": ({"token": pool.id_token("eve@example.com", reviewer=False)}, 403, "not in the reviewers group"),
+        "cross-site origin": ({"headers": {"Origin": "https://evil.example"}}, 403, "from another site"),
+        "cross-site fetch": ({"headers": {"Sec-Fetch-Site": "cross-site"}}, 403, "from another site"),
+        "same-site fetch": ({"headers": {"Sec-Fetch-Site": "same-site", "Origin": "null"}}, 403, "from another site"),
+        "no csrf field": ({"csrf": None}, 403, "did not come from the review page"),
+        "wrong csrf field": ({"csrf": "0" * 64}, 403, "did not come from the review page"),
+    }
+
+
+def test_every_refused_decision_answers_a_clear_page_and_changes_nothing(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    session_of(REVIEWER)
+    before = items(aws)
+    for case, (kwargs, status, message) in refusal_cases(aws["pool"]).items():
+        for body in ("o0=approve&action=save", "decision=approve"):
+            response = api("POST", review_id, body, **kwargs)
+            assert (response["statusCode"], message in response["body"]) == (status, True), (case, response["body"])
+            assert "Nothing was changed." in response["body"] and "<!DOCTYPE html>" in response["body"]
+        assert items(aws) == before and aws["sent"] == [], case
+    # The same origin, as browsers send it with the form, is accepted (Origin: null from a no-referrer page).
+    same = api("POST", review_id, "o0=approve&action=save", headers={"Origin": "https://reviews.example.com",
+                                                                     "Sec-Fetch-Site": "same-origin"})
+    assert same["statusCode"] == 200 and decisions(aws)[0]["decision"] == "APPROVE"
+    null = api("POST", review_id, "o1=deny&action=save", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert null["statusCode"] == 200 and decisions(aws)[1]["decision"] == "DENY"
+
+
+def test_a_signed_in_user_outside_the_group_sees_at_most_that_the_review_exists(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    outsider = aws["pool"].id_token("eve@example.com", reviewer=False)
+    page = api("GET", review_id, token=outsider)
+    assert page["statusCode"] == 403 and "This review exists" in page["body"]
+    assert "data/00001.csv" not in page["body"] and BATCH not in page["body"] and 'name="csrf"' not in page["body"]
+    expired = api("GET", review_id, token=tampered(session_of(REVIEWER)))
+    assert expired["statusCode"] == 302  # an invalid session leads to sign-in again
+
+
+def test_the_audit_fields_come_from_the_verified_token_only(aws) -> None:
+    review_id = create_batch_review(aws, 3)
+    response = api("POST", review_id, "o1=deny&action=save", as_="alice@example.com",
+                   headers={"X-Reviewer": "ceo@example.com", "X-Forwarded-For": "10.0.0.1"})
+    assert response["statusCode"] == 200
+    item = decisions(aws)[1]
+    assert {k: item[k] for k in ("decision", "reviewer", "reviewerSub", "reviewerEmail", "reviewerGroups", "reviewerSourceIp")} == {
+        "decision": "DENY", "reviewer": "alice@example.com", "reviewerSub": aws["pool"].subs["alice@example.com"],
+        "reviewerEmail": "alice@example.com", "reviewerGroups": ["reviewers"], "reviewerSourceIp": "203.0.113.9",
+    }
+    assert "approvals" not in item  # a deny is no approval
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", item["decidedAt"])
+
+
+# ---------------------------------------------------------------------------------------- four eyes
+def test_four_eyes_needs_two_different_reviewers_to_approve_and_one_deny_denies(aws, monkeypatch) -> None:
+    monkeypatch.setenv("REVIEW_APPROVALS_REQUIRED", "2")
+    review_id = create_batch_review(aws, 4)
+    alice, bob = (aws["pool"].subs.get(e) or aws["pool"].user(e) for e in ("alice@example.com", "bob@example.com"))
+
+    first = api("POST", review_id, "o0=approve&o1=approve&o2=deny&action=save", as_="alice@example.com")
+
+    assert first["statusCode"] == 200, first["body"]
+    assert "Saved 1 decision(s) (0 approved, 1 denied). 2 approval(s) recorded that await a second reviewer." in first["body"]
+    assert "On this page 2 object(s) have one approval and wait for a second reviewer; you approved 2 of them" in first["body"]
+    assert "you approved 0 of them" in api("GET", review_id, as_="bob@example.com")["body"]
+    recorded = decisions(aws)
+    assert "decision" not in recorded[0] and set(recorded[0]["approvals"]) == {alice}
+    assert recorded[0]["approvals"][alice] == {"email": "alice@example.com", "groups": ["reviewers"], "at": ANY,
+                                               "sourceIp": "203.0.113.9"}
+    assert recorded[2]["decision"] == "DENY"
+    assert (review_item(aws)["decidedCount"], review_item(aws)["approvedCount"]) == (1, 0)
+
+    # The same reviewer cannot count twice: refused, nothing written.
+    before = items(aws)
+    again = api("POST", review_id, "o0=approve&o3=approve&action=save", as_="alice@example.com")
+    assert again["statusCode"] == 409 and "already approved 1 of the objects" in again["body"] and "Nothing was changed." in again["body"]
+    assert items(aws) == before
+    # Approve all by the same reviewer skips what they approved and does not finish while objects await a second approval.
+    bulk = api("POST", review_id, "decision=approve", as_="alice@example.com")
+    assert bulk["statusCode"] == 200 and "1 approval(s) recorded that await a second reviewer" in bulk["body"]
+    assert "2 object(s) you had already approved await a second reviewer" in bulk["body"] and aws["sent"] == []
+
+    second = api("POST", review_id, "o0=approve&o1=deny&action=save", as_="bob@example.com")
+
+    assert second["statusCode"] == 200, second["body"]
+    recorded = decisions(aws)
+    assert recorded[0]["decision"] == "APPROVE" and set(recorded[0]["approvals"]) == {alice, bob}
+    assert (recorded[0]["reviewer"], recorded[0]["reviewerSub"]) == ("bob@example.com", bob)
+    assert recorded[1]["decision"] == "DENY" and set(recorded[1]["approvals"]) == {alice}  # one deny denies
+    assert (review_item(aws)["decidedCount"], review_item(aws)["approvedCount"]) == (3, 1)
+
+    aws["stubber"].add_response("send_task_success", {}, {"taskToken": TOKEN, "output": ANY})
+    last = api("POST", review_id, "o3=approve&action=save", as_="bob@example.com")  # the last undecided object: finishes
+
+    assert last["statusCode"] == 200 and "You approved 2 and denied 2 object(s)" in last["body"]
+    (sent,) = aws["sent"]
+    assert json.loads(sent["output"])["reviewerSub"] == bob and json.loads(sent["output"])["undecided"] == 0
+
+
+def test_four_eyes_refuses_a_single_approval_of_an_earlier_review(aws, monkeypatch) -> None:
+    monkeypatch.setenv("REVIEW_APPROVALS_REQUIRED", "2")
+    review_id = create_review(aws)
+    before = items(aws)
+    refused = api("POST", review_id, "decision=approve")
+    assert refused["statusCode"] == 409 and "two reviewers" in refused["body"] and items(aws) == before
+
+
+def test_unreadable_pool_keys_answer_try_again_and_change_nothing(aws, monkeypatch) -> None:
+    review_id = create_batch_review(aws, 3)
+    session_of(REVIEWER)
+    before = items(aws)
+
+    def unreachable(url: str) -> dict:
+        raise OSError("connection timed out")
+
+    monkeypatch.setattr(review_api, "FETCH_JWKS", unreachable)
+    for response in (api("GET", review_id), api("POST", review_id, "o0=approve&action=save")):
+        assert response["statusCode"] == 503 and response["headers"]["Retry-After"] == "5"
+    assert items(aws) == before and aws["sent"] == []

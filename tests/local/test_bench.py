@@ -91,7 +91,8 @@ def test_lambda_invocations_match_the_histories_the_intake_and_the_review(report
     totals = report["totals"]
     invocations = totals["lambda_invocations"]
     assert invocations["request_review"] == 1  # one review for the batch
-    assert invocations["review_api"] == 2  # the review page opened (GET) and answered (POST)
+    # The link (GET: to the sign-in), the sign-in's callback, the review page (GET) and the answer (POST).
+    assert invocations["review_api"] == 4
     # job_events: the workflow's wait task plus one invocation per log delivery of the subscription.
     workflow = sum(invocations.values()) - invocations["review_api"] - invocations["prepare_scan"]
     assert workflow >= totals["lambda_tasks_in_histories"] and workflow - totals["lambda_tasks_in_histories"] < invocations["job_events"]

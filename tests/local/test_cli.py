@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from macie_pipeline.local.sign_in import ReviewerBrowser
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,7 +142,7 @@ def test_fail_on_reasons_and_summary_for_ci(tmp_path):
 
 def test_manual_decision_prints_the_review_link_and_waits_for_a_person(tmp_path):
     import re
-    import urllib.parse
+    import urllib.error
     import urllib.request
 
     (tmp_path / "cards.csv").write_bytes(b"name,card\nAda,5555-5555-5555-4444\n")
@@ -147,18 +151,23 @@ def test_manual_decision_prints_the_review_link_and_waits_for_a_person(tmp_path)
                                 "--decision", "manual", "--json", "--timeout", "300"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        link = None
+        link = credentials = None
         for line in process.stderr:
             found = re.search(r"open (http://127\.0\.0\.1:\d+/\S+)", line)
-            if found:
-                link = found.group(1)
+            link = found.group(1) if found else link
+            signed = re.search(r"sign in as (\S+) with password (\S+)", line)
+            if signed:
+                credentials = signed.groups()
                 break
-        assert link, "the review link is printed"
-        with urllib.request.urlopen(link, timeout=30) as page:
-            assert "cards.csv" in page.read().decode()
-        request = urllib.request.Request(link, data=urllib.parse.urlencode({"decision": "approve"}).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
+        assert link and credentials, "the review link and the generated reviewer's sign-in are printed"
+        # The link alone shows nothing: it leads to the sign-in.
+        with pytest.raises(urllib.error.HTTPError) as not_signed_in:
+            urllib.request.urlopen(urllib.request.Request(link, data=b"decision=approve", method="POST"), timeout=30)
+        assert not_signed_in.value.code == 401
+        person = ReviewerBrowser(*credentials)
+        status, page = person.open(link)
+        assert status == 200 and "cards.csv" in page and f"Signed in as <strong>{credentials[0]}</strong>" in page
+        assert person.post_form(link, page, {"decision": "approve"})[0] == 200
         stdout, stderr = process.communicate(timeout=300)
     finally:
         process.kill()

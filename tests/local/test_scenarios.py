@@ -118,11 +118,12 @@ def test_finding_then_approval_reaches_the_vault_through_the_review_page(sample)
     item = result.by_key("payments.csv")
     assert item.verdict == "REVIEW" and item.outcome == "APPROVED" and item.zone == "vault"
     assert item.findings == {"CREDIT_CARD_NUMBER": 1}
-    assert item.review["decision"] == "APPROVE" and item.review["reviewer"] == "anonymous@127.0.0.1"
+    # The run's generated reviewer, signed in through the local sign-in page.
+    assert item.review["decision"] == "APPROVE" and item.review["reviewer"] == engine.runner.reviewer().email
     assert outcomes(result) == ["REVIEW_PENDING", "APPROVED"]
     assert [n["event"] for n in result.notifications] == ["REVIEW_REQUESTED", "SCAN_FINISHED"]
-    # The reviewer's browser: GET the page (changes nothing), then POST once.
-    assert [(m, s) for m, _, s in engine.server.requests] == [("GET", 200), ("POST", 200)]
+    # The reviewer's browser: the link leads to the sign-in, then the page (changes nothing), then POST once.
+    assert [(m, s) for m, p, s in engine.server.requests if "/reviews/" in p] == [("GET", 302), ("GET", 200), ("POST", 200)]
     assert engine.vault_contents[0]["sha256"] == engine.uploaded[0].sha256
     assert States.APPLY_DECISIONS_TO_CHUNK in entered(result)
 
@@ -159,12 +160,12 @@ def test_per_object_decisions_through_the_review_page(sample):
         "held/clean.csv": ("VAULT", "vault"),
     }
     reviewers = {o.key: (o.review or {}).get("reviewer") for o in result.objects if o.key.startswith("held/card")}
-    assert reviewers["held/card-0.csv"] == reviewers["held/card-2.csv"] == "anonymous@127.0.0.1"
+    assert reviewers["held/card-0.csv"] == reviewers["held/card-2.csv"] == engine.runner.reviewer().email
     assert {reviewers["held/card-4.csv"], reviewers["held/card-5.csv"]} == {"timeout"}  # denied, never decided
     assert {o.final_key.split("/")[0] for o in result.objects if o.outcome == "DENIED"} == {"denied"}
-    # One review for the batch: the page once, then one POST with the choices that finishes it.
+    # One review for the batch: sign-in, the page once, then one POST with the choices that finishes it.
     assert [n["event"] for n in result.notifications].count("REVIEW_REQUESTED") == 1
-    assert [(m, s) for m, _, s in engine.server.requests] == [("GET", 200), ("POST", 200)]
+    assert [(m, s) for m, p, s in engine.server.requests if "/reviews/" in p] == [("GET", 302), ("GET", 200), ("POST", 200)]
     assert len(engine.macie.jobs) == 1
 
 

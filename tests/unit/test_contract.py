@@ -63,7 +63,11 @@ EXAMPLES: dict[type[FunctionEnvironment], FunctionEnvironment] = {
         state_table="state", topic_arn="arn:aws:sns:us-east-1:123456789012:reviews", batch_bucket="batches",
         review_timeout_seconds=600, review_api_url="https://reviews.example.com/prod/", log_level="WARNING",
     ),
-    ReviewApiEnvironment: ReviewApiEnvironment(state_table="state", batch_bucket="batches", log_level="ERROR"),
+    ReviewApiEnvironment: ReviewApiEnvironment(
+        state_table="state", batch_bucket="batches", user_pool_id="eu-west-1_abc", user_pool_client_id="client",
+        sign_in_url="https://login.example.com", signed_in_url="https://api.example.com/review/signed-in",
+        reviewers_group="reviewers", approvals_required=2, log_level="ERROR",
+    ),
 }
 
 
@@ -141,7 +145,9 @@ def test_real_environments_name_their_function_and_variables():
         EvaluateFindingsEnvironment.from_environment({"FINDING_POLICY": "HIGH=DENY", "CUSTOM_DATA_IDENTIFIER_NAMES": "{"})
     with pytest.raises(InvalidEnvironment, match="TOPIC_ARN must be set; BATCH_BUCKET must be set; REVIEW_TIMEOUT_SECONDS must be at least 1"):
         RequestReviewEnvironment.from_environment({"STATE_TABLE": "s", "REVIEW_API_URL": "https://x/", "REVIEW_TIMEOUT_SECONDS": "0"})
-    with pytest.raises(InvalidEnvironment, match="^review_api: environment variable STATE_TABLE must be set; BATCH_BUCKET must be set$"):
+    with pytest.raises(InvalidEnvironment, match="^review_api: environment variable STATE_TABLE must be set; BATCH_BUCKET must be set; "
+                       "REVIEWER_USER_POOL_ID must be set; REVIEWER_USER_POOL_CLIENT_ID must be set; REVIEWER_SIGN_IN_URL "
+                       "must be set; REVIEWER_SIGNED_IN_URL must be set$"):
         ReviewApiEnvironment.from_environment({})
 
 

@@ -23,7 +23,6 @@ from review_page import (
     render_batch_review,
     render_decided,
     render_review,
-    request_identity,
     respond,
     review_id_from,
 )
@@ -129,25 +128,11 @@ def test_parse_decision_rejects_anything_else(event, message) -> None:
         parse_decision(event)
 
 
-def identity_event(*, claims=None, user_arn=None, source_ip="192.0.2.7", headers=None) -> dict:
-    return {
-        "headers": headers or {},
-        "requestContext": {
-            "identity": {"sourceIp": source_ip, "userArn": user_arn, "caller": None, "cognitoIdentityId": None},
-            "authorizer": {"claims": claims} if claims is not None else None,
-        },
-    }
-
-
-def test_reviewer_identity_comes_from_api_gateway_not_from_the_client() -> None:
-    spoof = {"X-Reviewer": "ceo@example.com", "user-agent": "UA/1.0"}
-    event = identity_event(claims={"email": "a@example.com", "sub": "s-1"}, user_arn="arn:x", headers=spoof)
-    assert request_identity(event).reviewer == "a@example.com"
-    assert request_identity(identity_event(claims={"sub": "s-1"}, user_arn="arn:x")).reviewer == "s-1"
-    assert request_identity(identity_event(user_arn="arn:aws:iam::123456789012:user/bob")).reviewer == "arn:aws:iam::123456789012:user/bob"
-    anonymous = request_identity(identity_event(headers=spoof))
-    assert (anonymous.reviewer, anonymous.source_ip, anonymous.user_agent) == ("anonymous@192.0.2.7", "192.0.2.7", "UA/1.0")
-    assert request_identity({}).reviewer == "anonymous@unknown"
+def test_the_forms_carry_the_csrf_field_and_say_who_is_signed_in() -> None:
+    html = render_review({"objects": [], "scanId": "s"}, csrf="ab" * 32, signed_in_as="<a@example.com>")
+    assert '<input type="hidden" name="csrf" value="' + "ab" * 32 + '">' in html
+    assert "Signed in as <strong>&lt;a@example.com&gt;</strong>" in html
+    assert 'name="csrf"' not in render_review({"objects": [], "scanId": "s"})
 
 
 def test_review_id_must_look_like_a_token() -> None:

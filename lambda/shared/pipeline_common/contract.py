@@ -348,6 +348,14 @@ class ReviewApiEnvironment(FunctionEnvironment):
 
     state_table: str = variable("STATE_TABLE")
     batch_bucket: str = variable("BATCH_BUCKET")
+    # The reviewers' sign-in (docs: README, "Reviewers"): whose ID tokens are accepted, where the
+    # managed login is, the callback URL registered with the app client, who may decide.
+    user_pool_id: str = variable("REVIEWER_USER_POOL_ID")
+    user_pool_client_id: str = variable("REVIEWER_USER_POOL_CLIENT_ID")
+    sign_in_url: str = variable("REVIEWER_SIGN_IN_URL")
+    signed_in_url: str = variable("REVIEWER_SIGNED_IN_URL")
+    reviewers_group: str = variable("REVIEWERS_GROUP", default="reviewers")
+    approvals_required: int = variable("REVIEW_APPROVALS_REQUIRED", default=1, kind="int")
     log_level: str = variable("POWERTOOLS_LOG_LEVEL", default="INFO")
 
 
