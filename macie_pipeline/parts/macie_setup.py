@@ -82,7 +82,7 @@ class MacieSetup:
             maximum_match_distance=cdi.maximum_match_distance,
         )
         if self.session is not None:
-            resource.add_dependency(self.session)
+            resource.add_resource_dependency(self.session)
         return resource
 
     def _allow_list(self, index: int, allow) -> macie.CfnAllowList:
@@ -95,7 +95,7 @@ class MacieSetup:
             criteria=macie.CfnAllowList.CriteriaProperty(regex=allow.regex),
         )
         if self.session is not None:
-            resource.add_dependency(self.session)
+            resource.add_resource_dependency(self.session)
         return resource
 
     def _macie_name(self, name: str, child_id: str, *definition: str) -> str:

@@ -47,7 +47,7 @@ class Reviewers:
             ctx.scope, "ReviewerLoginBranding", user_pool_id=pool.user_pool_id,
             client_id=self.client.user_pool_client_id, use_cognito_provided_values=True,
         )
-        branding.add_dependency(domain.node.default_child)
+        branding.add_resource_dependency(domain.node.default_child)
         self.group = cognito.CfnUserPoolGroup(
             ctx.scope, "ReviewersGroup", user_pool_id=pool.user_pool_id, group_name=self.group_name,
             description="Members may approve or deny the objects held for review by SensitiveDataScanPipeline",
