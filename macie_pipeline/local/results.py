@@ -41,6 +41,8 @@ class ObjectResult:
     reason: Optional[str] = None
 
     def as_json(self) -> dict:
+        """The row ``run --json`` prints; ``review`` (who decided, the result event's ``detail.review``)
+        only for objects a reviewer decided or that timed out."""
         return {
             "key": self.key,
             "integrity": self.integrity,
@@ -52,6 +54,7 @@ class ObjectResult:
             "zone": self.zone,
             "outcome": self.outcome,
             "reason": self.reason,
+            **({"review": self.review} if self.review else {}),
         }
 
 

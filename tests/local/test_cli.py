@@ -41,6 +41,11 @@ def test_samples_as_json_with_every_reviewer_denying():
     assert rows["staff_roster.csv"]["findings"] == {"EmployeeId": 1}
     assert rows["clean_orders.csv"]["final_key"] == "clean_orders.csv"
     assert rows["clean_orders.csv"]["tags"]["macie-pipeline:outcome"] == "VAULT"
+    # who decided: the run's generated, signed-in reviewer, as the result event records it
+    review = rows["customer_payments.csv"]["review"]
+    assert review["decision"] == "DENY" and review["reviewer"] == review["reviewerEmail"]
+    assert "@" in review["reviewer"] and review["reviewerSub"] and "reviewers" in review["reviewerGroups"]
+    assert "review" not in rows["clean_orders.csv"]
 
 
 def test_table_output_and_clear_errors_on_bad_input(tmp_path):
