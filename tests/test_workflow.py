@@ -225,7 +225,9 @@ def test_every_task_has_retry_and_catch(definition):
         assert state.get("Catch"), f"{name} has no Catch"
         assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], f"{name}: the last Catch must take every error"
         for retrier in state["Retry"]:
-            assert 1 <= retrier["MaxAttempts"] <= 30, name
+            # enough attempts to ride out throttling, backing off exponentially to a capped delay
+            assert retrier["MaxAttempts"] >= 4 and retrier["BackoffRate"] >= 2, (name, retrier)
+            assert 0 < retrier["MaxDelaySeconds"] <= 600 and retrier["IntervalSeconds"] >= 1, (name, retrier)
         errors = {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
         if state["Resource"].startswith("arn:aws:states:::lambda:invoke"):
             assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException", "TransientError"} <= errors, name

@@ -615,19 +615,18 @@ def _groups(value: Any) -> list[str] | None:
     return groups[:MAX_GROUPS]
 
 
+def _recorded(value: Mapping[str, Any], text_fields: tuple[str, ...], groups_field: str) -> dict[str, Any]:
+    """The text fields and the group list ``value`` records well formed (bounded); the rest left out."""
+    out: dict[str, Any] = {name: _text(value.get(name)) for name in text_fields}
+    out[groups_field] = _groups(value.get(groups_field))
+    return {name: field for name, field in out.items() if field is not None}
+
+
 def _approval(value: Any) -> dict[str, Any] | None:
     """One entry of ``approvals``: ``{email, groups, at, sourceIp}`` with only what is recorded."""
     if not isinstance(value, Mapping):
         return None
-    out: dict[str, Any] = {}
-    for name in ("email", "at", "sourceIp"):
-        text = _text(value.get(name))
-        if text is not None:
-            out[name] = text
-    groups = _groups(value.get("groups"))
-    if groups is not None:
-        out["groups"] = groups
-    return out
+    return _recorded(value, ("email", "at", "sourceIp"), "groups")
 
 
 def approvals_of(value: Any) -> dict[str, dict[str, Any]] | None:
@@ -648,14 +647,7 @@ def audit_fields(item: Mapping[str, Any]) -> dict[str, Any]:
     """Who decided, as the decision item records it (docs/reviewer-sign-in.md, "Four eyes and the audit
     record"): reviewerSub, reviewerEmail, reviewerGroups, reviewerSourceIp, approvals. A field the item
     does not have (written before reviewers signed in) or that is malformed is left out, never invented."""
-    out: dict[str, Any] = {}
-    for name in AUDIT_TEXT_FIELDS:
-        text = _text(item.get(name))
-        if text is not None:
-            out[name] = text
-    groups = _groups(item.get("reviewerGroups"))
-    if groups is not None:
-        out["reviewerGroups"] = groups
+    out = _recorded(item, AUDIT_TEXT_FIELDS, "reviewerGroups")
     approvals = approvals_of(item.get("approvals"))
     if approvals is not None:
         out["approvals"] = approvals

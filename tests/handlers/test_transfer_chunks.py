@@ -373,14 +373,19 @@ def assert_decide_events(events: RecordingEvents, decided: dict, sources: dict) 
 
 
 # ------------------------------------------------------------------------------------------ decisions: DELETE
-def test_deny_policy_delete_deletes_denied_objects_but_never_undecided_ones(aws):
-    s3 = aws["s3"]
+def _four_held_for_review(aws) -> None:
+    """Four objects staged, checked, judged REVIEW and routed to the review bucket (REVIEW_PENDING)."""
     manifest(aws, count=4)
     run(aws, "stage_chunk")
     check(aws)
     lines = [{**line, "verdict": "REVIEW", "findings": findings_of("REVIEW"), "reasons": ["r"]} for line in read(aws, "staged")]
-    batches.write_chunk(s3, BATCH, BATCH_ID, "verdicts", 0, lines)
+    batches.write_chunk(aws["s3"], BATCH, BATCH_ID, "verdicts", 0, lines)
     run(aws, "route_chunk")
+
+
+def test_deny_policy_delete_deletes_denied_objects_but_never_undecided_ones(aws):
+    s3 = aws["s3"]
+    _four_held_for_review(aws)
     for i, decision in ((0, "DENY"), (1, "APPROVE"), (2, "MAYBE")):
         aws["dynamodb"].put_item(TableName=TABLE, Item={"pk": {"S": f"review#{BATCH_ID}#{i}"}, "decision": {"S": decision},
                                                         "reviewer": {"S": "bob"}, "decidedAt": {"S": "t"}})
@@ -406,13 +411,8 @@ def test_who_decided_reaches_the_decided_line_and_the_result_event(aws):
     """Issue 12: the verified reviewer (subject, email, groups, source address) and, under four eyes,
     every approval reach decided/ and detail.review; an item written before sign-in (no audit fields)
     gives exactly the old review, nothing invented; a timeout stays as it was."""
-    s3, events, table = aws["s3"], aws["events"], aws["dynamodb"]
-    manifest(aws, count=4)
-    run(aws, "stage_chunk")
-    check(aws)
-    lines = [{**line, "verdict": "REVIEW", "findings": findings_of("REVIEW"), "reasons": ["r"]} for line in read(aws, "staged")]
-    batches.write_chunk(s3, BATCH, BATCH_ID, "verdicts", 0, lines)
-    run(aws, "route_chunk")
+    events, table = aws["events"], aws["dynamodb"]
+    _four_held_for_review(aws)
     four_eyes = {  # two approvals; the second reached review_approvals_required and decided
         "pk": {"S": f"review#{BATCH_ID}#0"}, "decision": {"S": "APPROVE"}, "reviewer": {"S": "bo@example.com"},
         "decidedAt": {"S": "2025-01-02T00:05:00Z"}, "reviewerSourceIp": {"S": "198.51.100.2"},
